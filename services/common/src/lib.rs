@@ -1,0 +1,20 @@
+//! Plumbing that every platform service needs, written once.
+//!
+//! Each service crate is a thin composition of these pieces with its own domain logic:
+//! [`config`] loads layered settings, [`telemetry`] sets up logs and OpenTelemetry traces,
+//! [`server`] runs a tonic server with health, reflection and graceful shutdown, [`auth`]
+//! verifies bearer tokens and mints service tokens, [`error`] builds statuses carrying the
+//! contract's `ErrorInfo`, [`db`] opens SQLite or PostgreSQL by URL, [`client`] makes outgoing
+//! calls with deadlines, identity and trace context, and [`pagination`] handles AIP-158 paging.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod pagination;
+pub mod server;
+pub mod telemetry;
+
+pub use error::{ERROR_DOMAIN, error_status};

@@ -1,0 +1,213 @@
+//! Server bootstrap shared by every service: binding, health, reflection, tracing layer,
+//! readiness and graceful shutdown.
+//!
+//! The port is bound and health answers immediately (NOT_SERVING), while the service's own
+//! initialisation (connecting and migrating its database, loading keys) runs; only when it
+//! finishes do health checks turn SERVING and calls reach the service. Until then calls get
+//! `UNAVAILABLE`, so Kubernetes readiness probes and clients see an honest state.
+//! On SIGTERM/SIGINT health turns NOT_SERVING, new connections stop, in-flight calls drain
+//! for up to the configured grace period, and the caller then flushes spans.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::Service;
+
+use crate::telemetry::GrpcTraceLayer;
+
+/// Name of the health service, served next to each platform service.
+pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
+
+/// A service that exists from the first second but answers `UNAVAILABLE` until its
+/// initialisation has produced the real service.
+pub struct Deferred<S> {
+    cell: Arc<OnceLock<S>>,
+}
+
+impl<S> Clone for Deferred<S> {
+    fn clone(&self) -> Self {
+        Deferred { cell: Arc::clone(&self.cell) }
+    }
+}
+
+impl<S: NamedService> NamedService for Deferred<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> Service<http::Request<Body>> for Deferred<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self.cell.get() {
+            Some(service) => {
+                let mut service = service.clone();
+                Box::pin(async move { service.call(request).await })
+            }
+            None => Box::pin(async {
+                Ok(crate::error::error_status(
+                    tonic::Code::Unavailable,
+                    crate::error::REASON_UNAVAILABLE,
+                    "the service is starting, retry shortly",
+                )
+                .into_http())
+            }),
+        }
+    }
+}
+
+/// Runs a tonic server for one platform service until `shutdown` resolves.
+///
+/// `init` builds the service (database, keys, clients); while it runs, health is
+/// NOT_SERVING. An error from `init` stops the server and is returned.
+pub async fn serve<S, I>(
+    listener: TcpListener,
+    init: I,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> anyhow::Result<()>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    I: Future<Output = anyhow::Result<S>> + Send + 'static,
+{
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(S::NAME)
+        .with_service_name(HEALTH_SERVICE_NAME)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(S::NAME)
+        .with_service_name(HEALTH_SERVICE_NAME)
+        .build_v1alpha()?;
+
+    let cell = Arc::new(OnceLock::new());
+    let deferred = Deferred { cell: Arc::clone(&cell) };
+    let address = listener.local_addr()?;
+    let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .layer(GrpcTraceLayer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(deferred)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = stop_receiver.await;
+            },
+        );
+    tracing::info!(%address, service = S::NAME, "listening (not serving until ready)");
+
+    let init_task = tokio::spawn(init);
+    tokio::pin!(server);
+    tokio::pin!(shutdown);
+    tokio::pin!(init_task);
+    let mut initialising = true;
+    loop {
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            () = &mut shutdown => break,
+            outcome = &mut init_task, if initialising => {
+                initialising = false;
+                match outcome {
+                    Ok(Ok(service)) => {
+                        let _ = cell.set(service);
+                        set_status(&reporter, S::NAME, ServingStatus::Serving).await;
+                        tracing::info!(service = S::NAME, "serving");
+                    }
+                    Ok(Err(error)) => return Err(error.context("initialisation failed")),
+                    Err(error) => return Err(anyhow::anyhow!("initialisation panicked: {error}")),
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down: draining in-flight calls");
+    set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
+    let _ = stop_sender.send(());
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over, closing remaining calls");
+            Ok(())
+        }
+    }
+}
+
+async fn set_status(reporter: &HealthReporter, name: &str, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(name, status).await;
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Retries `attempt` with capped exponential back-off until it succeeds, logging each failure:
+/// a service waits for its database (or another service) instead of crash-looping.
+pub async fn retry_until_ok<T, E, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{what} failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
