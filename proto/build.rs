@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let well_known_includes = protoc_bin_vendored::include_path()?;
 
     for file in PROTO_FILES {
-        println!("cargo:rerun-if-changed={}", manifest_dir.join(file).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest_dir.join(file).display()
+        );
     }
     println!("cargo:rerun-if-changed=build.rs");
 

@@ -47,7 +47,9 @@ pub struct User {
 impl User {
     /// Whether the user holds `role` (case-insensitive).
     pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|held| held.eq_ignore_ascii_case(role))
+        self.roles
+            .iter()
+            .any(|held| held.eq_ignore_ascii_case(role))
     }
 
     /// Whether the user is a platform administrator.
@@ -80,10 +82,16 @@ impl Caller {
     pub fn actor(&self) -> String {
         match self {
             Caller::User(user) => user.partner_id.clone(),
-            Caller::Service { name, on_behalf_of: Some(user) } => {
+            Caller::Service {
+                name,
+                on_behalf_of: Some(user),
+            } => {
                 format!("{}@service:{name}", user.partner_id)
             }
-            Caller::Service { name, on_behalf_of: None } => format!("service:{name}"),
+            Caller::Service {
+                name,
+                on_behalf_of: None,
+            } => format!("service:{name}"),
         }
     }
 
@@ -98,6 +106,33 @@ impl Caller {
     /// Whether the caller is a platform service.
     pub fn is_service(&self) -> bool {
         matches!(self, Caller::Service { .. })
+    }
+
+    /// Admin-only RPCs: an end user holding `PARTNER_ADMIN`.
+    pub fn require_admin(&self) -> Result<(), Status> {
+        match self {
+            Caller::User(user) if user.is_admin() => Ok(()),
+            _ => Err(error::permission_denied()),
+        }
+    }
+
+    /// Owner-or-admin RPCs. A platform service has already authorised its own caller, so it
+    /// may read and act on any partner's records.
+    pub fn require_owner_or_admin(&self, partner_id: &str) -> Result<(), Status> {
+        match self {
+            Caller::User(user) if user.may_act_for(partner_id) => Ok(()),
+            Caller::Service { .. } => Ok(()),
+            _ => Err(error::permission_denied()),
+        }
+    }
+
+    /// Internal RPCs that only platform services may call.
+    pub fn require_service(&self) -> Result<(), Status> {
+        if self.is_service() {
+            Ok(())
+        } else {
+            Err(error::permission_denied())
+        }
     }
 }
 
@@ -118,7 +153,9 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         Some(Authentication::Authenticated(caller)) => Ok(caller.clone()),
         Some(Authentication::Rejected(reason)) => {
             tracing::info!(%reason, "token rejected");
-            Err(error::unauthenticated("the access token is invalid or expired"))
+            Err(error::unauthenticated(
+                "the access token is invalid or expired",
+            ))
         }
         Some(Authentication::Anonymous) | None => {
             Err(error::unauthenticated("an access token is required"))
@@ -184,7 +221,11 @@ fn verification_key(pem: &str) -> Result<VerificationKey, String> {
         openssl::pkey::Id::RSA => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem.as_bytes())),
         openssl::pkey::Id::EC => {
             let bits = parsed.bits();
-            let algorithm = if bits > 256 { Algorithm::ES384 } else { Algorithm::ES256 };
+            let algorithm = if bits > 256 {
+                Algorithm::ES384
+            } else {
+                Algorithm::ES256
+            };
             (algorithm, DecodingKey::from_ec_pem(pem.as_bytes()))
         }
         other => return Err(format!("unsupported key type {other:?}")),
@@ -219,7 +260,9 @@ impl TokenVerifier {
             user_keys: RwLock::new(Vec::new()),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
-            service_key: service_secret.map(DecodingKey::from_secret).and_then(Result::ok),
+            service_key: service_secret
+                .map(DecodingKey::from_secret)
+                .and_then(Result::ok),
         }
     }
 
@@ -239,7 +282,10 @@ impl TokenVerifier {
 
     /// Whether user-token keys are loaded (a service is not ready before).
     pub fn has_user_keys(&self) -> bool {
-        self.user_keys.read().map(|keys| !keys.is_empty()).unwrap_or(false)
+        self.user_keys
+            .read()
+            .map(|keys| !keys.is_empty())
+            .unwrap_or(false)
     }
 
     /// Verifies an end-user token.
@@ -294,7 +340,9 @@ impl TokenVerifier {
             return Authentication::Rejected("authorization is not a bearer token".into());
         };
         match jsonwebtoken::decode_header(token) {
-            Ok(header) if header.alg == Algorithm::HS256 => self.authenticate_service(token, metadata),
+            Ok(header) if header.alg == Algorithm::HS256 => {
+                self.authenticate_service(token, metadata)
+            }
             Ok(_) => match self.verify_user(token) {
                 Ok(user) => Authentication::Authenticated(Caller::User(user)),
                 Err(reason) => Authentication::Rejected(reason),
@@ -308,13 +356,20 @@ impl TokenVerifier {
             Ok(name) => name,
             Err(reason) => return Authentication::Rejected(reason),
         };
-        let on_behalf_of = match metadata.get(FORWARDED_USER_HEADER).map(|value| value.to_str()) {
+        let on_behalf_of = match metadata
+            .get(FORWARDED_USER_HEADER)
+            .map(|value| value.to_str())
+        {
             None => None,
             Some(Ok(user_token)) => match self.verify_user(user_token) {
                 Ok(user) => Some(user),
-                Err(reason) => return Authentication::Rejected(format!("forwarded user: {reason}")),
+                Err(reason) => {
+                    return Authentication::Rejected(format!("forwarded user: {reason}"));
+                }
             },
-            Some(Err(_)) => return Authentication::Rejected("forwarded user token is not text".into()),
+            Some(Err(_)) => {
+                return Authentication::Rejected("forwarded user token is not text".into());
+            }
         };
         Authentication::Authenticated(Caller::Service { name, on_behalf_of })
     }
@@ -336,11 +391,20 @@ fn user_from_claims(claims: IncomingClaims, token: &str) -> Result<User, String>
     let roles = claims
         .roles
         .into_iter()
-        .chain(claims.realm_access.map(|access| access.roles).unwrap_or_default())
+        .chain(
+            claims
+                .realm_access
+                .map(|access| access.roles)
+                .unwrap_or_default(),
+        )
         .map(|role| role.to_ascii_uppercase())
         .filter(|role| seen.insert(role.clone()))
         .collect();
-    Ok(User { partner_id, roles, token: token.to_owned() })
+    Ok(User {
+        partner_id,
+        roles,
+        token: token.to_owned(),
+    })
 }
 
 /// Signs end-user tokens (used by the registry's `Login`, and by tests of every service).
@@ -355,7 +419,12 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// An issuer signing with the PKCS#8 PEM private key `private_key_pem` (EC P-256 → ES256,
     /// RSA → RS256).
-    pub fn new(private_key_pem: &str, issuer: &str, audience: &str, lifetime: Duration) -> Result<Self, String> {
+    pub fn new(
+        private_key_pem: &str,
+        issuer: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<Self, String> {
         let parsed = openssl::pkey::PKey::private_key_from_pem(private_key_pem.as_bytes())
             .map_err(|error| format!("not a PEM private key: {error}"))?;
         let pkcs8 = parsed
@@ -363,7 +432,9 @@ impl TokenIssuer {
             .map_err(|error| format!("cannot encode private key: {error}"))?;
         let (algorithm, key) = match parsed.id() {
             openssl::pkey::Id::RSA => (Algorithm::RS256, EncodingKey::from_rsa_pem(&pkcs8)),
-            openssl::pkey::Id::EC if parsed.bits() > 256 => (Algorithm::ES384, EncodingKey::from_ec_pem(&pkcs8)),
+            openssl::pkey::Id::EC if parsed.bits() > 256 => {
+                (Algorithm::ES384, EncodingKey::from_ec_pem(&pkcs8))
+            }
             openssl::pkey::Id::EC => (Algorithm::ES256, EncodingKey::from_ec_pem(&pkcs8)),
             other => return Err(format!("unsupported key type {other:?}")),
         };
@@ -414,21 +485,32 @@ pub struct ServiceIdentity {
 
 impl std::fmt::Debug for ServiceIdentity {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("ServiceIdentity").field("name", &self.name).finish_non_exhaustive()
+        formatter
+            .debug_struct("ServiceIdentity")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl ServiceIdentity {
     /// The identity of service `name`, signing with the platform's shared service secret.
     pub fn new(name: &str, secret: &[u8]) -> Result<Self, String> {
-        let key = EncodingKey::from_secret(secret).map_err(|error| format!("unusable service secret: {error}"))?;
-        Ok(ServiceIdentity { name: name.to_owned(), key, cached: Mutex::new(None) })
+        let key = EncodingKey::from_secret(secret)
+            .map_err(|error| format!("unusable service secret: {error}"))?;
+        Ok(ServiceIdentity {
+            name: name.to_owned(),
+            key,
+            cached: Mutex::new(None),
+        })
     }
 
     /// A service token valid for at least another minute (minted again when older).
     pub fn token(&self) -> Result<String, String> {
         let now = now_seconds();
-        let mut cached = self.cached.lock().map_err(|_| "service token lock poisoned".to_owned())?;
+        let mut cached = self
+            .cached
+            .lock()
+            .map_err(|_| "service token lock poisoned".to_owned())?;
         if let Some((token, expires)) = cached.as_ref() {
             if *expires > now + 60 {
                 return Ok(token.clone());
@@ -491,7 +573,8 @@ pub mod testing {
             .expect("P-256 group");
         let key = openssl::ec::EcKey::generate(&group).expect("EC key");
         let pkey = openssl::pkey::PKey::from_ec_key(key).expect("pkey");
-        let private = String::from_utf8(pkey.private_key_to_pem_pkcs8().expect("pem")).expect("utf8");
+        let private =
+            String::from_utf8(pkey.private_key_to_pem_pkcs8().expect("pem")).expect("utf8");
         let public = String::from_utf8(pkey.public_key_to_pem().expect("pem")).expect("utf8");
         (private, public)
     }
@@ -517,17 +600,26 @@ pub mod testing {
             let (foreign_private, _) = generate_ec_key_pem();
             let lifetime = Duration::from_secs(600);
             TestTokens {
-                issuer: TokenIssuer::new(&private, TEST_ISSUER, TEST_AUDIENCE, lifetime).expect("issuer"),
-                public_key_pem: public,
-                foreign_issuer: TokenIssuer::new(&foreign_private, TEST_ISSUER, TEST_AUDIENCE, lifetime)
+                issuer: TokenIssuer::new(&private, TEST_ISSUER, TEST_AUDIENCE, lifetime)
                     .expect("issuer"),
+                public_key_pem: public,
+                foreign_issuer: TokenIssuer::new(
+                    &foreign_private,
+                    TEST_ISSUER,
+                    TEST_AUDIENCE,
+                    lifetime,
+                )
+                .expect("issuer"),
             }
         }
 
         /// A verifier accepting these test tokens and test service tokens.
         pub fn verifier(&self) -> std::sync::Arc<TokenVerifier> {
-            let verifier = TokenVerifier::new(TEST_ISSUER, TEST_AUDIENCE, Some(TEST_SERVICE_SECRET));
-            verifier.set_user_keys(&[self.public_key_pem.clone()]).expect("keys");
+            let verifier =
+                TokenVerifier::new(TEST_ISSUER, TEST_AUDIENCE, Some(TEST_SERVICE_SECRET));
+            verifier
+                .set_user_keys(&[self.public_key_pem.clone()])
+                .expect("keys");
             std::sync::Arc::new(verifier)
         }
 
@@ -557,7 +649,9 @@ pub mod testing {
         /// A token signed by a key the verifier does not know.
         pub fn foreign_token(&self, partner_id: &str, roles: &[&str]) -> String {
             let roles: Vec<String> = roles.iter().map(|role| role.to_string()).collect();
-            self.foreign_issuer.issue(partner_id, &roles).expect("token")
+            self.foreign_issuer
+                .issue(partner_id, &roles)
+                .expect("token")
         }
 
         /// The identity of a platform service, for service-to-service calls in tests.
@@ -604,8 +698,9 @@ mod tests {
             "aud": [TEST_AUDIENCE, "account"], "exp": now + 60, "iat": now,
             "realm_access": {"roles": ["PARTNER_ADMIN", "offline_access"]}
         });
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &tokens.issuer.key)
-            .expect("token");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &tokens.issuer.key)
+                .expect("token");
         let user = tokens.verifier().verify_user(&token).expect("valid");
         assert_eq!(user.partner_id, "bob");
         assert!(user.is_admin());
@@ -625,7 +720,10 @@ mod tests {
                 Authentication::Rejected(_)
             ));
         }
-        assert!(matches!(verifier.authenticate(&MetadataMap::new()), Authentication::Anonymous));
+        assert!(matches!(
+            verifier.authenticate(&MetadataMap::new()),
+            Authentication::Anonymous
+        ));
     }
 
     #[test]
@@ -637,7 +735,10 @@ mod tests {
         let user_token = tokens.token("alice", &["FTM_PROVIDER"]);
         metadata.insert(FORWARDED_USER_HEADER, user_token.parse().expect("value"));
         match verifier.authenticate(&metadata) {
-            Authentication::Authenticated(Caller::Service { name, on_behalf_of: Some(user) }) => {
+            Authentication::Authenticated(Caller::Service {
+                name,
+                on_behalf_of: Some(user),
+            }) => {
                 assert_eq!(name, "ftm-management");
                 assert_eq!(user.partner_id, "alice");
             }
@@ -648,9 +749,12 @@ mod tests {
     #[test]
     fn service_token_with_wrong_secret_is_rejected() {
         let tokens = TestTokens::new();
-        let impostor =
-            ServiceIdentity::new("ftm-management", b"some-other-secret-value-xxxxxxxx").expect("identity");
+        let impostor = ServiceIdentity::new("ftm-management", b"some-other-secret-value-xxxxxxxx")
+            .expect("identity");
         let metadata = metadata_with(&impostor.token().expect("token"));
-        assert!(matches!(tokens.verifier().authenticate(&metadata), Authentication::Rejected(_)));
+        assert!(matches!(
+            tokens.verifier().authenticate(&metadata),
+            Authentication::Rejected(_)
+        ));
     }
 }

@@ -29,11 +29,15 @@ pub fn outgoing<T>(
 ) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
     request.set_timeout(deadline);
-    let token = identity.token().map_err(|error| crate::error::internal(&error))?;
+    let token = identity
+        .token()
+        .map_err(|error| crate::error::internal(&error))?;
     let authorization = format!("Bearer {token}")
         .parse()
         .map_err(|_| crate::error::internal(&"service token is not valid metadata"))?;
-    request.metadata_mut().insert("authorization", authorization);
+    request
+        .metadata_mut()
+        .insert("authorization", authorization);
     if let Some(user) = on_behalf_of {
         if let Ok(value) = user.token.parse() {
             request.metadata_mut().insert(FORWARDED_USER_HEADER, value);

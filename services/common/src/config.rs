@@ -46,10 +46,8 @@ pub fn load_with_env<T>(
 where
     T: DeserializeOwned + Validate,
 {
-    let mut builder = config::Config::builder().add_source(config::File::from_str(
-        defaults,
-        config::FileFormat::Toml,
-    ));
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(defaults, config::FileFormat::Toml));
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).required(true));
     }
@@ -129,7 +127,8 @@ impl ServiceAuthSettings {
     pub fn load_secret(&self) -> anyhow::Result<Vec<u8>> {
         let path = std::path::Path::new(&self.secret_file);
         let secret = if self.generate_secret {
-            let (secret, generated) = crate::keys::load_or_generate(path, crate::keys::generate_secret)?;
+            let (secret, generated) =
+                crate::keys::load_or_generate(path, crate::keys::generate_secret)?;
             if generated {
                 tracing::info!(path = %path.display(), "generated the shared service-token secret");
             }
@@ -193,7 +192,10 @@ impl Validate for ServerSettings {
 impl Validate for DatabaseSettings {
     fn validate(&self) -> Result<(), String> {
         let url = self.url.trim();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err("database.url must start with sqlite: or postgres://".into());
         }
         if self.max_connections == 0 {
@@ -240,7 +242,12 @@ mod tests {
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -261,7 +268,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[database]\nmax_connections = 9\n").expect("write");
-        let sample: Sample = load_with_env("PMP_TEST", DEFAULTS, Some(&path), env(&[])).expect("loads");
+        let sample: Sample =
+            load_with_env("PMP_TEST", DEFAULTS, Some(&path), env(&[])).expect("loads");
         assert_eq!(sample.database.max_connections, 9);
     }
 

@@ -13,7 +13,11 @@ use crate::config::DatabaseSettings;
 /// failing with "database is locked", and with foreign keys enforced.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let url = settings.url.trim();
-    let url = if is_sqlite(url) { prepare_sqlite_url(url)? } else { url.to_owned() };
+    let url = if is_sqlite(url) {
+        prepare_sqlite_url(url)?
+    } else {
+        url.to_owned()
+    };
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.max_connections)
@@ -45,9 +49,13 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbErr> {
         .next()
         .unwrap_or_default();
     if !path.is_empty() && path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| DbErr::Custom(format!("cannot create {}: {error}", parent.display())))?;
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
+            })?;
         }
     }
     Ok(url.to_owned())
@@ -55,7 +63,10 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbErr> {
 
 /// Whether an error is a unique-constraint violation (a concurrent insert won).
 pub fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// Test support: a fresh, empty database for each test on either backend.
@@ -108,7 +119,8 @@ pub mod testing {
         /// A temporary SQLite file.
         pub async fn sqlite() -> Result<Self, DbErr> {
             let directory = std::env::temp_dir().join(format!("pmp-test-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&directory).map_err(|error| DbErr::Custom(error.to_string()))?;
+            std::fs::create_dir_all(&directory)
+                .map_err(|error| DbErr::Custom(error.to_string()))?;
             let settings = DatabaseSettings {
                 url: format!("sqlite://{}/test.db", directory.display()),
                 max_connections: 5,
@@ -129,10 +141,18 @@ pub mod testing {
                 .map_err(|_| DbErr::Custom(format!("{POSTGRES_URL_VARIABLE} is not set")))?;
             let name = format!("pmp_test_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(admin_url.as_str()).await?;
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
             admin.close().await?;
-            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
-            let settings = DatabaseSettings { url: format!("{base}/{name}"), max_connections: 10 };
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base)
+                .unwrap_or(&admin_url);
+            let settings = DatabaseSettings {
+                url: format!("{base}/{name}"),
+                max_connections: 10,
+            };
             let connection = connect(&settings).await?;
             Ok(TestDatabase {
                 connection,
@@ -149,14 +169,19 @@ pub mod testing {
                 // Dropping needs a connection of its own; do it on a separate thread so that
                 // dropping inside an async test does not block its runtime.
                 let _ = std::thread::spawn(move || {
-                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
                         return;
                     };
                     runtime.block_on(async move {
                         use sea_orm::ConnectionTrait;
                         if let Ok(admin) = Database::connect(admin_url.as_str()).await {
                             let _ = admin
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });

@@ -71,7 +71,9 @@ pub fn unavailable(what: &str, detail: &dyn std::fmt::Display) -> Status {
 /// is a bug (`INTERNAL`). Either way the SQL detail goes to the log only.
 pub fn database(error: &sea_orm::DbErr) -> Status {
     match error {
-        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => unavailable("database", error),
+        sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+            unavailable("database", error)
+        }
         other => internal(other),
     }
 }
@@ -89,19 +91,22 @@ pub fn relay_status(dependency: &str, status: &Status) -> Status {
             REASON_UNAVAILABLE,
             format!("{dependency} did not answer in time, retry later"),
         ),
-        Code::Unauthenticated | Code::PermissionDenied => {
-            internal(&format!("{dependency} refused our service identity: {status}"))
-        }
+        Code::Unauthenticated | Code::PermissionDenied => internal(&format!(
+            "{dependency} refused our service identity: {status}"
+        )),
         code => match reason_of(status) {
             Some(reason) => {
                 let details = status.get_error_details();
-                let mut relayed = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+                let mut relayed =
+                    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
                 if let Some(bad_request) = details.bad_request() {
                     relayed.set_bad_request(bad_request.field_violations.clone());
                 }
                 Status::with_error_details(code, status.message(), relayed)
             }
-            None => internal(&format!("{dependency} answered without ErrorInfo: {status}")),
+            None => internal(&format!(
+                "{dependency} answered without ErrorInfo: {status}"
+            )),
         },
     }
 }

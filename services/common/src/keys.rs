@@ -12,9 +12,15 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot create {path}: {source}")]
-    Create { path: String, source: std::io::Error },
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} stayed empty while another process was writing it")]
     Empty { path: String },
     #[error("cannot generate key material: {0}")]
@@ -31,34 +37,51 @@ pub fn load_or_generate(
     if let Ok(contents) = read_complete(path) {
         return Ok((contents, false));
     }
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|source| KeyFileError::Create { path: display.clone(), source })?;
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| KeyFileError::Create {
+            path: display.clone(),
+            source,
+        })?;
     }
     let contents = generate().map_err(KeyFileError::Generate)?;
     match create_private(path) {
         Ok(mut file) => {
             file.write_all(&contents)
                 .and_then(|()| file.sync_all())
-                .map_err(|source| KeyFileError::Create { path: display, source })?;
+                .map_err(|source| KeyFileError::Create {
+                    path: display,
+                    source,
+                })?;
             Ok((contents, true))
         }
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
             wait_for_contents(path).map(|contents| (contents, false))
         }
-        Err(source) => Err(KeyFileError::Create { path: display, source }),
+        Err(source) => Err(KeyFileError::Create {
+            path: display,
+            source,
+        }),
     }
 }
 
 /// Reads a file that must exist.
 pub fn read(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    std::fs::read(path).map_err(|source| KeyFileError::Read { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| KeyFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn read_complete(path: &Path) -> std::io::Result<Vec<u8>> {
     let contents = std::fs::read(path)?;
     if contents.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "empty"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "empty",
+        ));
     }
     Ok(contents)
 }
@@ -71,25 +94,38 @@ fn wait_for_contents(path: &Path) -> Result<Vec<u8>, KeyFileError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(KeyFileError::Empty { path: path.display().to_string() })
+    Err(KeyFileError::Empty {
+        path: path.display().to_string(),
+    })
 }
 
 #[cfg(unix)]
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(not(unix))]
 fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 /// 32 random bytes, hex encoded: the shared secret that signs service tokens.
 pub fn generate_secret() -> Result<Vec<u8>, String> {
     let mut bytes = [0u8; 32];
     openssl::rand::rand_bytes(&mut bytes).map_err(|error| error.to_string())?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>().into_bytes())
+    Ok(bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>()
+        .into_bytes())
 }
 
 /// A new P-256 private key as PKCS#8 PEM.
@@ -98,12 +134,14 @@ pub fn generate_ec_private_key_pem() -> Result<Vec<u8>, String> {
         .map_err(|error| error.to_string())?;
     let key = openssl::ec::EcKey::generate(&group).map_err(|error| error.to_string())?;
     let pkey = openssl::pkey::PKey::from_ec_key(key).map_err(|error| error.to_string())?;
-    pkey.private_key_to_pem_pkcs8().map_err(|error| error.to_string())
+    pkey.private_key_to_pem_pkcs8()
+        .map_err(|error| error.to_string())
 }
 
 /// The PEM public key of a PEM private key.
 pub fn public_key_pem(private_key_pem: &[u8]) -> Result<String, String> {
-    let key = openssl::pkey::PKey::private_key_from_pem(private_key_pem).map_err(|error| error.to_string())?;
+    let key = openssl::pkey::PKey::private_key_from_pem(private_key_pem)
+        .map_err(|error| error.to_string())?;
     let public = key.public_key_to_pem().map_err(|error| error.to_string())?;
     String::from_utf8(public).map_err(|error| error.to_string())
 }
@@ -124,7 +162,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

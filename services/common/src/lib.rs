@@ -16,5 +16,7 @@ pub mod keys;
 pub mod pagination;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
+pub mod time;
 
 pub use error::{ERROR_DOMAIN, error_status};

@@ -21,9 +21,15 @@ pub const MAX_PAGE_SIZE: u64 = 500;
 /// Applies the AIP-158 page-size rules (`PMS_PRT_361` for a negative size).
 pub fn page_size(requested: i32) -> Result<u64, Status> {
     match requested {
-        size if size < 0 => Err(field_status("PMS_PRT_361", "page_size", "page_size must not be negative")),
+        size if size < 0 => Err(field_status(
+            "PMS_PRT_361",
+            "page_size",
+            "page_size must not be negative",
+        )),
         0 => Ok(DEFAULT_PAGE_SIZE),
-        size => Ok(u64::try_from(size).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+        size => Ok(u64::try_from(size)
+            .unwrap_or(MAX_PAGE_SIZE)
+            .min(MAX_PAGE_SIZE)),
     }
 }
 
@@ -42,8 +48,16 @@ pub fn decode_token<T: DeserializeOwned>(token: &str, query: &str) -> Result<Opt
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || field_status("PMS_PRT_362", "page_token", "page_token is not valid for this query");
-    let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| invalid())?;
+    let invalid = || {
+        field_status(
+            "PMS_PRT_362",
+            "page_token",
+            "page_token is not valid for this query",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .map_err(|_| invalid())?;
     if bytes.len() < 16 {
         return Err(invalid());
     }
@@ -51,7 +65,9 @@ pub fn decode_token<T: DeserializeOwned>(token: &str, query: &str) -> Result<Opt
     if sum != checksum(body, query) {
         return Err(invalid());
     }
-    serde_json::from_slice(body).map(Some).map_err(|_| invalid())
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|_| invalid())
 }
 
 fn checksum(body: &[u8], query: &str) -> [u8; 16] {
@@ -76,7 +92,10 @@ mod tests {
         assert_eq!(page_size(7).expect("ok"), 7);
         assert_eq!(page_size(100_000).expect("ok"), MAX_PAGE_SIZE);
         let error = page_size(-1).expect_err("negative");
-        assert_eq!(crate::error::reason_of(&error).as_deref(), Some("PMS_PRT_361"));
+        assert_eq!(
+            crate::error::reason_of(&error).as_deref(),
+            Some("PMS_PRT_361")
+        );
     }
 
     #[test]
@@ -85,14 +104,23 @@ mod tests {
         let decoded: Option<(u64, String)> = decode_token(&token, "status=1").expect("valid");
         assert_eq!(decoded, Some((42, "x".to_owned())));
 
-        for bad in [format!("{token}A"), token.replacen('A', "B", 1), "%%%".to_owned(), "AAAA".to_owned()] {
+        for bad in [
+            format!("{token}A"),
+            token.replacen('A', "B", 1),
+            "%%%".to_owned(),
+            "AAAA".to_owned(),
+        ] {
             if bad == token {
                 continue;
             }
             let error = decode_token::<(u64, String)>(&bad, "status=1").expect_err("tampered");
-            assert_eq!(crate::error::reason_of(&error).as_deref(), Some("PMS_PRT_362"));
+            assert_eq!(
+                crate::error::reason_of(&error).as_deref(),
+                Some("PMS_PRT_362")
+            );
         }
-        let other_query = decode_token::<(u64, String)>(&token, "status=2").expect_err("other query");
+        let other_query =
+            decode_token::<(u64, String)>(&token, "status=2").expect_err("other query");
         assert_eq!(other_query.code(), tonic::Code::InvalidArgument);
     }
 }

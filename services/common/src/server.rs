@@ -34,7 +34,9 @@ pub struct Deferred<S> {
 
 impl<S> Clone for Deferred<S> {
     fn clone(&self) -> Self {
-        Deferred { cell: Arc::clone(&self.cell) }
+        Deferred {
+            cell: Arc::clone(&self.cell),
+        }
     }
 }
 
@@ -44,10 +46,15 @@ impl<S: NamedService> NamedService for Deferred<S> {
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S> Service<http::Request<Body>> for Deferred<S>
+impl<S, B> Service<http::Request<Body>> for Deferred<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
+    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
@@ -61,7 +68,12 @@ where
         match self.cell.get() {
             Some(service) => {
                 let mut service = service.clone();
-                Box::pin(async move { service.call(request).await })
+                Box::pin(async move {
+                    service
+                        .call(request)
+                        .await
+                        .map(|response| response.map(Body::new))
+                })
             }
             None => Box::pin(async {
                 Ok(crate::error::error_status(
@@ -79,20 +91,22 @@ where
 ///
 /// `init` builds the service (database, keys, clients); while it runs, health is
 /// NOT_SERVING. An error from `init` stops the server and is returned.
-pub async fn serve<S, I>(
+pub async fn serve<S, B, I>(
     listener: TcpListener,
     init: I,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> anyhow::Result<()>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+    S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
         + NamedService
         + Clone
         + Send
         + Sync
         + 'static,
     S::Future: Send + 'static,
+    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
     I: Future<Output = anyhow::Result<S>> + Send + 'static,
 {
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -111,7 +125,9 @@ where
         .build_v1alpha()?;
 
     let cell = Arc::new(OnceLock::new());
-    let deferred = Deferred { cell: Arc::clone(&cell) };
+    let deferred = Deferred {
+        cell: Arc::clone(&cell),
+    };
     let address = listener.local_addr()?;
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -158,7 +174,10 @@ where
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => Ok(result?),
         Err(_) => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over, closing remaining calls");
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "grace period over, closing remaining calls"
+            );
             Ok(())
         }
     }

@@ -1,0 +1,32 @@
+# Partner Management for Foundational Trust Providers — developer entry points.
+#   make run    build, start the services on SQLite under ./data/ (Ctrl-C stops them)
+#   make test   formatting, lints (warnings are errors) and every test
+# PostgreSQL-backed tests run when PMP_TEST_POSTGRES_URL names a server, e.g.
+#   PMP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres make test
+
+CARGO ?= cargo
+
+.PHONY: all build run test fmt lint check clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+run: build
+	./deploy/local/run.sh
+
+test: fmt lint check
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+check:
+	$(CARGO) test --workspace
+
+clean:
+	$(CARGO) clean
+	rm -rf data

@@ -1,0 +1,169 @@
+//! Helpers for the tests of every service: in-process servers on `127.0.0.1:0`, readiness
+//! waits, reflection listing and assertions on gRPC errors.
+//!
+//! They live in the library (not behind `cfg(test)`) so that the integration tests of all
+//! service crates and the end-to-end suite share one copy.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::error::reason_of;
+
+/// A server running inside the test process.
+pub struct Spawned {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Spawned {
+    /// Binds `127.0.0.1:0` and runs `run(listener, shutdown)` on a task.
+    pub async fn start<F, Fut>(run: F) -> anyhow::Result<Spawned>
+    where
+        F: FnOnce(TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = format!("http://{}", listener.local_addr()?);
+        let (sender, receiver) = oneshot::channel::<()>();
+        let shutdown: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+            let _ = receiver.await;
+        });
+        let task = tokio::spawn(run(listener, shutdown));
+        Ok(Spawned {
+            address,
+            shutdown: Some(sender),
+            task: Some(task),
+        })
+    }
+
+    /// A channel to the server.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(self.address.clone())?
+            .connect()
+            .await?)
+    }
+
+    /// Asks the server to shut down gracefully and returns its result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the server task has ended (e.g. because initialisation failed).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// The health status of `service` ("" for the whole server).
+pub async fn health_status(channel: Channel, service: &str) -> Result<ServingStatus, Status> {
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await?
+        .into_inner();
+    Ok(ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown))
+}
+
+/// Waits until `service` at `address` reports SERVING.
+pub async fn wait_until_serving(
+    address: &str,
+    service: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(channel) = Channel::from_shared(address.to_owned())?.connect().await {
+            if let Ok(ServingStatus::Serving) = health_status(channel, service).await {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("{service} at {address} did not become SERVING within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The services a server lists through reflection v1.
+pub async fn reflection_services(channel: Channel) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await?
+        .into_inner();
+    let Some(response) = stream.message().await? else {
+        anyhow::bail!("reflection answered nothing");
+    };
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => anyhow::bail!("unexpected reflection answer {other:?}"),
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// Asserts that `result` failed with `code` and the `ErrorInfo` reason `reason`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) {
+    match result {
+        Ok(value) => panic!("expected {code:?}/{reason}, got success: {value:?}"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "wrong code for {reason}: {status:?}");
+            assert_eq!(
+                reason_of(&status).as_deref(),
+                Some(reason),
+                "wrong reason: {status:?}"
+            );
+            let domain =
+                tonic_types::StatusExt::get_details_error_info(&status).map(|info| info.domain);
+            assert_eq!(
+                domain.as_deref(),
+                Some(crate::ERROR_DOMAIN),
+                "wrong domain: {status:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Schema of the partner registry's own database: users (credentials and roles), partners,
+//! the partner-type seed list, and the audit trail.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_initial;
+
+/// Applies the registry's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_initial::Migration)]
+    }
+}

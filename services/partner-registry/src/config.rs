@@ -1,0 +1,208 @@
+//! Settings of the partner registry (see `DEFAULTS` for every key and its default).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use pmp_common::config::{
+    self, ConfigError, DatabaseSettings, ServerSettings, ServiceAuthSettings, TelemetrySettings,
+    Validate,
+};
+
+/// Prefix of environment variables, e.g. `PMP_REGISTRY__DATABASE__URL`.
+pub const ENV_PREFIX: &str = "PMP_REGISTRY";
+
+/// Compiled-in defaults: a working single-machine set-up on SQLite under `./data/`.
+pub const DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:50051"
+shutdown_grace_seconds = 20
+
+[database]
+url = "sqlite://data/partner-registry/registry.db"
+max_connections = 8
+
+[telemetry]
+log_format = "pretty"
+log_level = "info"
+
+[tokens]
+issuer = "pmp-partner-registry"
+audience = "pmp"
+lifetime_seconds = 900
+signing_key_file = "data/partner-registry/token-signing-key.pem"
+generate_signing_key = true
+
+[service_auth]
+secret_file = "data/service-token.secret"
+generate_secret = true
+
+[admin]
+username = "admin"
+password = ""
+password_file = ""
+
+[registration]
+languages = ["eng", "ara", "fra"]
+default_language = "eng"
+
+[certificate_store]
+address = "http://127.0.0.1:50052"
+deadline_ms = 5000
+"#;
+
+/// All settings of the registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub tokens: TokenSettings,
+    pub service_auth: ServiceAuthSettings,
+    pub admin: AdminSettings,
+    pub registration: RegistrationSettings,
+    pub certificate_store: DependencySettings,
+}
+
+/// Access tokens issued by `Login`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+    /// Token lifetime; short, since tokens cannot be revoked.
+    pub lifetime_seconds: u64,
+    /// PKCS#8 PEM private key (EC P-256/P-384 or RSA) that signs tokens.
+    pub signing_key_file: String,
+    /// Generate the key (mode 0600) on first start when the file does not exist.
+    pub generate_signing_key: bool,
+}
+
+/// The bootstrap administrator; nothing is created without a password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub username: String,
+    /// The password itself (e.g. from `PMP_REGISTRY__ADMIN__PASSWORD`)...
+    pub password: String,
+    /// ...or a file holding it (a mounted secret).
+    pub password_file: String,
+}
+
+impl AdminSettings {
+    /// The configured password, if any.
+    pub fn configured_password(&self) -> anyhow::Result<Option<String>> {
+        if !self.password.is_empty() {
+            return Ok(Some(self.password.clone()));
+        }
+        if self.password_file.trim().is_empty() {
+            return Ok(None);
+        }
+        let contents = std::fs::read_to_string(&self.password_file)
+            .map_err(|error| anyhow::anyhow!("cannot read admin.password_file: {error}"))?;
+        let password = contents.trim_end_matches(['\n', '\r']).to_owned();
+        Ok((!password.is_empty()).then_some(password))
+    }
+}
+
+/// Registration rules that are configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSettings {
+    /// Supported `lang_code` values.
+    pub languages: Vec<String>,
+    /// `lang_code` of partners that send none.
+    pub default_language: String,
+}
+
+/// Another platform service this one calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencySettings {
+    /// e.g. `http://127.0.0.1:50052`.
+    pub address: String,
+    /// Deadline of every call.
+    pub deadline_ms: u64,
+}
+
+impl Validate for RegistrySettings {
+    fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.database.validate()?;
+        self.telemetry.validate()?;
+        self.service_auth.validate()?;
+        if !(60..=86_400).contains(&self.tokens.lifetime_seconds) {
+            return Err("tokens.lifetime_seconds must be between 60 and 86400".into());
+        }
+        if self.tokens.signing_key_file.trim().is_empty() {
+            return Err("tokens.signing_key_file must be set".into());
+        }
+        if self.admin.username.trim().is_empty()
+            || self.admin.username.chars().any(char::is_whitespace)
+        {
+            return Err("admin.username must be a non-empty name without white space".into());
+        }
+        if !self.admin.password.is_empty() && self.admin.password.chars().count() < 8 {
+            return Err("admin.password must be at least 8 characters".into());
+        }
+        if !self
+            .registration
+            .languages
+            .contains(&self.registration.default_language)
+        {
+            return Err(
+                "registration.default_language must be one of registration.languages".into(),
+            );
+        }
+        if !self.certificate_store.address.starts_with("http") {
+            return Err("certificate_store.address must be an http:// or https:// URL".into());
+        }
+        if !(100..=120_000).contains(&self.certificate_store.deadline_ms) {
+            return Err("certificate_store.deadline_ms must be between 100 and 120000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Loads the settings: defaults, then `file`, then `PMP_REGISTRY__*` variables.
+pub fn load(file: Option<&Path>) -> Result<RegistrySettings, ConfigError> {
+    config::load(ENV_PREFIX, DEFAULTS, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings: RegistrySettings =
+            config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))
+                .expect("valid defaults");
+        assert_eq!(settings.server.listen.port(), 50051);
+        assert_eq!(settings.registration.languages, ["eng", "ara", "fra"]);
+    }
+
+    #[test]
+    fn admin_password_from_environment() {
+        let environment = [(
+            "PMP_REGISTRY__ADMIN__PASSWORD".to_owned(),
+            "admin-pass-123".to_owned(),
+        )];
+        let settings: RegistrySettings = config::load_with_env(
+            ENV_PREFIX,
+            DEFAULTS,
+            None,
+            Some(environment.into_iter().collect()),
+        )
+        .expect("valid");
+        assert_eq!(
+            settings
+                .admin
+                .configured_password()
+                .expect("read")
+                .as_deref(),
+            Some("admin-pass-123")
+        );
+    }
+}

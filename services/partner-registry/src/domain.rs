@@ -1,0 +1,371 @@
+//! Domain types of the registry and the validation rules of `RegisterPartner`.
+//!
+//! Requests are turned into these types at the service edge; storage speaks only these.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::RegistryError;
+
+/// Lifecycle of a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartnerStatus {
+    /// Registered, no accepted certificate yet.
+    InProgress,
+    /// A partner certificate was accepted.
+    Active,
+    /// Deactivated by an admin.
+    Deactivated,
+}
+
+impl PartnerStatus {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerStatus::InProgress => "IN_PROGRESS",
+            PartnerStatus::Active => "ACTIVE",
+            PartnerStatus::Deactivated => "DEACTIVATED",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "IN_PROGRESS" => Some(PartnerStatus::InProgress),
+            "ACTIVE" => Some(PartnerStatus::Active),
+            "DEACTIVATED" => Some(PartnerStatus::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+/// A stored partner record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partner {
+    pub partner_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub organization_name: String,
+    /// Canonical partner-type code, e.g. `FTM_Provider`.
+    pub partner_type: String,
+    pub address: String,
+    pub email: String,
+    pub phone: String,
+    pub lang_code: String,
+    pub status: PartnerStatus,
+    pub certificate_id: Option<String>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+/// A validated registration, before the partner type is resolved against the seed list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub partner_id: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub organization_name: String,
+    /// As sent by the client; resolved case-insensitively to the canonical code.
+    pub partner_type: String,
+    pub address: String,
+    pub email: String,
+    pub phone: String,
+    pub lang_code: String,
+}
+
+/// Raw registration fields, as they arrive.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrationInput {
+    pub partner_id: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub organization_name: String,
+    pub partner_type: String,
+    pub address: String,
+    pub email: String,
+    pub phone: String,
+    pub lang_code: String,
+}
+
+/// The role a partner of `partner_type` gets, e.g. `FTM_Provider` → `FTM_PROVIDER`.
+pub fn role_of_partner_type(partner_type: &str) -> String {
+    partner_type.to_ascii_uppercase()
+}
+
+fn required<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, RegistryError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(RegistryError::InvalidField {
+            field,
+            message: format!("{field} is required"),
+        });
+    }
+    if trimmed.chars().count() > max {
+        return Err(RegistryError::InvalidField {
+            field,
+            message: format!("{field} must be at most {max} characters"),
+        });
+    }
+    Ok(trimmed)
+}
+
+/// E-mail shape check: a local part of word characters, `.`, `+`, `-`; a domain of labels with
+/// a final label of at least two letters (MOSIP's `pmp.partner.valid.email.address.regex`).
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+/// Phone: 1–16 characters of digits, spaces, `+`, `-`, `(`, `)`, with at least one digit.
+pub fn is_valid_phone(phone: &str) -> bool {
+    let length = phone.chars().count();
+    (1..=16).contains(&length)
+        && phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+        && phone.chars().any(|c| c.is_ascii_digit())
+}
+
+impl RegistrationInput {
+    /// Applies the contract's rules in its order: blank/over-long fields (`PMS_COR_001`, which
+    /// wins whenever it fits), then e-mail, phone, partner id, language and password.
+    pub fn validate(
+        self,
+        languages: &[String],
+        default_language: &str,
+    ) -> Result<Registration, RegistryError> {
+        if self.partner_id.is_empty() || self.partner_id.trim().is_empty() {
+            return Err(RegistryError::InvalidField {
+                field: "partner_id",
+                message: "partner_id is required".into(),
+            });
+        }
+        if self.password.is_empty() {
+            return Err(RegistryError::InvalidField {
+                field: "password",
+                message: "password is required".into(),
+            });
+        }
+        let first_name = required("first_name", &self.first_name, 64)?;
+        let last_name = required("last_name", &self.last_name, 64)?;
+        let organization_name = required("organization_name", &self.organization_name, 128)?;
+        let partner_type = required("partner_type", &self.partner_type, 36)?;
+        let address = required("address", &self.address, 2000)?;
+        let email = required("email", &self.email, 254)?;
+        let phone = required("phone", &self.phone, usize::MAX)?;
+        if !is_valid_email(email) {
+            return Err(RegistryError::InvalidEmail);
+        }
+        if !is_valid_phone(phone) {
+            return Err(RegistryError::InvalidPhone);
+        }
+        if self.partner_id.chars().any(char::is_whitespace) {
+            return Err(RegistryError::PartnerIdWhitespace);
+        }
+        if self.partner_id.chars().count() > 36 {
+            return Err(RegistryError::PartnerIdTooLong);
+        }
+        let lang_code = match self.lang_code.trim() {
+            "" => default_language.to_owned(),
+            code => languages
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(code))
+                .cloned()
+                .ok_or(RegistryError::UnsupportedLanguage)?,
+        };
+        if self.password.chars().count() < 8 || self.password == self.partner_id {
+            return Err(RegistryError::WeakPassword);
+        }
+        Ok(Registration {
+            partner_id: self.partner_id,
+            password: self.password,
+            first_name: first_name.to_owned(),
+            last_name: last_name.to_owned(),
+            organization_name: organization_name.to_owned(),
+            partner_type: partner_type.to_owned(),
+            address: address.to_owned(),
+            email: email.to_owned(),
+            phone: phone.to_owned(),
+            lang_code,
+        })
+    }
+}
+
+/// Filters of `ListPartners`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartnerFilter {
+    /// Canonical partner type.
+    pub partner_type: Option<String>,
+    pub status: Option<PartnerStatus>,
+}
+
+/// A state change recorded in the audit table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub actor: String,
+    pub action: String,
+    pub entity_id: String,
+    pub before_state: Option<String>,
+    pub after_state: Option<String>,
+    pub trace_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> RegistrationInput {
+        RegistrationInput {
+            partner_id: "acme-ftm".into(),
+            password: "s3cret-pass".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            organization_name: "ACME Chips".into(),
+            partner_type: "ftm_provider".into(),
+            address: "1 Main St".into(),
+            email: "ada@acme.example".into(),
+            phone: "+1 (555) 0100000".into(),
+            lang_code: String::new(),
+        }
+    }
+
+    fn languages() -> Vec<String> {
+        vec!["eng".into(), "ara".into(), "fra".into()]
+    }
+
+    fn reason(input: RegistrationInput) -> &'static str {
+        input
+            .validate(&languages(), "eng")
+            .expect_err("must fail")
+            .reason()
+    }
+
+    #[test]
+    fn valid_input_is_accepted_with_default_language() {
+        let registration = input().validate(&languages(), "eng").expect("valid");
+        assert_eq!(registration.lang_code, "eng");
+    }
+
+    #[test]
+    fn each_rule_has_its_reason() {
+        assert_eq!(
+            reason(RegistrationInput {
+                first_name: " ".into(),
+                ..input()
+            }),
+            "PMS_COR_001"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                address: "x".repeat(2001),
+                ..input()
+            }),
+            "PMS_COR_001"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                email: "not-an-email".into(),
+                ..input()
+            }),
+            "PMS_PRT_012"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                phone: "12ab".into(),
+                ..input()
+            }),
+            "PMS_PRT_013"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                phone: "1".repeat(17),
+                ..input()
+            }),
+            "PMS_PRT_013"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                partner_id: "a b".into(),
+                ..input()
+            }),
+            "PMS_PRT_066"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                partner_id: "a".repeat(37),
+                ..input()
+            }),
+            "PMS_PRT_052"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                lang_code: "deu".into(),
+                ..input()
+            }),
+            "PMS_PRT_056"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                password: "short".into(),
+                ..input()
+            }),
+            "PMS_PRT_014"
+        );
+        assert_eq!(
+            reason(RegistrationInput {
+                password: "acme-ftm".into(),
+                ..input()
+            }),
+            "PMS_PRT_014"
+        );
+    }
+
+    #[test]
+    fn blank_wins_over_other_rules() {
+        assert_eq!(
+            reason(RegistrationInput {
+                email: String::new(),
+                partner_id: "a b".into(),
+                ..input()
+            }),
+            "PMS_COR_001"
+        );
+    }
+
+    #[test]
+    fn email_shapes() {
+        assert!(is_valid_email("a.b+c@x-y.example.org"));
+        for bad in [
+            "a@b",
+            "@x.org",
+            "a@.org",
+            "a b@x.org",
+            "a@x.o",
+            "a..b@x.org",
+            "a@x.12",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+}

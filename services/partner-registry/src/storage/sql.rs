@@ -1,0 +1,306 @@
+//! sea-orm implementation of [`PartnerRepository`] for SQLite and PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::entities::{audit_events, partner_types, partners, users};
+use super::{PartnerPage, PartnerRepository, UserRecord};
+use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
+use crate::error::RegistryError;
+
+/// Repository over an injected sea-orm connection.
+#[derive(Debug, Clone)]
+pub struct SqlPartnerRepository {
+    connection: DatabaseConnection,
+}
+
+impl SqlPartnerRepository {
+    /// Uses `connection` (already migrated).
+    pub fn new(connection: DatabaseConnection) -> Self {
+        SqlPartnerRepository { connection }
+    }
+}
+
+fn to_domain(model: partners::Model) -> Result<Partner, RegistryError> {
+    let status = PartnerStatus::parse(&model.status).ok_or_else(|| {
+        RegistryError::Internal(format!("unknown stored status {}", model.status))
+    })?;
+    Ok(Partner {
+        partner_id: model.partner_id,
+        first_name: model.first_name,
+        last_name: model.last_name,
+        organization_name: model.organization_name,
+        partner_type: model.partner_type,
+        address: model.address,
+        email: model.email,
+        phone: model.phone,
+        lang_code: model.lang_code,
+        status,
+        certificate_id: model.certificate_id,
+        create_time: model.create_time,
+        update_time: model.update_time,
+    })
+}
+
+fn to_active_model(partner: &Partner) -> partners::ActiveModel {
+    partners::ActiveModel {
+        partner_id: Set(partner.partner_id.clone()),
+        first_name: Set(partner.first_name.clone()),
+        last_name: Set(partner.last_name.clone()),
+        organization_name: Set(partner.organization_name.clone()),
+        partner_type: Set(partner.partner_type.clone()),
+        address: Set(partner.address.clone()),
+        email: Set(partner.email.clone()),
+        email_normalized: Set(partner.email.to_lowercase()),
+        phone: Set(partner.phone.clone()),
+        lang_code: Set(partner.lang_code.clone()),
+        status: Set(partner.status.as_str().to_owned()),
+        certificate_id: Set(partner.certificate_id.clone()),
+        create_time: Set(partner.create_time),
+        update_time: Set(partner.update_time),
+    }
+}
+
+async fn insert_audit(
+    connection: &impl ConnectionTrait,
+    event: AuditEvent,
+) -> Result<(), RegistryError> {
+    audit_events::ActiveModel {
+        actor: Set(event.actor),
+        action: Set(event.action),
+        entity_id: Set(event.entity_id),
+        before_state: Set(event.before_state),
+        after_state: Set(event.after_state),
+        trace_id: Set(event.trace_id),
+        event_time: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(connection)
+    .await?;
+    Ok(())
+}
+
+impl SqlPartnerRepository {
+    /// Which uniqueness rule a failed insert broke: the id if it is taken, else the e-mail.
+    async fn duplicate_reason(&self, partner: &Partner) -> Result<RegistryError, RegistryError> {
+        if users::Entity::find_by_id(partner.partner_id.clone())
+            .one(&self.connection)
+            .await?
+            .is_some()
+        {
+            return Ok(RegistryError::DuplicatePartnerId);
+        }
+        let email_taken = partners::Entity::find()
+            .filter(partners::Column::EmailNormalized.eq(partner.email.to_lowercase()))
+            .count(&self.connection)
+            .await?
+            > 0;
+        Ok(if email_taken {
+            RegistryError::DuplicateEmail
+        } else {
+            RegistryError::DuplicatePartnerId
+        })
+    }
+
+    async fn update_partner(
+        &self,
+        partner_id: &str,
+        audit: AuditEvent,
+        change: impl FnOnce(&mut Partner) + Send,
+    ) -> Result<Partner, RegistryError> {
+        let transaction = self.connection.begin().await?;
+        let model = partners::Entity::find_by_id(partner_id.to_owned())
+            .lock_exclusive()
+            .one(&transaction)
+            .await?
+            .ok_or(RegistryError::PartnerNotFound)?;
+        let mut partner = to_domain(model)?;
+        change(&mut partner);
+        partner.update_time = Utc::now();
+        let mut active = to_active_model(&partner);
+        active.partner_id = sea_orm::Unchanged(partner.partner_id.clone());
+        active.create_time = sea_orm::Unchanged(partner.create_time);
+        active.update(&transaction).await?;
+        insert_audit(&transaction, audit).await?;
+        transaction.commit().await?;
+        Ok(partner)
+    }
+}
+
+#[async_trait]
+impl PartnerRepository for SqlPartnerRepository {
+    async fn canonical_partner_type(
+        &self,
+        requested: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        Ok(partner_types::Entity::find()
+            .filter(partner_types::Column::CodeNormalized.eq(requested.trim().to_ascii_lowercase()))
+            .filter(partner_types::Column::IsActive.eq(true))
+            .one(&self.connection)
+            .await?
+            .map(|model| model.code))
+    }
+
+    async fn create_partner(
+        &self,
+        partner: &Partner,
+        password_hash: &str,
+        roles: &[String],
+        audit: AuditEvent,
+    ) -> Result<(), RegistryError> {
+        let result: Result<(), sea_orm::DbErr> = async {
+            let transaction = self.connection.begin().await?;
+            users::ActiveModel {
+                username: Set(partner.partner_id.clone()),
+                password_hash: Set(password_hash.to_owned()),
+                roles: Set(roles.join(",")),
+                create_time: Set(partner.create_time),
+            }
+            .insert(&transaction)
+            .await?;
+            to_active_model(partner).insert(&transaction).await?;
+            insert_audit(&transaction, audit)
+                .await
+                .map_err(|error| sea_orm::DbErr::Custom(error.to_string()))?;
+            transaction.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(error) if pmp_common::db::is_unique_violation(&error) => {
+                Err(self.duplicate_reason(partner).await?)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn find_partner(&self, partner_id: &str) -> Result<Option<Partner>, RegistryError> {
+        partners::Entity::find_by_id(partner_id.to_owned())
+            .one(&self.connection)
+            .await?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn list_partners(
+        &self,
+        filter: &PartnerFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<PartnerPage, RegistryError> {
+        let mut query = partners::Entity::find();
+        if let Some(partner_type) = &filter.partner_type {
+            query = query.filter(partners::Column::PartnerType.eq(partner_type.clone()));
+        }
+        if let Some(status) = filter.status {
+            query = query.filter(partners::Column::Status.eq(status.as_str()));
+        }
+        let total_size = query.clone().count(&self.connection).await?;
+        if let Some(after) = after {
+            query = query.filter(partners::Column::PartnerId.gt(after.to_owned()));
+        }
+        let mut models = query
+            .order_by_asc(partners::Column::PartnerId)
+            .limit(limit + 1)
+            .all(&self.connection)
+            .await?;
+        let has_more = models.len() as u64 > limit;
+        models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let partners = models
+            .into_iter()
+            .map(to_domain)
+            .collect::<Result<_, _>>()?;
+        Ok(PartnerPage {
+            partners,
+            has_more,
+            total_size,
+        })
+    }
+
+    async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, RegistryError> {
+        Ok(users::Entity::find_by_id(username.to_owned())
+            .one(&self.connection)
+            .await?
+            .map(|model| UserRecord {
+                username: model.username,
+                password_hash: model.password_hash,
+                roles: model
+                    .roles
+                    .split(',')
+                    .filter(|role| !role.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            }))
+    }
+
+    async fn ensure_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<bool, RegistryError> {
+        let inserted = users::Entity::insert(users::ActiveModel {
+            username: Set(username.to_owned()),
+            password_hash: Set(password_hash.to_owned()),
+            roles: Set(roles.join(",")),
+            create_time: Set(Utc::now()),
+        })
+        .on_conflict_do_nothing_on([users::Column::Username])
+        .exec_without_returning(&self.connection)
+        .await;
+        match inserted {
+            Ok(sea_orm::TryInsertResult::Inserted(rows)) => Ok(rows > 0),
+            Ok(sea_orm::TryInsertResult::Empty | sea_orm::TryInsertResult::Conflicted) => Ok(false),
+            Err(sea_orm::DbErr::RecordNotInserted) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn attach_certificate(
+        &self,
+        partner_id: &str,
+        certificate_id: &str,
+        audit: AuditEvent,
+    ) -> Result<Partner, RegistryError> {
+        let certificate_id = certificate_id.to_owned();
+        self.update_partner(partner_id, audit, move |partner| {
+            partner.certificate_id = Some(certificate_id);
+            if partner.status == PartnerStatus::InProgress {
+                partner.status = PartnerStatus::Active;
+            }
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        partner_id: &str,
+        status: PartnerStatus,
+        audit: AuditEvent,
+    ) -> Result<Partner, RegistryError> {
+        self.update_partner(partner_id, audit, move |partner| partner.status = status)
+            .await
+    }
+
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
+        Ok(audit_events::Entity::find()
+            .filter(audit_events::Column::EntityId.eq(entity_id.to_owned()))
+            .order_by_asc(audit_events::Column::Id)
+            .all(&self.connection)
+            .await?
+            .into_iter()
+            .map(|model| AuditEvent {
+                actor: model.actor,
+                action: model.action,
+                entity_id: model.entity_id,
+                before_state: model.before_state,
+                after_state: model.after_state,
+                trace_id: model.trace_id,
+            })
+            .collect())
+    }
+}

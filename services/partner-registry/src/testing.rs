@@ -1,0 +1,42 @@
+//! Starting a real registry inside a test process (used by this crate's tests and by the
+//! tests of the services that call it).
+
+use std::path::Path;
+
+use pmp_common::config::DatabaseSettings;
+use pmp_common::testing::Spawned;
+
+use crate::config::{DEFAULTS, ENV_PREFIX, RegistrySettings};
+
+/// Password of the bootstrap admin in test set-ups.
+pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// Settings for a test registry: keys and secrets under `directory`, the given database,
+/// the certificate store at `store_address`, bootstrap admin `admin` with
+/// [`TEST_ADMIN_PASSWORD`]. `service_secret_file` is shared with the other test services.
+pub fn settings(
+    directory: &Path,
+    database: DatabaseSettings,
+    store_address: &str,
+    service_secret_file: &Path,
+) -> anyhow::Result<RegistrySettings> {
+    let mut settings: RegistrySettings =
+        pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
+    settings.server.listen = "127.0.0.1:0".parse()?;
+    settings.server.shutdown_grace_seconds = 5;
+    settings.database = database;
+    settings.tokens.signing_key_file = directory
+        .join("token-signing-key.pem")
+        .display()
+        .to_string();
+    settings.service_auth.secret_file = service_secret_file.display().to_string();
+    settings.admin.password = TEST_ADMIN_PASSWORD.to_owned();
+    settings.certificate_store.address = store_address.to_owned();
+    settings.certificate_store.deadline_ms = 3000;
+    Ok(settings)
+}
+
+/// Runs the registry on `127.0.0.1:0`.
+pub async fn spawn(settings: RegistrySettings) -> anyhow::Result<Spawned> {
+    Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
+}

@@ -1,0 +1,791 @@
+//! The registry's gRPC API against a real in-process server: every RPC, its error reasons
+//! (code and ErrorInfo reason), and the authentication/ownership rules.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::transport::Channel;
+
+use partner_registry::testing::{self, TEST_ADMIN_PASSWORD};
+use pmp_common::auth::{Claims, TokenIssuer};
+use pmp_common::db::testing::TestDatabase;
+use pmp_common::testing::{
+    Spawned, assert_error, health_status, reflection_services, wait_until_serving, with_token,
+};
+use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
+use pmp_proto::partner::v1::*;
+use pmp_proto::service_names::PARTNER_REGISTRY;
+
+/// Nothing listens here: the certificate store is "down".
+const UNREACHABLE_STORE: &str = "http://127.0.0.1:9";
+
+struct Registry {
+    _server: Spawned,
+    client: PartnerRegistryClient<Channel>,
+    directory: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+impl Registry {
+    async fn start() -> Registry {
+        let database = TestDatabase::sqlite().await.expect("database");
+        let directory = tempfile::tempdir().expect("tempdir");
+        let settings = testing::settings(
+            directory.path(),
+            database.settings.clone(),
+            UNREACHABLE_STORE,
+            &directory.path().join("service.secret"),
+        )
+        .expect("settings");
+        let server = testing::spawn(settings).await.expect("spawn");
+        wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
+            .await
+            .expect("serving");
+        let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+        Registry {
+            _server: server,
+            client,
+            directory,
+            _database: database,
+        }
+    }
+
+    fn client(&self) -> PartnerRegistryClient<Channel> {
+        self.client.clone()
+    }
+
+    async fn login(&self, username: &str, password: &str) -> String {
+        self.client()
+            .login(LoginRequest {
+                username: username.into(),
+                password: password.into(),
+            })
+            .await
+            .expect("login")
+            .into_inner()
+            .access_token
+    }
+
+    async fn admin_token(&self) -> String {
+        self.login("admin", TEST_ADMIN_PASSWORD).await
+    }
+
+    async fn register(&self, request: RegisterPartnerRequest) -> Result<Partner, tonic::Status> {
+        self.client()
+            .register_partner(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// An issuer holding the registry's own key, to forge expired tokens.
+    fn registry_key_issuer(&self) -> TokenIssuer {
+        let key = std::fs::read_to_string(self.directory.path().join("token-signing-key.pem"))
+            .expect("key");
+        TokenIssuer::new(&key, "pmp-partner-registry", "pmp", Duration::from_secs(60))
+            .expect("issuer")
+    }
+}
+
+fn registration(partner_id: &str) -> RegisterPartnerRequest {
+    RegisterPartnerRequest {
+        partner_id: partner_id.into(),
+        password: "partner-password".into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        organization_name: "ACME Chips Ltd".into(),
+        partner_type: "FTM_PROVIDER".into(),
+        address: "1 Main Street, Springfield".into(),
+        email: format!("{partner_id}@acme.example"),
+        phone: "+1 (555) 0100000".into(),
+        lang_code: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn register_and_login_as_partner() {
+    let registry = Registry::start().await;
+    let partner = registry
+        .register(registration("acme"))
+        .await
+        .expect("registered");
+    assert_eq!(partner.partner_type, "FTM_Provider", "stored canonical");
+    assert_eq!(partner.status(), PartnerStatus::InProgress);
+    assert_eq!(partner.lang_code, "eng");
+    assert!(partner.certificate_id.is_empty());
+
+    let response = registry
+        .client()
+        .login(LoginRequest {
+            username: "acme".into(),
+            password: "partner-password".into(),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    assert_eq!(response.token_type, "Bearer");
+    assert_eq!(response.roles, ["FTM_PROVIDER"]);
+    assert!(response.expires_in > 0);
+
+    let own = registry
+        .client()
+        .get_partner(with_token(
+            GetPartnerRequest {
+                partner_id: "acme".into(),
+            },
+            &response.access_token,
+        ))
+        .await
+        .expect("own record")
+        .into_inner();
+    assert_eq!(own.organization_name, "ACME Chips Ltd");
+    assert_eq!(own.email, "acme@acme.example");
+}
+
+#[tokio::test]
+async fn registration_errors_have_their_reasons() {
+    let registry = Registry::start().await;
+    let cases: Vec<(RegisterPartnerRequest, Code, &str)> = vec![
+        (
+            RegisterPartnerRequest {
+                first_name: "".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_COR_001",
+        ),
+        (
+            RegisterPartnerRequest {
+                partner_id: "".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_COR_001",
+        ),
+        (
+            RegisterPartnerRequest {
+                organization_name: "o".repeat(129),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_COR_001",
+        ),
+        (
+            RegisterPartnerRequest {
+                email: "nope".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_012",
+        ),
+        (
+            RegisterPartnerRequest {
+                phone: "call me".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_013",
+        ),
+        (
+            RegisterPartnerRequest {
+                partner_id: "has space".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_066",
+        ),
+        (
+            RegisterPartnerRequest {
+                partner_id: "x".repeat(37),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_052",
+        ),
+        (
+            RegisterPartnerRequest {
+                partner_type: "Chip_Maker".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_010",
+        ),
+        (
+            RegisterPartnerRequest {
+                password: "short".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_014",
+        ),
+        (
+            RegisterPartnerRequest {
+                password: "p1".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_014",
+        ),
+        (
+            RegisterPartnerRequest {
+                lang_code: "xyz".into(),
+                ..registration("p1")
+            },
+            Code::InvalidArgument,
+            "PMS_PRT_056",
+        ),
+    ];
+    for (request, code, reason) in cases {
+        assert_error(registry.register(request).await, code, reason);
+    }
+    let violations = registry
+        .register(RegisterPartnerRequest {
+            email: "nope".into(),
+            ..registration("p1")
+        })
+        .await
+        .expect_err("invalid");
+    let bad_request =
+        tonic_types::StatusExt::get_details_bad_request(&violations).expect("field violations");
+    assert_eq!(bad_request.field_violations[0].field, "email");
+
+    registry
+        .register(registration("p1"))
+        .await
+        .expect("first registration");
+    assert_error(
+        registry.register(registration("p1")).await,
+        Code::AlreadyExists,
+        "PMS_PRT_051",
+    );
+    let same_email = RegisterPartnerRequest {
+        email: "P1@ACME.example".into(),
+        ..registration("p2")
+    };
+    assert_error(
+        registry.register(same_email).await,
+        Code::AlreadyExists,
+        "PMS_PRT_011",
+    );
+    let french = registry
+        .register(RegisterPartnerRequest {
+            lang_code: "FRA".into(),
+            ..registration("p3")
+        })
+        .await
+        .expect("supported language");
+    assert_eq!(french.lang_code, "fra");
+}
+
+#[tokio::test]
+async fn login_failures_do_not_reveal_which_part_was_wrong() {
+    let registry = Registry::start().await;
+    registry
+        .register(registration("acme"))
+        .await
+        .expect("registered");
+    let wrong_password = registry
+        .client()
+        .login(LoginRequest {
+            username: "acme".into(),
+            password: "not-the-password".into(),
+        })
+        .await;
+    let unknown_user = registry
+        .client()
+        .login(LoginRequest {
+            username: "nobody".into(),
+            password: "partner-password".into(),
+        })
+        .await;
+    let (first, second) = (
+        wrong_password.expect_err("refused"),
+        unknown_user.expect_err("refused"),
+    );
+    assert_eq!(first.code(), Code::Unauthenticated);
+    assert_eq!(first.message(), second.message());
+    assert_error(Err::<(), _>(first), Code::Unauthenticated, "KER-ATH-401");
+    assert_error(Err::<(), _>(second), Code::Unauthenticated, "KER-ATH-401");
+    assert_error(
+        registry
+            .client()
+            .login(LoginRequest {
+                username: "".into(),
+                password: "".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "PMS_COR_001",
+    );
+}
+
+#[tokio::test]
+async fn get_partner_enforces_authentication_and_ownership() {
+    let registry = Registry::start().await;
+    registry
+        .register(registration("alice"))
+        .await
+        .expect("alice");
+    registry.register(registration("bob")).await.expect("bob");
+    let alice = registry.login("alice", "partner-password").await;
+    let admin = registry.admin_token().await;
+    let get = |token: Option<String>, id: &str| {
+        let mut client = registry.client();
+        let request = GetPartnerRequest {
+            partner_id: id.into(),
+        };
+        async move {
+            match token {
+                Some(token) => client.get_partner(with_token(request, &token)).await,
+                None => client.get_partner(request).await,
+            }
+        }
+    };
+
+    assert!(get(Some(alice.clone()), "alice").await.is_ok());
+    assert!(get(Some(admin.clone()), "bob").await.is_ok());
+    assert_error(
+        get(Some(alice.clone()), "bob").await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        get(None, "alice").await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    assert_error(
+        get(Some("garbage".into()), "alice").await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let foreign = pmp_common::auth::testing::TestTokens::new().token("alice", &["FTM_PROVIDER"]);
+    assert_error(
+        get(Some(foreign), "alice").await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let now = chrono::Utc::now().timestamp() as u64;
+    let expired = registry
+        .registry_key_issuer()
+        .sign(&Claims {
+            sub: "alice".into(),
+            preferred_username: Some("alice".into()),
+            roles: vec!["FTM_PROVIDER".into()],
+            iss: "pmp-partner-registry".into(),
+            aud: "pmp".into(),
+            iat: now - 3600,
+            exp: now - 1800,
+            ..Claims::default()
+        })
+        .expect("token");
+    assert_error(
+        get(Some(expired), "alice").await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    assert_error(
+        get(Some(admin), "nobody").await,
+        Code::NotFound,
+        "PMS_PRT_005",
+    );
+}
+
+#[tokio::test]
+async fn list_partners_is_admin_only_paginated_and_filtered() {
+    let registry = Registry::start().await;
+    for index in 0..7 {
+        registry
+            .register(registration(&format!("ftm-{index}")))
+            .await
+            .expect("registered");
+    }
+    let device = RegisterPartnerRequest {
+        partner_type: "device_provider".into(),
+        ..registration("dev-1")
+    };
+    registry.register(device).await.expect("device provider");
+    let admin = registry.admin_token().await;
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = ListPartnersRequest {
+            page_size: 3,
+            page_token: token.clone(),
+            partner_type: "FTM_Provider".into(),
+            status: PartnerStatus::InProgress as i32,
+        };
+        let page = registry
+            .client()
+            .list_partners(with_token(request, &admin))
+            .await
+            .expect("page")
+            .into_inner();
+        assert_eq!(page.total_size, 7);
+        assert!(page.partners.len() <= 3);
+        seen.extend(page.partners.into_iter().map(|partner| partner.partner_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let expected: Vec<String> = (0..7).map(|index| format!("ftm-{index}")).collect();
+    assert_eq!(seen, expected);
+
+    let all = registry
+        .client()
+        .list_partners(with_token(ListPartnersRequest::default(), &admin))
+        .await
+        .expect("all")
+        .into_inner();
+    assert_eq!(all.total_size, 8);
+    assert!(all.next_page_token.is_empty());
+
+    let partner = registry.login("ftm-0", "partner-password").await;
+    assert_error(
+        registry
+            .client()
+            .list_partners(with_token(ListPartnersRequest::default(), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        registry
+            .client()
+            .list_partners(ListPartnersRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let negative = ListPartnersRequest {
+        page_size: -1,
+        ..Default::default()
+    };
+    assert_error(
+        registry
+            .client()
+            .list_partners(with_token(negative, &admin))
+            .await,
+        Code::InvalidArgument,
+        "PMS_PRT_361",
+    );
+    let tampered = ListPartnersRequest {
+        page_token: "bm90LWEtdG9rZW4".into(),
+        ..Default::default()
+    };
+    assert_error(
+        registry
+            .client()
+            .list_partners(with_token(tampered, &admin))
+            .await,
+        Code::InvalidArgument,
+        "PMS_PRT_362",
+    );
+}
+
+#[tokio::test]
+async fn set_partner_active_is_admin_only_and_audited() {
+    let registry = Registry::start().await;
+    registry
+        .register(registration("acme"))
+        .await
+        .expect("registered");
+    let admin = registry.admin_token().await;
+    let partner_token = registry.login("acme", "partner-password").await;
+    let set = |token: String, active: bool| {
+        let mut client = registry.client();
+        async move {
+            client
+                .set_partner_active(with_token(
+                    SetPartnerActiveRequest {
+                        partner_id: "acme".into(),
+                        active,
+                    },
+                    &token,
+                ))
+                .await
+        }
+    };
+    assert_error(
+        set(partner_token.clone(), false).await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    let deactivated = set(admin.clone(), false)
+        .await
+        .expect("deactivated")
+        .into_inner();
+    assert_eq!(deactivated.status(), PartnerStatus::Deactivated);
+    // Without a certificate, re-activation returns the partner to IN_PROGRESS.
+    let reactivated = set(admin.clone(), true)
+        .await
+        .expect("re-activated")
+        .into_inner();
+    assert_eq!(reactivated.status(), PartnerStatus::InProgress);
+    let unknown = SetPartnerActiveRequest {
+        partner_id: "nobody".into(),
+        active: false,
+    };
+    assert_error(
+        registry
+            .client()
+            .set_partner_active(with_token(unknown, &admin))
+            .await,
+        Code::NotFound,
+        "PMS_PRT_005",
+    );
+}
+
+#[tokio::test]
+async fn certificate_rpcs_check_partner_and_store_availability() {
+    let registry = Registry::start().await;
+    registry.register(registration("acme")).await.expect("acme");
+    registry
+        .register(registration("other"))
+        .await
+        .expect("other");
+    let admin = registry.admin_token().await;
+    let acme = registry.login("acme", "partner-password").await;
+    let upload = |token: String, partner_id: &str, data: &str| {
+        let mut client = registry.client();
+        let request = UploadPartnerCertificateRequest {
+            partner_id: partner_id.into(),
+            certificate_data: data.into(),
+            partner_domain: "FTM".into(),
+        };
+        async move {
+            client
+                .upload_partner_certificate(with_token(request, &token))
+                .await
+        }
+    };
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    assert_error(
+        upload(acme.clone(), "other", pem).await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        upload(acme.clone(), "acme", "").await,
+        Code::InvalidArgument,
+        "PMS_COR_001",
+    );
+    assert_error(
+        upload(admin.clone(), "nobody", pem).await,
+        Code::NotFound,
+        "PMS_PRT_005",
+    );
+    // The store is unreachable: UNAVAILABLE, and the partner is unchanged.
+    let unavailable = upload(acme.clone(), "acme", pem)
+        .await
+        .expect_err("store down");
+    assert_eq!(unavailable.code(), Code::Unavailable);
+    assert!(
+        !unavailable.message().contains("127.0.0.1"),
+        "no internals: {}",
+        unavailable.message()
+    );
+    let partner = registry
+        .client()
+        .get_partner(with_token(
+            GetPartnerRequest {
+                partner_id: "acme".into(),
+            },
+            &acme,
+        ))
+        .await
+        .expect("partner")
+        .into_inner();
+    assert_eq!(partner.status(), PartnerStatus::InProgress);
+    assert!(partner.certificate_id.is_empty());
+
+    assert_error(
+        registry
+            .client()
+            .get_partner_certificate(with_token(
+                GetPartnerCertificateRequest {
+                    partner_id: "acme".into(),
+                },
+                &acme,
+            ))
+            .await,
+        Code::NotFound,
+        "KER-PCM-012",
+    );
+    assert_error(
+        registry
+            .client()
+            .get_partner_certificate(with_token(
+                GetPartnerCertificateRequest {
+                    partner_id: "other".into(),
+                },
+                &acme,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+
+    let deactivate = SetPartnerActiveRequest {
+        partner_id: "acme".into(),
+        active: false,
+    };
+    registry
+        .client()
+        .set_partner_active(with_token(deactivate, &admin))
+        .await
+        .expect("deactivated");
+    assert_error(
+        upload(acme, "acme", pem).await,
+        Code::FailedPrecondition,
+        "PMS_PMP_016",
+    );
+}
+
+#[tokio::test]
+async fn token_keys_are_published_and_verify_login_tokens() {
+    let registry = Registry::start().await;
+    let keys = registry
+        .client()
+        .get_token_verification_keys(GetTokenVerificationKeysRequest {})
+        .await
+        .expect("keys")
+        .into_inner();
+    let verifier = pmp_common::auth::TokenVerifier::new(&keys.issuer, &keys.audience, None);
+    verifier
+        .set_user_keys(&keys.public_keys_pem)
+        .expect("keys usable");
+    let admin = verifier
+        .verify_user(&registry.admin_token().await)
+        .expect("verifies");
+    assert_eq!(admin.partner_id, "admin");
+    assert!(admin.is_admin());
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_id_create_exactly_one_partner() {
+    for backend in pmp_common::db::testing::backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        let directory = tempfile::tempdir().expect("tempdir");
+        let settings = testing::settings(
+            directory.path(),
+            database.settings.clone(),
+            UNREACHABLE_STORE,
+            &directory.path().join("service.secret"),
+        )
+        .expect("settings");
+        let server = testing::spawn(settings).await.expect("spawn");
+        wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
+            .await
+            .expect("serving");
+        let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+        let attempts = (0..20).map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.register_partner(registration("same-id")).await })
+        });
+        let results = futures::future::join_all(attempts).await;
+        let mut successes = 0;
+        for result in results {
+            match result.expect("task") {
+                Ok(_) => successes += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::AlreadyExists, "{backend}: {status:?}");
+                    let reason = pmp_common::error::reason_of(&status);
+                    assert_eq!(
+                        reason.as_deref(),
+                        Some("PMS_PRT_051"),
+                        "{backend}: {status:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(successes, 1, "{backend}");
+        let admin = {
+            let mut client = client.clone();
+            client
+                .login(LoginRequest {
+                    username: "admin".into(),
+                    password: TEST_ADMIN_PASSWORD.into(),
+                })
+                .await
+                .expect("admin")
+                .into_inner()
+                .access_token
+        };
+        let listed = client
+            .clone()
+            .list_partners(with_token(ListPartnersRequest::default(), &admin))
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(listed.total_size, 1, "{backend}: one row stored");
+        server.stop().await.expect("clean stop");
+    }
+}
+
+#[tokio::test]
+async fn health_turns_serving_once_the_database_is_ready_and_reflection_lists_services() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    // The database directory cannot be created while a plain file sits in its place.
+    let blocker = directory.path().join("db");
+    std::fs::write(&blocker, b"not a directory").expect("blocker");
+    let database = pmp_common::config::DatabaseSettings {
+        url: format!("sqlite://{}/registry.db", blocker.display()),
+        max_connections: 2,
+    };
+    let settings = testing::settings(
+        directory.path(),
+        database,
+        UNREACHABLE_STORE,
+        &directory.path().join("s.secret"),
+    )
+    .expect("settings");
+    let server = testing::spawn(settings).await.expect("spawn");
+    let channel = connect_when_listening(&server).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        health_status(channel.clone(), PARTNER_REGISTRY)
+            .await
+            .expect("health"),
+        tonic_health::pb::health_check_response::ServingStatus::NotServing
+    );
+    assert_eq!(
+        health_status(channel.clone(), "").await.expect("health"),
+        tonic_health::pb::health_check_response::ServingStatus::NotServing
+    );
+    let early = PartnerRegistryClient::new(channel.clone())
+        .register_partner(registration("early"))
+        .await;
+    assert_eq!(early.expect_err("not ready").code(), Code::Unavailable);
+
+    std::fs::remove_file(&blocker).expect("remove blocker");
+    wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
+        .await
+        .expect("serving");
+    wait_until_serving(&server.address, "", Duration::from_secs(5))
+        .await
+        .expect("serving overall");
+
+    let services = reflection_services(channel).await.expect("reflection");
+    assert!(
+        services.contains(&PARTNER_REGISTRY.to_owned()),
+        "{services:?}"
+    );
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_owned()),
+        "{services:?}"
+    );
+    server.stop().await.expect("clean stop");
+}
+
+async fn connect_when_listening(server: &Spawned) -> Channel {
+    for _ in 0..100 {
+        if let Ok(channel) = server.channel().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server never listened");
+}

@@ -1,0 +1,340 @@
+//! The registry's repository, run once on SQLite and once on PostgreSQL (when
+//! `PMP_TEST_POSTGRES_URL` names a server): same test functions on both backends.
+
+use chrono::Utc;
+use sea_orm_migration::MigratorTrait;
+
+use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
+use partner_registry::error::RegistryError;
+use partner_registry::storage::{PartnerRepository, SqlPartnerRepository};
+use partner_registry_migration::Migrator;
+use pmp_common::db::testing::{TestDatabase, backends};
+
+async fn repository(backend: &str) -> (TestDatabase, SqlPartnerRepository) {
+    let database = TestDatabase::new(backend).await.expect("database");
+    Migrator::up(&database.connection, None)
+        .await
+        .expect("migrate");
+    let repository = SqlPartnerRepository::new(database.connection.clone());
+    (database, repository)
+}
+
+fn partner(id: &str, email: &str) -> Partner {
+    let now = Utc::now();
+    Partner {
+        partner_id: id.into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        organization_name: "ACME".into(),
+        partner_type: "FTM_Provider".into(),
+        address: "1 Main St".into(),
+        email: email.into(),
+        phone: "12345".into(),
+        lang_code: "eng".into(),
+        status: PartnerStatus::InProgress,
+        certificate_id: None,
+        create_time: now,
+        update_time: now,
+    }
+}
+
+fn audit(action: &str, entity: &str, before: Option<&str>, after: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "tester".into(),
+        action: action.into(),
+        entity_id: entity.into(),
+        before_state: before.map(str::to_owned),
+        after_state: Some(after.into()),
+        trace_id: "0123456789abcdef0123456789abcdef".into(),
+    }
+}
+
+async fn create(
+    repository: &SqlPartnerRepository,
+    id: &str,
+    email: &str,
+) -> Result<(), RegistryError> {
+    repository
+        .create_partner(
+            &partner(id, email),
+            "$argon2id$hash",
+            &["FTM_PROVIDER".into()],
+            audit("PARTNER_REGISTERED", id, None, "IN_PROGRESS"),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn partner_types_resolve_case_insensitively() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        for requested in ["FTM_PROVIDER", "ftm_provider", " FTM_Provider "] {
+            assert_eq!(
+                repository
+                    .canonical_partner_type(requested)
+                    .await
+                    .expect("query")
+                    .as_deref(),
+                Some("FTM_Provider"),
+                "{backend}"
+            );
+        }
+        assert_eq!(
+            repository
+                .canonical_partner_type("Chip_Maker")
+                .await
+                .expect("query"),
+            None,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_find_and_uniqueness() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        create(&repository, "acme", "ops@acme.example")
+            .await
+            .expect("created");
+        let stored = repository
+            .find_partner("acme")
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(stored.email, "ops@acme.example");
+        assert_eq!(stored.status, PartnerStatus::InProgress);
+        let user = repository
+            .find_user("acme")
+            .await
+            .expect("query")
+            .expect("user");
+        assert_eq!(user.roles, ["FTM_PROVIDER"]);
+
+        let duplicate_id = create(&repository, "acme", "other@acme.example").await;
+        assert!(
+            matches!(duplicate_id, Err(RegistryError::DuplicatePartnerId)),
+            "{backend}: {duplicate_id:?}"
+        );
+        let duplicate_email = create(&repository, "acme2", "OPS@acme.example").await;
+        assert!(
+            matches!(duplicate_email, Err(RegistryError::DuplicateEmail)),
+            "{backend}: {duplicate_email:?}"
+        );
+        assert!(
+            repository
+                .find_partner("acme2")
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: nothing half-written"
+        );
+        assert!(
+            repository
+                .find_user("acme2")
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: nothing half-written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_by_id_with_filters() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        for index in 0..5 {
+            create(
+                &repository,
+                &format!("p{index}"),
+                &format!("p{index}@x.example"),
+            )
+            .await
+            .expect("created");
+        }
+        repository
+            .set_status(
+                "p3",
+                PartnerStatus::Deactivated,
+                audit(
+                    "PARTNER_DEACTIVATED",
+                    "p3",
+                    Some("IN_PROGRESS"),
+                    "DEACTIVATED",
+                ),
+            )
+            .await
+            .expect("deactivated");
+        let filter = PartnerFilter {
+            partner_type: Some("FTM_Provider".into()),
+            status: Some(PartnerStatus::InProgress),
+        };
+        let first = repository
+            .list_partners(&filter, None, 2)
+            .await
+            .expect("page");
+        assert_eq!(first.total_size, 4, "{backend}");
+        assert!(first.has_more);
+        let ids: Vec<_> = first
+            .partners
+            .iter()
+            .map(|p| p.partner_id.as_str())
+            .collect();
+        assert_eq!(ids, ["p0", "p1"], "{backend}");
+        let second = repository
+            .list_partners(&filter, Some("p1"), 2)
+            .await
+            .expect("page");
+        let ids: Vec<_> = second
+            .partners
+            .iter()
+            .map(|p| p.partner_id.as_str())
+            .collect();
+        assert_eq!(ids, ["p2", "p4"], "{backend}");
+        assert!(!second.has_more, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn certificate_activation_status_changes_and_audit_rows() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        create(&repository, "acme", "a@x.example")
+            .await
+            .expect("created");
+        let active = repository
+            .attach_certificate(
+                "acme",
+                "cert-1",
+                audit(
+                    "PARTNER_CERTIFICATE_UPLOADED",
+                    "acme",
+                    Some("IN_PROGRESS"),
+                    "ACTIVE",
+                ),
+            )
+            .await
+            .expect("attached");
+        assert_eq!(active.status, PartnerStatus::Active, "{backend}");
+        assert_eq!(active.certificate_id.as_deref(), Some("cert-1"));
+        let deactivated = repository
+            .set_status(
+                "acme",
+                PartnerStatus::Deactivated,
+                audit("PARTNER_DEACTIVATED", "acme", Some("ACTIVE"), "DEACTIVATED"),
+            )
+            .await
+            .expect("deactivated");
+        assert_eq!(deactivated.status, PartnerStatus::Deactivated);
+        // A certificate attached to a deactivated partner does not re-activate it.
+        let still = repository
+            .attach_certificate(
+                "acme",
+                "cert-2",
+                audit(
+                    "PARTNER_CERTIFICATE_UPLOADED",
+                    "acme",
+                    Some("DEACTIVATED"),
+                    "DEACTIVATED",
+                ),
+            )
+            .await
+            .expect("attached");
+        assert_eq!(still.status, PartnerStatus::Deactivated, "{backend}");
+
+        let events = repository.audit_events("acme").await.expect("audit");
+        let actions: Vec<_> = events.iter().map(|event| event.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "PARTNER_REGISTERED",
+                "PARTNER_CERTIFICATE_UPLOADED",
+                "PARTNER_DEACTIVATED",
+                "PARTNER_CERTIFICATE_UPLOADED"
+            ],
+            "{backend}"
+        );
+        assert_eq!(events[2].before_state.as_deref(), Some("ACTIVE"));
+        assert_eq!(events[2].after_state.as_deref(), Some("DEACTIVATED"));
+        assert_eq!(events[0].trace_id.len(), 32);
+
+        let missing = repository
+            .set_status(
+                "nobody",
+                PartnerStatus::Active,
+                audit("PARTNER_ACTIVATED", "nobody", None, "ACTIVE"),
+            )
+            .await;
+        assert!(
+            matches!(missing, Err(RegistryError::PartnerNotFound)),
+            "{backend}"
+        );
+        assert!(
+            repository
+                .audit_events("nobody")
+                .await
+                .expect("audit")
+                .is_empty(),
+            "{backend}: no audit for a failed change"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_user_is_created_once() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        assert!(
+            repository
+                .ensure_user("admin", "h1", &["PARTNER_ADMIN".into()])
+                .await
+                .expect("insert"),
+            "{backend}"
+        );
+        assert!(
+            !repository
+                .ensure_user("admin", "h2", &["PARTNER_ADMIN".into()])
+                .await
+                .expect("insert"),
+            "{backend}"
+        );
+        let user = repository
+            .find_user("admin")
+            .await
+            .expect("query")
+            .expect("exists");
+        assert_eq!(user.password_hash, "h1", "{backend}: never overwritten");
+        assert!(
+            repository
+                .find_partner("admin")
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: not a partner"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrations_roll_back_and_forward() {
+    for backend in backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        Migrator::up(&database.connection, None).await.expect("up");
+        Migrator::down(&database.connection, None)
+            .await
+            .expect("down");
+        let repository = SqlPartnerRepository::new(database.connection.clone());
+        assert!(
+            repository.find_partner("x").await.is_err(),
+            "{backend}: tables dropped"
+        );
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("up again");
+        assert!(
+            repository.find_partner("x").await.expect("query").is_none(),
+            "{backend}"
+        );
+    }
+}
