@@ -511,10 +511,10 @@ impl ServiceIdentity {
             .cached
             .lock()
             .map_err(|_| "service token lock poisoned".to_owned())?;
-        if let Some((token, expires)) = cached.as_ref() {
-            if *expires > now + 60 {
-                return Ok(token.clone());
-            }
+        if let Some((token, expires)) = cached.as_ref()
+            && *expires > now + 60
+        {
+            return Ok(token.clone());
         }
         let expires = now + SERVICE_TOKEN_LIFETIME.as_secs();
         let claims = Claims {
@@ -618,7 +618,7 @@ pub mod testing {
             let verifier =
                 TokenVerifier::new(TEST_ISSUER, TEST_AUDIENCE, Some(TEST_SERVICE_SECRET));
             verifier
-                .set_user_keys(&[self.public_key_pem.clone()])
+                .set_user_keys(std::slice::from_ref(&self.public_key_pem))
                 .expect("keys");
             std::sync::Arc::new(verifier)
         }

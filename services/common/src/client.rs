@@ -38,10 +38,10 @@ pub fn outgoing<T>(
     request
         .metadata_mut()
         .insert("authorization", authorization);
-    if let Some(user) = on_behalf_of {
-        if let Ok(value) = user.token.parse() {
-            request.metadata_mut().insert(FORWARDED_USER_HEADER, value);
-        }
+    if let Some(user) = on_behalf_of
+        && let Ok(value) = user.token.parse()
+    {
+        request.metadata_mut().insert(FORWARDED_USER_HEADER, value);
     }
     inject_trace_context(request.metadata_mut());
     Ok(request)

@@ -48,15 +48,15 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbErr> {
         .split('?')
         .next()
         .unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path)
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
-            })?;
-        }
+    {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            DbErr::Custom(format!("cannot create {}: {error}", parent.display()))
+        })?;
     }
     Ok(url.to_owned())
 }

@@ -98,10 +98,10 @@ pub async fn wait_until_serving(
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(channel) = Channel::from_shared(address.to_owned())?.connect().await {
-            if let Ok(ServingStatus::Serving) = health_status(channel, service).await {
-                return Ok(());
-            }
+        if let Ok(channel) = Channel::from_shared(address.to_owned())?.connect().await
+            && let Ok(ServingStatus::Serving) = health_status(channel, service).await
+        {
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("{service} at {address} did not become SERVING within {timeout:?}");

@@ -4,6 +4,7 @@ use pmp_common::time::timestamp;
 use pmp_proto::partner::v1 as proto;
 
 use crate::domain::{Partner, PartnerStatus, RegistrationInput};
+use crate::error::RegistryError;
 
 impl From<proto::RegisterPartnerRequest> for RegistrationInput {
     fn from(request: proto::RegisterPartnerRequest) -> Self {
@@ -32,15 +33,17 @@ impl From<PartnerStatus> for proto::PartnerStatus {
     }
 }
 
-/// The filter value of a `PartnerStatus` enum (`None` = no filter); unknown numbers are
-/// refused by the caller.
-pub fn status_filter(value: i32) -> Result<Option<PartnerStatus>, ()> {
+/// The filter value of a `PartnerStatus` enum (`None` = no filter).
+pub fn status_filter(value: i32) -> Result<Option<PartnerStatus>, RegistryError> {
     match proto::PartnerStatus::try_from(value) {
         Ok(proto::PartnerStatus::Unspecified) => Ok(None),
         Ok(proto::PartnerStatus::InProgress) => Ok(Some(PartnerStatus::InProgress)),
         Ok(proto::PartnerStatus::Active) => Ok(Some(PartnerStatus::Active)),
         Ok(proto::PartnerStatus::Deactivated) => Ok(Some(PartnerStatus::Deactivated)),
-        Err(_) => Err(()),
+        Err(_) => Err(RegistryError::InvalidField {
+            field: "status",
+            message: "status is not a known partner status".into(),
+        }),
     }
 }
 

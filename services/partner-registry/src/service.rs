@@ -224,6 +224,7 @@ impl RegistryService {
             organization_name: partner.organization_name.clone(),
             certificate_data: request.certificate_data,
             partner_domain: request.partner_domain,
+            certificate_kind: store::CertificateKind::Partner as i32,
         };
         let stored = self
             .store
@@ -355,13 +356,7 @@ impl RegistryService {
     ) -> Result<proto::ListPartnersResponse, Status> {
         caller.require_admin()?;
         let page_size = pagination::page_size(request.page_size)?;
-        let status = status_filter(request.status).map_err(|()| {
-            pmp_common::error::field_status(
-                "PMS_COR_001",
-                "status",
-                "status is not a known partner status",
-            )
-        })?;
+        let status = status_filter(request.status)?;
         let partner_type = match request.partner_type.trim() {
             "" => None,
             requested => Some(

@@ -1,0 +1,274 @@
+//! The platform signing certificate and the re-signing of accepted partner certificates
+//! (MOSIP's "MOSIP-signed" copy, issued by the platform for one year).
+
+use chrono::{DateTime, Duration, Utc};
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, PKeyRef, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder, X509NameRef, X509Ref};
+
+use super::{CertError, utc_to_asn1};
+
+/// Validity of a re-signed partner certificate (MOSIP: 1 year × 365 days).
+const RESIGNED_VALIDITY_DAYS: i64 = 365;
+/// Validity of a generated platform root.
+const ROOT_VALIDITY_DAYS: i64 = 3650;
+/// Validity of a generated platform signing certificate.
+const SIGNER_VALIDITY_DAYS: i64 = 1825;
+/// RSA modulus of generated platform keys.
+const PLATFORM_RSA_BITS: u32 = 3072;
+/// Subject O of generated platform certificates.
+const PLATFORM_ORGANISATION: &str = "Partner Management Platform";
+
+/// Subject attributes copied into a re-signed certificate (MOSIP: CN, OU, O, L, ST, C).
+const COPIED_ATTRIBUTES: [Nid; 6] = [
+    Nid::COMMONNAME,
+    Nid::ORGANIZATIONALUNITNAME,
+    Nid::ORGANIZATIONNAME,
+    Nid::LOCALITYNAME,
+    Nid::STATEORPROVINCENAME,
+    Nid::COUNTRYNAME,
+];
+
+/// The platform's signing certificate and key, which issue the platform-signed copy of
+/// every accepted partner/FTM certificate.
+#[derive(Clone)]
+pub struct PlatformSigner {
+    /// The signing certificate (a CA issued by the platform root).
+    pub certificate: X509,
+    /// Its private key.
+    pub private_key: PKey<Private>,
+}
+
+impl std::fmt::Debug for PlatformSigner {
+    // Never prints the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformSigner")
+            .field(
+                "subject",
+                &super::facts::one_line_name(self.certificate.subject_name()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly generated platform PKI, to be persisted by the service (as PEM files or in
+/// a secret store) on first start.
+#[derive(Debug, Clone)]
+pub struct GeneratedPlatformPki {
+    /// Self-signed platform root (CA, 10 years).
+    pub root_certificate: X509,
+    /// The root's key; needed only to issue a new signing certificate later, so it can be
+    /// kept offline.
+    pub root_private_key: PKey<Private>,
+    /// The signing certificate (CA, issued by the root, 5 years) and its key.
+    pub signer: PlatformSigner,
+}
+
+impl PlatformSigner {
+    /// Generates a platform root and a signing certificate issued by it (RSA-3072,
+    /// SHA-256), so a new deployment needs no externally provisioned key material.
+    pub fn generate() -> Result<GeneratedPlatformPki, CertError> {
+        let now = Utc::now();
+        let root_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
+        let root_name = platform_name("Partner Management Platform Root CA")?;
+        let root = build_ca(
+            &root_name,
+            &root_key,
+            None,
+            &root_key,
+            now,
+            ROOT_VALIDITY_DAYS,
+        )?;
+        let signer_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
+        let signer_name = platform_name("Partner Management Platform Signing CA")?;
+        let signer = build_ca(
+            &signer_name,
+            &signer_key,
+            Some(&root),
+            &root_key,
+            now,
+            SIGNER_VALIDITY_DAYS,
+        )?;
+        Ok(GeneratedPlatformPki {
+            root_certificate: root,
+            root_private_key: root_key,
+            signer: PlatformSigner {
+                certificate: signer,
+                private_key: signer_key,
+            },
+        })
+    }
+
+    /// Loads a signer from PEM (certificate, and unencrypted PKCS#8 or traditional private
+    /// key). Refuses a key that does not belong to the certificate, which would otherwise
+    /// only surface as unverifiable re-signed certificates.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
+        let certificate = X509::from_pem(cert_pem.as_bytes()).map_err(|_| {
+            CertError::Internal("platform signing certificate PEM does not parse".into())
+        })?;
+        let private_key = PKey::private_key_from_pem(key_pem.as_bytes())
+            .map_err(|_| CertError::Internal("platform signing key PEM does not parse".into()))?;
+        if !certificate.public_key()?.public_eq(&private_key) {
+            return Err(CertError::Internal(
+                "platform signing key does not match its certificate".into(),
+            ));
+        }
+        Ok(PlatformSigner {
+            certificate,
+            private_key,
+        })
+    }
+
+    /// The signing certificate as PEM.
+    pub fn certificate_pem(&self) -> Result<String, CertError> {
+        super::pem_string(&self.certificate)
+    }
+
+    /// The private key as unencrypted PKCS#8 PEM, for persisting (protect the file).
+    pub fn private_key_pem(&self) -> Result<String, CertError> {
+        String::from_utf8(self.private_key.private_key_to_pem_pkcs8()?)
+            .map_err(|e| CertError::Internal(format!("key PEM is not UTF-8: {e}")))
+    }
+
+    /// Issues the platform-signed copy of an accepted partner/FTM certificate, valid from
+    /// now for 365 days. See [`PlatformSigner::resign_at`].
+    pub fn resign(&self, partner: &X509Ref, domain: &str) -> Result<X509, CertError> {
+        self.resign_at(partner, domain, Utc::now())
+    }
+
+    /// Issues the platform-signed copy at a given time: the partner's public key; subject
+    /// rebuilt from its CN, OU, O, L, ST and C only (in its original order; a missing CN is
+    /// tolerated, never a panic); issuer = the signing certificate's subject; validity
+    /// `now` → `now` + 365 days; random positive 159-bit serial; basicConstraints CA:TRUE
+    /// (critical); keyUsage (critical) digitalSignature + keyCertSign, plus keyEncipherment
+    /// for domain `AUTH`; subject and authority key identifiers; signed with SHA-256.
+    pub fn resign_at(
+        &self,
+        partner: &X509Ref,
+        domain: &str,
+        now: DateTime<Utc>,
+    ) -> Result<X509, CertError> {
+        let subject = copied_subject(partner.subject_name())?;
+        let public_key = partner.public_key()?;
+
+        let mut builder = X509Builder::new()?;
+        builder.set_version(2)?;
+        let serial = random_serial()?;
+        builder.set_serial_number(&serial)?;
+        builder.set_subject_name(&subject)?;
+        builder.set_issuer_name(self.certificate.subject_name())?;
+        builder.set_pubkey(&public_key)?;
+        set_validity(&mut builder, now, RESIGNED_VALIDITY_DAYS)?;
+
+        builder.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+        let mut usage = KeyUsage::new();
+        usage.critical().digital_signature().key_cert_sign();
+        if domain.trim().eq_ignore_ascii_case("AUTH") {
+            usage.key_encipherment();
+        }
+        builder.append_extension(usage.build()?)?;
+        let skid = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+        builder.append_extension(skid)?;
+        let akid = AuthorityKeyIdentifier::new()
+            .keyid(false)
+            .build(&builder.x509v3_context(Some(&self.certificate), None))?;
+        builder.append_extension(akid)?;
+
+        builder.sign(&self.private_key, signing_digest(&self.private_key))?;
+        Ok(builder.build())
+    }
+}
+
+/// Copies the CN, OU, O, L, ST and C entries of `name`, keeping their order and string
+/// types; every other attribute (e-mail, serialNumber, ...) is dropped, as in MOSIP.
+fn copied_subject(name: &X509NameRef) -> Result<X509Name, CertError> {
+    let mut builder = X509NameBuilder::new()?;
+    for entry in name.entries() {
+        if COPIED_ATTRIBUTES.contains(&entry.object().nid()) {
+            builder.append_entry(entry)?;
+        }
+    }
+    Ok(builder.build())
+}
+
+fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::ORGANIZATIONNAME, PLATFORM_ORGANISATION)?;
+    name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+    Ok(name.build())
+}
+
+/// Builds a platform CA certificate; self-signed when `issuer` is `None`.
+fn build_ca(
+    subject: &X509NameRef,
+    key: &PKeyRef<Private>,
+    issuer: Option<&X509>,
+    issuer_key: &PKeyRef<Private>,
+    now: DateTime<Utc>,
+    days: i64,
+) -> Result<X509, CertError> {
+    let mut builder = X509Builder::new()?;
+    builder.set_version(2)?;
+    let serial = random_serial()?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(subject)?;
+    builder.set_issuer_name(issuer.map_or(subject, |i| i.subject_name()))?;
+    builder.set_pubkey(key)?;
+    set_validity(&mut builder, now, days)?;
+    builder.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    builder.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_cert_sign()
+            .crl_sign()
+            .build()?,
+    )?;
+    let skid = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+    builder.append_extension(skid)?;
+    if let Some(issuer) = issuer {
+        let akid = AuthorityKeyIdentifier::new()
+            .keyid(false)
+            .build(&builder.x509v3_context(Some(issuer), None))?;
+        builder.append_extension(akid)?;
+    }
+    builder.sign(issuer_key, signing_digest(issuer_key))?;
+    Ok(builder.build())
+}
+
+fn set_validity(
+    builder: &mut X509Builder,
+    from: DateTime<Utc>,
+    days: i64,
+) -> Result<(), CertError> {
+    let until = from
+        .checked_add_signed(Duration::days(days))
+        .ok_or_else(|| CertError::Internal("validity end out of range".into()))?;
+    let not_before = utc_to_asn1(from)?;
+    let not_after = utc_to_asn1(until)?;
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+    Ok(())
+}
+
+/// A random positive serial: 159 random bits with the top one set, so it is never zero,
+/// always 20 octets in DER and never negative (MOSIP's signed 64-bit serials could be).
+fn random_serial() -> Result<openssl::asn1::Asn1Integer, CertError> {
+    let mut bn = BigNum::new()?;
+    bn.rand(159, MsbOption::ONE, false)?;
+    Ok(bn.to_asn1_integer()?)
+}
+
+/// SHA-256, except for EdDSA signing keys which take no separate digest.
+fn signing_digest(key: &PKeyRef<Private>) -> MessageDigest {
+    match key.id() {
+        Id::ED25519 | Id::ED448 => MessageDigest::null(),
+        _ => MessageDigest::sha256(),
+    }
+}
