@@ -1,4 +1,127 @@
-//! Certificate store service: the CA trust store, partner and FTM certificates, and the
-//! platform signing key of the Partner Management Platform.
+//! Certificate store service: the CA trust store per partner domain, partner and FTM chip
+//! certificates with their platform-signed copies, and the trust decision
+//! (`VerifyCertificateTrust`, answered from memory).
+//!
+//! Trust rule: a certificate the store holds as a partner or FTM certificate is trusted — as
+//! the certificate being verified and as an issuer inside a chain — only while it is marked
+//! trusted; partner certificates are marked trusted on acceptance, FTM chip certificates only
+//! when ftm-management approves them. Certificates the store has never seen are judged by
+//! their chain alone.
 
+pub mod config;
+pub mod convert;
+pub mod domain;
+pub mod error;
+pub mod service;
+pub mod storage;
+pub mod testing;
+pub mod trust;
 pub mod x509;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+
+use certificate_store_migration::Migrator;
+use pmp_common::auth::{AuthInterceptor, TokenVerifier};
+use pmp_common::{client, db, keys, server};
+use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
+
+use crate::config::{CertStoreSettings, PlatformSettings};
+use crate::service::CertificateStoreService;
+use crate::storage::{CertificateRepository, SqlCertificateRepository};
+use crate::trust::TrustStore;
+use crate::x509::{PlatformSigner, ValidationPolicy};
+
+/// Name of this service in traces, logs and service tokens.
+pub const SERVICE_NAME: &str = "certificate-store";
+
+/// The gRPC service as served: the store behind the authentication interceptor.
+pub type CertStoreGrpcService =
+    InterceptedService<CertificateStoreServer<CertificateStoreService>, AuthInterceptor>;
+
+/// Runs the certificate store on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: CertStoreSettings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    let secret = settings.service_auth.load_secret()?;
+    let verifier = Arc::new(TokenVerifier::new(
+        &settings.user_tokens.issuer,
+        &settings.user_tokens.audience,
+        Some(&secret),
+    ));
+    let signer = Arc::new(load_platform_signer(&settings.platform)?);
+    server::serve(
+        listener,
+        initialise(settings, verifier, signer),
+        shutdown,
+        grace,
+    )
+    .await
+}
+
+/// Loads the platform signing certificate and key, generating a development platform PKI on
+/// first start when allowed. The private key is only ever in its 0600 file and in memory.
+fn load_platform_signer(settings: &PlatformSettings) -> anyhow::Result<PlatformSigner> {
+    let certificate_path = Path::new(&settings.signing_certificate_file);
+    let key_path = Path::new(&settings.signing_key_file);
+    if settings.generate && !certificate_path.exists() && !key_path.exists() {
+        let generated = PlatformSigner::generate()?;
+        let root_pem = x509::pem_string(&generated.root_certificate)?;
+        let certificate_pem = generated.signer.certificate_pem()?;
+        let key_pem = generated.signer.private_key_pem()?;
+        keys::load_or_generate(Path::new(&settings.root_certificate_file), || {
+            Ok(root_pem.into_bytes())
+        })?;
+        keys::load_or_generate(certificate_path, || Ok(certificate_pem.into_bytes()))?;
+        keys::load_or_generate(key_path, || Ok(key_pem.into_bytes()))?;
+        tracing::warn!(
+            certificate = %certificate_path.display(),
+            key = %key_path.display(),
+            "generated a development platform signing certificate; mount a real one in production"
+        );
+    }
+    let certificate = String::from_utf8(keys::read(certificate_path)?)?;
+    let key = String::from_utf8(keys::read(key_path)?)?;
+    Ok(PlatformSigner::from_pem(&certificate, &key)?)
+}
+
+/// Connects and migrates the database (waiting for it), loads the user-token keys and the
+/// trust store, starts the trust-store poller, and builds the service.
+async fn initialise(
+    settings: CertStoreSettings,
+    verifier: Arc<TokenVerifier>,
+    signer: Arc<PlatformSigner>,
+) -> anyhow::Result<CertStoreGrpcService> {
+    let connection = server::retry_until_ok("connecting to the database", || {
+        db::connect(&settings.database)
+    })
+    .await;
+    Migrator::up(&connection, None).await?;
+    tracing::info!("database migrated");
+    client::load_user_token_keys(&settings.user_tokens, &verifier).await?;
+    let repository: Arc<dyn CertificateRepository> =
+        Arc::new(SqlCertificateRepository::new(connection));
+    let domains = settings.domains();
+    let trust = TrustStore::load(Arc::clone(&repository), domains.clone()).await?;
+    trust.spawn_poller(Duration::from_millis(
+        settings.certificates.trust_refresh_interval_ms,
+    ));
+    let policy = ValidationPolicy {
+        ca_min_validity_months: settings.certificates.ca_min_validity_months,
+        partner_min_validity_days: i64::from(settings.certificates.partner_min_validity_days),
+        ..ValidationPolicy::default()
+    };
+    let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
+    Ok(InterceptedService::new(
+        CertificateStoreServer::new(service),
+        AuthInterceptor::new(verifier),
+    ))
+}

@@ -46,3 +46,52 @@ pub fn outgoing<T>(
     inject_trace_context(request.metadata_mut());
     Ok(request)
 }
+
+/// Loads the keys that verify end-user tokens into `verifier`: the configured PEM files,
+/// plus the partner registry's published keys when `registry_address` is set (waiting for
+/// the registry if it is not up yet, so the service stays NOT_SERVING until it can
+/// authenticate anyone).
+pub async fn load_user_token_keys(
+    settings: &crate::config::UserTokenSettings,
+    verifier: &crate::auth::TokenVerifier,
+) -> anyhow::Result<()> {
+    let mut keys = Vec::new();
+    for file in &settings.public_key_files {
+        keys.push(
+            std::fs::read_to_string(file)
+                .map_err(|error| anyhow::anyhow!("cannot read {file}: {error}"))?,
+        );
+    }
+    let address = settings.registry_address.trim();
+    if !address.is_empty() {
+        let channel = lazy_channel(address, Duration::from_secs(2))?;
+        let published =
+            crate::server::retry_until_ok("fetching token keys from the partner registry", || {
+                let mut client =
+                    pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient::new(
+                        channel.clone(),
+                    );
+                async move {
+                    let mut request =
+                        Request::new(pmp_proto::partner::v1::GetTokenVerificationKeysRequest {});
+                    request.set_timeout(Duration::from_secs(5));
+                    client
+                        .get_token_verification_keys(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await;
+        if published.issuer != settings.issuer || published.audience != settings.audience {
+            tracing::warn!(
+                registry_issuer = %published.issuer,
+                registry_audience = %published.audience,
+                "the registry's token issuer/audience differ from user_tokens settings; its tokens will be refused"
+            );
+        }
+        keys.extend(published.public_keys_pem);
+    }
+    verifier.set_user_keys(&keys).map_err(anyhow::Error::msg)?;
+    tracing::info!(keys = keys.len(), "user token verification keys loaded");
+    Ok(())
+}

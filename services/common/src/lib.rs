@@ -7,6 +7,7 @@
 //! contract's `ErrorInfo`, [`db`] opens SQLite or PostgreSQL by URL, [`client`] makes outgoing
 //! calls with deadlines, identity and trace context, and [`pagination`] handles AIP-158 paging.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -220,16 +220,7 @@ pub struct PartnerFilter {
     pub status: Option<PartnerStatus>,
 }
 
-/// A state change recorded in the audit table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub actor: String,
-    pub action: String,
-    pub entity_id: String,
-    pub before_state: Option<String>,
-    pub after_state: Option<String>,
-    pub trace_id: String,
-}
+pub use pmp_common::audit::AuditEvent;
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,6 @@ use tonic::{Request, Response, Status};
 use pmp_common::auth::{Caller, ServiceIdentity, TokenIssuer, caller};
 use pmp_common::client::outgoing;
 use pmp_common::pagination;
-use pmp_common::telemetry::current_trace_id;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1 as proto;
@@ -93,14 +92,13 @@ impl RegistryService {
         before: Option<PartnerStatus>,
         after: PartnerStatus,
     ) -> AuditEvent {
-        AuditEvent {
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            entity_id: entity_id.to_owned(),
-            before_state: before.map(|status| status.as_str().to_owned()),
-            after_state: Some(after.as_str().to_owned()),
-            trace_id: current_trace_id(),
-        }
+        AuditEvent::now(
+            actor,
+            action,
+            entity_id,
+            before.map(PartnerStatus::as_str),
+            Some(after.as_str()),
+        )
     }
 
     async fn existing_partner(&self, partner_id: &str) -> Result<Partner, RegistryError> {

@@ -1,1 +1,17 @@
-//! placeholder
+//! Schema of the certificate store's own database: the CA trust store, partner and FTM chip
+//! certificates with their trust flag, the trust-store version that replicas poll, and the
+//! audit trail.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_initial;
+
+/// Applies the certificate store's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_initial::Migration)]
+    }
+}

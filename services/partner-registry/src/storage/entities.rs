@@ -71,27 +71,3 @@ pub mod partner_types {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-/// `audit_events`: one row per state change.
-pub mod audit_events {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "audit_events")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
-        pub actor: String,
-        pub action: String,
-        pub entity_id: String,
-        pub before_state: Option<String>,
-        pub after_state: Option<String>,
-        pub trace_id: String,
-        pub event_time: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::entities::{audit_events, partner_types, partners, users};
+use super::entities::{partner_types, partners, users};
 use super::{PartnerPage, PartnerRepository, UserRecord};
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
@@ -65,25 +65,6 @@ fn to_active_model(partner: &Partner) -> partners::ActiveModel {
     }
 }
 
-async fn insert_audit(
-    connection: &impl ConnectionTrait,
-    event: AuditEvent,
-) -> Result<(), RegistryError> {
-    audit_events::ActiveModel {
-        actor: Set(event.actor),
-        action: Set(event.action),
-        entity_id: Set(event.entity_id),
-        before_state: Set(event.before_state),
-        after_state: Set(event.after_state),
-        trace_id: Set(event.trace_id),
-        event_time: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(connection)
-    .await?;
-    Ok(())
-}
-
 impl SqlPartnerRepository {
     /// Which uniqueness rule a failed insert broke: the id if it is taken, else the e-mail.
     async fn duplicate_reason(&self, partner: &Partner) -> Result<RegistryError, RegistryError> {
@@ -125,7 +106,7 @@ impl SqlPartnerRepository {
         active.partner_id = sea_orm::Unchanged(partner.partner_id.clone());
         active.create_time = sea_orm::Unchanged(partner.create_time);
         active.update(&transaction).await?;
-        insert_audit(&transaction, audit).await?;
+        pmp_common::audit::record(&transaction, audit).await?;
         transaction.commit().await?;
         Ok(partner)
     }
@@ -163,9 +144,7 @@ impl PartnerRepository for SqlPartnerRepository {
             .insert(&transaction)
             .await?;
             to_active_model(partner).insert(&transaction).await?;
-            insert_audit(&transaction, audit)
-                .await
-                .map_err(|error| sea_orm::DbErr::Custom(error.to_string()))?;
+            pmp_common::audit::record(&transaction, audit).await?;
             transaction.commit().await
         }
         .await;
@@ -287,20 +266,6 @@ impl PartnerRepository for SqlPartnerRepository {
     }
 
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
-        Ok(audit_events::Entity::find()
-            .filter(audit_events::Column::EntityId.eq(entity_id.to_owned()))
-            .order_by_asc(audit_events::Column::Id)
-            .all(&self.connection)
-            .await?
-            .into_iter()
-            .map(|model| AuditEvent {
-                actor: model.actor,
-                action: model.action,
-                entity_id: model.entity_id,
-                before_state: model.before_state,
-                after_state: model.after_state,
-                trace_id: model.trace_id,
-            })
-            .collect())
+        Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }
 }

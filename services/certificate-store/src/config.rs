@@ -1,0 +1,182 @@
+//! Settings of the certificate store (see `DEFAULTS` for every key and its default).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use pmp_common::config::{
+    self, ConfigError, DatabaseSettings, ServerSettings, ServiceAuthSettings, TelemetrySettings,
+    UserTokenSettings, Validate,
+};
+
+/// Prefix of environment variables, e.g. `PMP_CERTSTORE__DATABASE__URL`.
+pub const ENV_PREFIX: &str = "PMP_CERTSTORE";
+
+/// Compiled-in defaults: a working single-machine set-up on SQLite under `./data/`.
+pub const DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:50052"
+shutdown_grace_seconds = 20
+
+[database]
+url = "sqlite://data/certificate-store/certstore.db"
+max_connections = 8
+
+[telemetry]
+log_format = "pretty"
+log_level = "info"
+
+[service_auth]
+secret_file = "data/service-token.secret"
+generate_secret = true
+
+[user_tokens]
+issuer = "pmp-partner-registry"
+audience = "pmp"
+public_key_files = []
+registry_address = "http://127.0.0.1:50051"
+
+[certificates]
+allowed_domains = ["FTM", "DEVICE", "AUTH"]
+ca_min_validity_months = 12
+partner_min_validity_days = 335
+trust_refresh_interval_ms = 2000
+
+[platform]
+root_certificate_file = "data/certificate-store/platform-root.pem"
+signing_certificate_file = "data/certificate-store/platform-signing.pem"
+signing_key_file = "data/certificate-store/platform-signing-key.pem"
+generate = true
+"#;
+
+/// All settings of the certificate store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertStoreSettings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    pub service_auth: ServiceAuthSettings,
+    pub user_tokens: UserTokenSettings,
+    pub certificates: CertificateSettings,
+    pub platform: PlatformSettings,
+}
+
+/// Certificate rules that are configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSettings {
+    /// Partner domains (stored upper-case, matched case-insensitively).
+    pub allowed_domains: Vec<String>,
+    /// Minimum remaining validity of an uploaded CA certificate (KER-PCM-017).
+    pub ca_min_validity_months: u32,
+    /// Minimum remaining validity of a partner/FTM certificate (KER-KMS-021).
+    pub partner_min_validity_days: u32,
+    /// How often the trust-store version is polled for changes made by other replicas.
+    pub trust_refresh_interval_ms: u64,
+}
+
+/// The platform signing certificate and key (MOSIP's "PMS" key) that re-sign partner
+/// certificates: PEM files, mounted from a Kubernetes Secret in production.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    pub root_certificate_file: String,
+    pub signing_certificate_file: String,
+    pub signing_key_file: String,
+    /// Generate a platform root and signing certificate (files 0600) on first start when
+    /// the files do not exist. The root's private key is not kept.
+    pub generate: bool,
+}
+
+impl CertStoreSettings {
+    /// The allowed domains, upper-case.
+    pub fn domains(&self) -> Vec<String> {
+        self.certificates
+            .allowed_domains
+            .iter()
+            .map(|domain| domain.trim().to_ascii_uppercase())
+            .collect()
+    }
+}
+
+impl Validate for CertStoreSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.database.validate()?;
+        self.telemetry.validate()?;
+        self.service_auth.validate()?;
+        self.user_tokens.validate()?;
+        let domains = &self.certificates.allowed_domains;
+        if domains.is_empty()
+            || domains
+                .iter()
+                .any(|domain| domain.trim().is_empty() || domain.len() > 36)
+        {
+            return Err(
+                "certificates.allowed_domains must list 1-36 character domain names".into(),
+            );
+        }
+        if !(1..=120).contains(&self.certificates.ca_min_validity_months) {
+            return Err("certificates.ca_min_validity_months must be between 1 and 120".into());
+        }
+        if !(1..=3650).contains(&self.certificates.partner_min_validity_days) {
+            return Err("certificates.partner_min_validity_days must be between 1 and 3650".into());
+        }
+        if !(100..=600_000).contains(&self.certificates.trust_refresh_interval_ms) {
+            return Err(
+                "certificates.trust_refresh_interval_ms must be between 100 and 600000".into(),
+            );
+        }
+        for (key, value) in [
+            (
+                "platform.root_certificate_file",
+                &self.platform.root_certificate_file,
+            ),
+            (
+                "platform.signing_certificate_file",
+                &self.platform.signing_certificate_file,
+            ),
+            ("platform.signing_key_file", &self.platform.signing_key_file),
+        ] {
+            if value.trim().is_empty() {
+                return Err(format!("{key} must be set"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads the settings: defaults, then `file`, then `PMP_CERTSTORE__*` variables.
+pub fn load(file: Option<&Path>) -> Result<CertStoreSettings, ConfigError> {
+    config::load(ENV_PREFIX, DEFAULTS, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings: CertStoreSettings =
+            config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))
+                .expect("valid defaults");
+        assert_eq!(settings.domains(), ["FTM", "DEVICE", "AUTH"]);
+    }
+
+    #[test]
+    fn domains_from_environment() {
+        let environment = [(
+            "PMP_CERTSTORE__CERTIFICATES__ALLOWED_DOMAINS".to_owned(),
+            "ftm,device".to_owned(),
+        )];
+        let settings: CertStoreSettings = config::load_with_env(
+            ENV_PREFIX,
+            DEFAULTS,
+            None,
+            Some(environment.into_iter().collect()),
+        )
+        .expect("valid");
+        assert_eq!(settings.domains(), ["FTM", "DEVICE"]);
+    }
+}

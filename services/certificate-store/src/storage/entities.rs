@@ -1,0 +1,82 @@
+//! sea-orm entities of the certificate store's tables (schema: the migration crate).
+
+/// `ca_certificates`: the trust store.
+pub mod ca_certificates {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ca_certificates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub certificate_id: String,
+        pub partner_domain: String,
+        pub ca_type: String,
+        pub subject: String,
+        pub issuer: String,
+        pub serial_number: String,
+        pub thumbprint: String,
+        pub not_before: DateTimeUtc,
+        pub not_after: DateTimeUtc,
+        pub upload_time: DateTimeUtc,
+        pub certificate_pem: String,
+        pub issuer_certificate_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `partner_certificates`: partner and FTM chip certificates.
+pub mod partner_certificates {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "partner_certificates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub certificate_id: String,
+        pub owner_id: String,
+        pub partner_domain: String,
+        pub certificate_kind: String,
+        pub organization_name: String,
+        pub thumbprint: String,
+        pub subject: String,
+        pub issuer: String,
+        pub serial_number: String,
+        pub not_before: DateTimeUtc,
+        pub not_after: DateTimeUtc,
+        pub is_ca: bool,
+        pub ca_signed_pem: String,
+        pub platform_signed_pem: String,
+        /// PEM certificates concatenated, leaf first.
+        pub chain_pem: String,
+        pub trusted: bool,
+        pub upload_time: DateTimeUtc,
+        pub update_time: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `trust_versions`: one row whose version moves with every trust-relevant write.
+pub mod trust_versions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trust_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,90 @@
+//! Persistence of the certificate store behind a repository trait. Every write that changes
+//! what is trusted also moves the trust-store version in the same transaction, so every
+//! replica's in-memory trust store notices it.
+
+pub mod entities;
+mod sql;
+
+use async_trait::async_trait;
+
+pub use sql::SqlCertificateRepository;
+
+use crate::domain::{AuditEvent, CaCertificate, CaFilter, PartnerCertificate, TrustData};
+use crate::error::StoreError;
+
+/// One page of CA certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaPage {
+    pub ca_certificates: Vec<CaCertificate>,
+    pub has_more: bool,
+    pub total_size: u64,
+}
+
+/// Storage operations of the certificate store.
+#[async_trait]
+pub trait CertificateRepository: Send + Sync {
+    /// Whether a CA with this SHA-256 thumbprint is stored for the domain.
+    async fn ca_exists(&self, partner_domain: &str, thumbprint: &str) -> Result<bool, StoreError>;
+
+    /// Stores accepted CA certificates and their audit rows in one transaction;
+    /// `DuplicateCa` when a concurrent upload stored one of them first.
+    async fn insert_ca_certificates(
+        &self,
+        certificates: &[CaCertificate],
+        audit: Vec<AuditEvent>,
+    ) -> Result<(), StoreError>;
+
+    async fn find_ca(&self, certificate_id: &str) -> Result<Option<CaCertificate>, StoreError>;
+
+    /// The CA certificate of `partner_domain` with this thumbprint.
+    async fn find_ca_by_thumbprint(
+        &self,
+        partner_domain: &str,
+        thumbprint: &str,
+    ) -> Result<Option<CaCertificate>, StoreError>;
+
+    /// CA certificates ordered by id, after `after`.
+    async fn list_ca(
+        &self,
+        filter: &CaFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<CaPage, StoreError>;
+
+    async fn find_partner_certificate(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError>;
+
+    /// The certificate already stored for this owner, domain and thumbprint (idempotent uploads).
+    async fn find_partner_certificate_by_owner(
+        &self,
+        owner_id: &str,
+        partner_domain: &str,
+        thumbprint: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError>;
+
+    /// Stores a partner/FTM certificate; when a concurrent upload of the same certificate for
+    /// the same owner won, returns that one instead.
+    async fn insert_partner_certificate(
+        &self,
+        certificate: &PartnerCertificate,
+        audit: AuditEvent,
+    ) -> Result<PartnerCertificate, StoreError>;
+
+    /// Sets the trust flag; `None` when the id is unknown.
+    async fn set_trusted(
+        &self,
+        certificate_id: &str,
+        trusted: bool,
+        actor: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError>;
+
+    /// The current trust-store version (cheap: one row).
+    async fn trust_version(&self) -> Result<i64, StoreError>;
+
+    /// Everything the in-memory trust store is built from, with the version it reflects.
+    async fn trust_data(&self) -> Result<TrustData, StoreError>;
+
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError>;
+}

@@ -1,0 +1,417 @@
+//! sea-orm implementation of [`CertificateRepository`] for SQLite and PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::entities::{ca_certificates, partner_certificates, trust_versions};
+use super::{CaPage, CertificateRepository};
+use crate::domain::{
+    AuditEvent, CaCertificate, CaFilter, CaType, CertificateKind, PartnerCertificate,
+    PartnerTrustEntry, TrustData,
+};
+use crate::error::StoreError;
+
+/// Repository over an injected sea-orm connection.
+#[derive(Debug, Clone)]
+pub struct SqlCertificateRepository {
+    connection: DatabaseConnection,
+}
+
+impl SqlCertificateRepository {
+    /// Uses `connection` (already migrated).
+    pub fn new(connection: DatabaseConnection) -> Self {
+        SqlCertificateRepository { connection }
+    }
+}
+
+fn ca_to_domain(model: ca_certificates::Model) -> Result<CaCertificate, StoreError> {
+    let ca_type = CaType::parse(&model.ca_type)
+        .ok_or_else(|| StoreError::Internal(format!("unknown stored CA type {}", model.ca_type)))?;
+    Ok(CaCertificate {
+        certificate_id: model.certificate_id,
+        partner_domain: model.partner_domain,
+        ca_type,
+        subject: model.subject,
+        issuer: model.issuer,
+        serial_number: model.serial_number,
+        thumbprint: model.thumbprint,
+        not_before: model.not_before,
+        not_after: model.not_after,
+        upload_time: model.upload_time,
+        certificate_pem: model.certificate_pem,
+        issuer_certificate_id: model.issuer_certificate_id,
+    })
+}
+
+fn ca_to_active(certificate: &CaCertificate) -> ca_certificates::ActiveModel {
+    ca_certificates::ActiveModel {
+        certificate_id: Set(certificate.certificate_id.clone()),
+        partner_domain: Set(certificate.partner_domain.clone()),
+        ca_type: Set(certificate.ca_type.as_str().to_owned()),
+        subject: Set(certificate.subject.clone()),
+        issuer: Set(certificate.issuer.clone()),
+        serial_number: Set(certificate.serial_number.clone()),
+        thumbprint: Set(certificate.thumbprint.clone()),
+        not_before: Set(certificate.not_before),
+        not_after: Set(certificate.not_after),
+        upload_time: Set(certificate.upload_time),
+        certificate_pem: Set(certificate.certificate_pem.clone()),
+        issuer_certificate_id: Set(certificate.issuer_certificate_id.clone()),
+    }
+}
+
+fn partner_to_domain(model: partner_certificates::Model) -> Result<PartnerCertificate, StoreError> {
+    let kind = CertificateKind::parse(&model.certificate_kind).ok_or_else(|| {
+        StoreError::Internal(format!("unknown stored kind {}", model.certificate_kind))
+    })?;
+    Ok(PartnerCertificate {
+        certificate_id: model.certificate_id,
+        owner_id: model.owner_id,
+        partner_domain: model.partner_domain,
+        kind,
+        organization_name: model.organization_name,
+        thumbprint: model.thumbprint,
+        subject: model.subject,
+        issuer: model.issuer,
+        serial_number: model.serial_number,
+        not_before: model.not_before,
+        not_after: model.not_after,
+        is_ca: model.is_ca,
+        ca_signed_pem: model.ca_signed_pem,
+        platform_signed_pem: model.platform_signed_pem,
+        chain_pem: split_pems(&model.chain_pem),
+        trusted: model.trusted,
+        upload_time: model.upload_time,
+        update_time: model.update_time,
+    })
+}
+
+fn partner_to_active(certificate: &PartnerCertificate) -> partner_certificates::ActiveModel {
+    partner_certificates::ActiveModel {
+        certificate_id: Set(certificate.certificate_id.clone()),
+        owner_id: Set(certificate.owner_id.clone()),
+        partner_domain: Set(certificate.partner_domain.clone()),
+        certificate_kind: Set(certificate.kind.as_str().to_owned()),
+        organization_name: Set(certificate.organization_name.clone()),
+        thumbprint: Set(certificate.thumbprint.clone()),
+        subject: Set(certificate.subject.clone()),
+        issuer: Set(certificate.issuer.clone()),
+        serial_number: Set(certificate.serial_number.clone()),
+        not_before: Set(certificate.not_before),
+        not_after: Set(certificate.not_after),
+        is_ca: Set(certificate.is_ca),
+        ca_signed_pem: Set(certificate.ca_signed_pem.clone()),
+        platform_signed_pem: Set(certificate.platform_signed_pem.clone()),
+        chain_pem: Set(certificate.chain_pem.concat()),
+        trusted: Set(certificate.trusted),
+        upload_time: Set(certificate.upload_time),
+        update_time: Set(certificate.update_time),
+    }
+}
+
+/// Splits concatenated PEM blocks back into one string per certificate.
+fn split_pems(concatenated: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    concatenated
+        .split_inclusive(END)
+        .map(str::trim)
+        .filter(|block| block.ends_with(END))
+        .map(|block| format!("{block}\n"))
+        .collect()
+}
+
+/// Moves the trust-store version; replicas rebuild their in-memory store when it moves.
+async fn bump_version(connection: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
+    trust_versions::Entity::update_many()
+        .col_expr(
+            trust_versions::Column::Version,
+            Expr::col(trust_versions::Column::Version).add(1),
+        )
+        .filter(trust_versions::Column::Id.eq(1))
+        .exec(connection)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl CertificateRepository for SqlCertificateRepository {
+    async fn ca_exists(&self, partner_domain: &str, thumbprint: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .find_ca_by_thumbprint(partner_domain, thumbprint)
+            .await?
+            .is_some())
+    }
+
+    async fn insert_ca_certificates(
+        &self,
+        certificates: &[CaCertificate],
+        audit: Vec<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        if certificates.is_empty() {
+            return Ok(());
+        }
+        let result: Result<(), sea_orm::DbErr> = async {
+            let transaction = self.connection.begin().await?;
+            for certificate in certificates {
+                ca_to_active(certificate).insert(&transaction).await?;
+            }
+            for event in audit {
+                pmp_common::audit::record(&transaction, event).await?;
+            }
+            bump_version(&transaction).await?;
+            transaction.commit().await
+        }
+        .await;
+        match result {
+            Err(error) if pmp_common::db::is_unique_violation(&error) => {
+                Err(StoreError::DuplicateCa)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn find_ca(&self, certificate_id: &str) -> Result<Option<CaCertificate>, StoreError> {
+        ca_certificates::Entity::find_by_id(certificate_id.to_owned())
+            .one(&self.connection)
+            .await?
+            .map(ca_to_domain)
+            .transpose()
+    }
+
+    async fn find_ca_by_thumbprint(
+        &self,
+        partner_domain: &str,
+        thumbprint: &str,
+    ) -> Result<Option<CaCertificate>, StoreError> {
+        ca_certificates::Entity::find()
+            .filter(ca_certificates::Column::PartnerDomain.eq(partner_domain.to_owned()))
+            .filter(ca_certificates::Column::Thumbprint.eq(thumbprint.to_owned()))
+            .one(&self.connection)
+            .await?
+            .map(ca_to_domain)
+            .transpose()
+    }
+
+    async fn list_ca(
+        &self,
+        filter: &CaFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<CaPage, StoreError> {
+        let mut query = ca_certificates::Entity::find();
+        if let Some(domain) = &filter.partner_domain {
+            query = query.filter(ca_certificates::Column::PartnerDomain.eq(domain.clone()));
+        }
+        if let Some(ca_type) = filter.ca_type {
+            query = query.filter(ca_certificates::Column::CaType.eq(ca_type.as_str()));
+        }
+        let total_size = query.clone().count(&self.connection).await?;
+        if let Some(after) = after {
+            query = query.filter(ca_certificates::Column::CertificateId.gt(after.to_owned()));
+        }
+        let mut models = query
+            .order_by_asc(ca_certificates::Column::CertificateId)
+            .limit(limit + 1)
+            .all(&self.connection)
+            .await?;
+        let has_more = models.len() as u64 > limit;
+        models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let ca_certificates = models
+            .into_iter()
+            .map(ca_to_domain)
+            .collect::<Result<_, _>>()?;
+        Ok(CaPage {
+            ca_certificates,
+            has_more,
+            total_size,
+        })
+    }
+
+    async fn find_partner_certificate(
+        &self,
+        certificate_id: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError> {
+        partner_certificates::Entity::find_by_id(certificate_id.to_owned())
+            .one(&self.connection)
+            .await?
+            .map(partner_to_domain)
+            .transpose()
+    }
+
+    async fn find_partner_certificate_by_owner(
+        &self,
+        owner_id: &str,
+        partner_domain: &str,
+        thumbprint: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError> {
+        partner_certificates::Entity::find()
+            .filter(partner_certificates::Column::OwnerId.eq(owner_id.to_owned()))
+            .filter(partner_certificates::Column::PartnerDomain.eq(partner_domain.to_owned()))
+            .filter(partner_certificates::Column::Thumbprint.eq(thumbprint.to_owned()))
+            .one(&self.connection)
+            .await?
+            .map(partner_to_domain)
+            .transpose()
+    }
+
+    async fn insert_partner_certificate(
+        &self,
+        certificate: &PartnerCertificate,
+        audit: AuditEvent,
+    ) -> Result<PartnerCertificate, StoreError> {
+        let result: Result<(), sea_orm::DbErr> = async {
+            let transaction = self.connection.begin().await?;
+            partner_to_active(certificate).insert(&transaction).await?;
+            pmp_common::audit::record(&transaction, audit).await?;
+            bump_version(&transaction).await?;
+            transaction.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(certificate.clone()),
+            Err(error) if pmp_common::db::is_unique_violation(&error) => {
+                self.find_partner_certificate_by_owner(
+                    &certificate.owner_id,
+                    &certificate.partner_domain,
+                    &certificate.thumbprint,
+                )
+                .await?
+                .ok_or_else(|| StoreError::Internal("unique violation without a stored row".into()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn set_trusted(
+        &self,
+        certificate_id: &str,
+        trusted: bool,
+        actor: &str,
+    ) -> Result<Option<PartnerCertificate>, StoreError> {
+        let transaction = self.connection.begin().await?;
+        let Some(model) = partner_certificates::Entity::find_by_id(certificate_id.to_owned())
+            .one(&transaction)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if model.trusted == trusted {
+            transaction.commit().await?;
+            return partner_to_domain(model).map(Some);
+        }
+        let mut active: partner_certificates::ActiveModel = model.into();
+        active.trusted = Set(trusted);
+        active.update_time = Set(Utc::now());
+        let updated = active.update(&transaction).await?;
+        let (before, after) = if trusted {
+            ("UNTRUSTED", "TRUSTED")
+        } else {
+            ("TRUSTED", "UNTRUSTED")
+        };
+        let action = if trusted {
+            "CERTIFICATE_TRUSTED"
+        } else {
+            "CERTIFICATE_UNTRUSTED"
+        };
+        pmp_common::audit::record(
+            &transaction,
+            AuditEvent::now(actor, action, certificate_id, Some(before), Some(after)),
+        )
+        .await?;
+        bump_version(&transaction).await?;
+        transaction.commit().await?;
+        partner_to_domain(updated).map(Some)
+    }
+
+    async fn trust_version(&self) -> Result<i64, StoreError> {
+        trust_versions::Entity::find_by_id(1)
+            .one(&self.connection)
+            .await?
+            .map(|row| row.version)
+            .ok_or_else(|| StoreError::Internal("trust_versions row is missing".into()))
+    }
+
+    async fn trust_data(&self) -> Result<TrustData, StoreError> {
+        // Version first: the data read afterwards is at least as new as the version recorded,
+        // so a rebuild never pins an older state under a newer version number.
+        let version = self.trust_version().await?;
+        let ca_certificates = ca_certificates::Entity::find()
+            .select_only()
+            .column(ca_certificates::Column::PartnerDomain)
+            .column(ca_certificates::Column::CertificatePem)
+            .into_tuple::<(String, String)>()
+            .all(&self.connection)
+            .await?;
+        let entries = partner_certificates::Entity::find()
+            .select_only()
+            .column(partner_certificates::Column::PartnerDomain)
+            .column(partner_certificates::Column::Thumbprint)
+            .column(partner_certificates::Column::Trusted)
+            .column(partner_certificates::Column::IsCa)
+            .into_tuple::<(String, String, bool, bool)>()
+            .all(&self.connection)
+            .await?;
+        let issuer_pems: std::collections::HashMap<(String, String), String> =
+            partner_certificates::Entity::find()
+                .select_only()
+                .column(partner_certificates::Column::PartnerDomain)
+                .column(partner_certificates::Column::Thumbprint)
+                .column(partner_certificates::Column::CaSignedPem)
+                .filter(partner_certificates::Column::Trusted.eq(true))
+                .filter(partner_certificates::Column::IsCa.eq(true))
+                .into_tuple::<(String, String, String)>()
+                .all(&self.connection)
+                .await?
+                .into_iter()
+                .map(|(domain, thumbprint, pem)| ((domain, thumbprint), pem))
+                .collect();
+        let partner_certificates = entries
+            .into_iter()
+            .map(|(partner_domain, thumbprint, trusted, is_ca)| {
+                let issuer_pem = (trusted && is_ca)
+                    .then(|| {
+                        issuer_pems
+                            .get(&(partner_domain.clone(), thumbprint.clone()))
+                            .cloned()
+                    })
+                    .flatten();
+                PartnerTrustEntry {
+                    partner_domain,
+                    thumbprint,
+                    trusted,
+                    issuer_pem,
+                }
+            })
+            .collect();
+        Ok(TrustData {
+            version,
+            ca_certificates,
+            partner_certificates,
+        })
+    }
+
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_pems;
+
+    #[test]
+    fn split_pems_round_trips_concatenation() {
+        let a = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
+        let b = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            split_pems(&format!("{a}{b}")),
+            vec![a.to_owned(), b.to_owned()]
+        );
+        assert!(split_pems("").is_empty());
+    }
+}

@@ -1,0 +1,42 @@
+//! Starting a real certificate store inside a test process (used by this crate's tests and
+//! by the tests of the services that call it).
+
+use std::path::Path;
+
+use pmp_common::config::DatabaseSettings;
+use pmp_common::testing::Spawned;
+
+use crate::config::{CertStoreSettings, DEFAULTS, ENV_PREFIX};
+
+/// Settings for a test certificate store: platform key files under `directory`, the given
+/// database, user-token keys from the registry at `registry_address` (or, when it is empty,
+/// from `public_key_files`), and the shared service secret file.
+pub fn settings(
+    directory: &Path,
+    database: DatabaseSettings,
+    registry_address: &str,
+    service_secret_file: &Path,
+) -> anyhow::Result<CertStoreSettings> {
+    let mut settings: CertStoreSettings =
+        pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
+    settings.server.listen = "127.0.0.1:0".parse()?;
+    settings.server.shutdown_grace_seconds = 5;
+    settings.database = database;
+    settings.service_auth.secret_file = service_secret_file.display().to_string();
+    settings.user_tokens.registry_address = registry_address.to_owned();
+    settings.certificates.trust_refresh_interval_ms = 500;
+    settings.platform.root_certificate_file =
+        directory.join("platform-root.pem").display().to_string();
+    settings.platform.signing_certificate_file =
+        directory.join("platform-signing.pem").display().to_string();
+    settings.platform.signing_key_file = directory
+        .join("platform-signing-key.pem")
+        .display()
+        .to_string();
+    Ok(settings)
+}
+
+/// Runs the certificate store on `127.0.0.1:0`.
+pub async fn spawn(settings: CertStoreSettings) -> anyhow::Result<Spawned> {
+    Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
+}
