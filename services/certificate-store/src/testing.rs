@@ -40,3 +40,14 @@ pub fn settings(
 pub async fn spawn(settings: CertStoreSettings) -> anyhow::Result<Spawned> {
     Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
 }
+
+/// Runs the service on a listener bound beforehand (see
+/// [`pmp_common::testing::reserve_address`]).
+pub fn spawn_on(
+    settings: CertStoreSettings,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<Spawned> {
+    Spawned::start_on(listener, move |listener, shutdown| {
+        crate::run(settings, listener, shutdown)
+    })
+}

@@ -33,7 +33,16 @@ impl Spawned {
         F: FnOnce(TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await?, run)
+    }
+
+    /// Runs `run(listener, shutdown)` on a task, on a listener bound beforehand (so that two
+    /// services can be told each other's address before either starts).
+    pub fn start_on<F, Fut>(listener: TcpListener, run: F) -> anyhow::Result<Spawned>
+    where
+        F: FnOnce(TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         let address = format!("http://{}", listener.local_addr()?);
         let (sender, receiver) = oneshot::channel::<()>();
         let shutdown: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
@@ -77,6 +86,13 @@ impl Drop for Spawned {
             let _ = sender.send(());
         }
     }
+}
+
+/// A listener on `127.0.0.1:0` and its `http://` address.
+pub async fn reserve_address() -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = format!("http://{}", listener.local_addr()?);
+    Ok((listener, address))
 }
 
 /// The health status of `service` ("" for the whole server).

@@ -1,0 +1,1083 @@
+//! The certificate store's gRPC API against a real in-process server: every rule and reason
+//! (gRPC code and ErrorInfo reason), bundles, listing, trust paths, partner uploads, the
+//! trust rule and VerifyCertificateTrust.
+
+use std::time::Duration;
+
+use base64::Engine;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use certificate_store::x509::{self, CertificateFacts};
+use pmp_common::auth::testing::{TEST_AUDIENCE, TEST_ISSUER, TEST_SERVICE_SECRET, TestTokens};
+use pmp_common::db::testing::TestDatabase;
+use pmp_common::testing::{
+    Spawned, assert_error, reflection_services, wait_until_serving, with_token,
+};
+use pmp_dev_certs::{CertificateSpec, DigestSpec, Issued, KeySpec, X509Version};
+use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
+use pmp_proto::certstore::v1::*;
+use pmp_proto::service_names::CERTIFICATE_STORE;
+
+const ORG: &str = "ACME Chips Ltd";
+
+struct Store {
+    _server: Spawned,
+    client: CertificateStoreClient<Channel>,
+    tokens: TestTokens,
+    admin: String,
+    _directory: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+impl Store {
+    async fn start() -> Store {
+        let database = TestDatabase::sqlite().await.expect("database");
+        let directory = tempfile::tempdir().expect("tempdir");
+        let tokens = TestTokens::new();
+        let key_file = directory.path().join("user-token-key.pem");
+        std::fs::write(&key_file, &tokens.public_key_pem).expect("key file");
+        let secret_file = directory.path().join("service.secret");
+        std::fs::write(&secret_file, TEST_SERVICE_SECRET).expect("secret file");
+        let mut settings = certificate_store::testing::settings(
+            directory.path(),
+            database.settings.clone(),
+            "",
+            &secret_file,
+        )
+        .expect("settings");
+        settings.user_tokens.issuer = TEST_ISSUER.into();
+        settings.user_tokens.audience = TEST_AUDIENCE.into();
+        settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
+        let server = certificate_store::testing::spawn(settings)
+            .await
+            .expect("spawn");
+        wait_until_serving(&server.address, CERTIFICATE_STORE, Duration::from_secs(30))
+            .await
+            .expect("serving");
+        let client = CertificateStoreClient::new(server.channel().await.expect("channel"));
+        let admin = tokens.token("admin", &["PARTNER_ADMIN"]);
+        Store {
+            _server: server,
+            client,
+            tokens,
+            admin,
+            _directory: directory,
+            _database: database,
+        }
+    }
+
+    fn client(&self) -> CertificateStoreClient<Channel> {
+        self.client.clone()
+    }
+
+    fn service_token(&self) -> String {
+        self.tokens
+            .service("ftm-management")
+            .token()
+            .expect("service token")
+    }
+
+    async fn upload_ca(
+        &self,
+        data: &str,
+        domain: &str,
+    ) -> Result<UploadCaCertificateResponse, tonic::Status> {
+        let request = UploadCaCertificateRequest {
+            certificate_data: data.into(),
+            partner_domain: domain.into(),
+        };
+        self.client()
+            .upload_ca_certificate(with_token(request, &self.admin))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn upload_partner(
+        &self,
+        owner: &str,
+        organisation: &str,
+        data: &str,
+        kind: CertificateKind,
+    ) -> Result<UploadPartnerCertificateResponse, tonic::Status> {
+        let request = UploadPartnerCertificateRequest {
+            owner_id: owner.into(),
+            organization_name: organisation.into(),
+            certificate_data: data.into(),
+            partner_domain: "FTM".into(),
+            certificate_kind: kind as i32,
+        };
+        self.client()
+            .upload_partner_certificate(with_token(request, &self.service_token()))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn verify(
+        &self,
+        data: &str,
+        domain: &str,
+    ) -> Result<VerifyCertificateTrustResponse, tonic::Status> {
+        let request = VerifyCertificateTrustRequest {
+            certificate_data: data.into(),
+            partner_domain: domain.into(),
+        };
+        let token = self.tokens.token("some-partner", &["DEVICE_PROVIDER"]);
+        self.client()
+            .verify_certificate_trust(with_token(request, &token))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn set_trusted(
+        &self,
+        certificate_id: &str,
+        trusted: bool,
+    ) -> SetCertificateTrustedResponse {
+        let request = SetCertificateTrustedRequest {
+            certificate_id: certificate_id.into(),
+            trusted,
+        };
+        self.client()
+            .set_certificate_trusted(with_token(request, &self.service_token()))
+            .await
+            .expect("set trusted")
+            .into_inner()
+    }
+}
+
+struct Pki {
+    root: Issued,
+    intermediate: Issued,
+}
+
+fn make_pki(name: &str) -> Pki {
+    let root = CertificateSpec::ca(&format!("{name} Root"))
+        .organisation(name)
+        .valid_for_days(3650)
+        .self_signed()
+        .expect("root");
+    let intermediate = CertificateSpec::ca(&format!("{name} Intermediate"))
+        .organisation(name)
+        .valid_for_days(1800)
+        .issued_by(&root)
+        .expect("intermediate");
+    Pki { root, intermediate }
+}
+
+fn pem(issued: &Issued) -> String {
+    issued.pem().expect("pem")
+}
+
+fn leaf(pki: &Pki, organisation: &str) -> Issued {
+    CertificateSpec::leaf("device-partner")
+        .organisation(organisation)
+        .issued_by(&pki.intermediate)
+        .expect("leaf")
+}
+
+async fn store_with_pki() -> (Store, Pki) {
+    let store = Store::start().await;
+    let pki = make_pki("ACME");
+    store.upload_ca(&pem(&pki.root), "ftm").await.expect("root");
+    store
+        .upload_ca(&pem(&pki.intermediate), "FTM")
+        .await
+        .expect("intermediate");
+    (store, pki)
+}
+
+#[tokio::test]
+async fn root_then_intermediate_are_stored_with_their_types_and_issuers() {
+    let store = Store::start().await;
+    let pki = make_pki("ACME");
+    let root = store.upload_ca(&pem(&pki.root), "ftm").await.expect("root");
+    assert_eq!(root.status(), UploadStatus::UploadSuccess);
+    assert_eq!(root.results[0].ca_type(), CaType::Root);
+    let root_id = root.results[0].certificate_id.clone();
+    let thumbprint = CertificateFacts::of(&pki.root.certificate)
+        .expect("facts")
+        .thumbprint;
+    assert_eq!(root.results[0].thumbprint, thumbprint);
+
+    let intermediate = store
+        .upload_ca(&pem(&pki.intermediate), "FTM")
+        .await
+        .expect("intermediate");
+    assert_eq!(intermediate.results[0].ca_type(), CaType::Intermediate);
+    let stored = store
+        .client()
+        .get_ca_certificate(with_token(
+            GetCaCertificateRequest {
+                certificate_id: intermediate.results[0].certificate_id.clone(),
+            },
+            &store.admin,
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(stored.partner_domain, "FTM");
+    assert_eq!(stored.issuer_certificate_id, root_id);
+    assert!(stored.subject.contains("ACME Intermediate"));
+
+    let path = store
+        .client()
+        .get_ca_trust_path(with_token(
+            GetCaTrustPathRequest {
+                certificate_id: stored.certificate_id.clone(),
+            },
+            &store.admin,
+        ))
+        .await
+        .expect("trust path")
+        .into_inner();
+    assert_eq!(
+        path.certificates_pem,
+        vec![pem(&pki.intermediate), pem(&pki.root)]
+    );
+    let from_p7b = x509::p7b_der_to_certs(&path.p7b).expect("p7b parses");
+    assert_eq!(from_p7b.len(), 2);
+
+    // The same root in another domain is not a duplicate.
+    let other_domain = store
+        .upload_ca(&pem(&pki.root), "DEVICE")
+        .await
+        .expect("other domain");
+    assert_eq!(other_domain.status(), UploadStatus::UploadSuccess);
+}
+
+#[tokio::test]
+async fn each_ca_rule_has_its_reason() {
+    let store = Store::start().await;
+    let acme = make_pki("ACME");
+    store
+        .upload_ca(&pem(&acme.root), "FTM")
+        .await
+        .expect("root");
+    let foreign = make_pki("Foreign");
+    let cases: Vec<(String, &str, Code, &str)> = vec![
+        ("".into(), "FTM", Code::InvalidArgument, "PMS_COR_001"),
+        (
+            pem(&acme.intermediate),
+            " ",
+            Code::InvalidArgument,
+            "PMS_COR_001",
+        ),
+        (
+            "hello world".into(),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PCM-001",
+        ),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-KMS-013",
+        ),
+        (
+            pem(&acme.intermediate),
+            "BANK",
+            Code::InvalidArgument,
+            "KER-PCM-011",
+        ),
+        (pem(&acme.root), "FTM", Code::AlreadyExists, "KER-PCM-003"),
+        (
+            pem(&CertificateSpec::ca("v1 root")
+                .version(X509Version::V1)
+                .valid_for_days(3000)
+                .self_signed()
+                .expect("v1")),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PCM-007",
+        ),
+        (
+            pem(&CertificateSpec::leaf("not a ca")
+                .valid_for_days(3000)
+                .self_signed()
+                .expect("leaf")),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PCM-019",
+        ),
+        (
+            pem(&CertificateSpec::ca("future")
+                .valid_from_days(10)
+                .valid_for_days(3000)
+                .self_signed()
+                .expect("future")),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PMS-020",
+        ),
+        (
+            pem(&CertificateSpec::ca("expired")
+                .valid_from_days(-400)
+                .valid_for_days(30)
+                .self_signed()
+                .expect("expired")),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PCM-004",
+        ),
+        (
+            pem(&CertificateSpec::ca("short")
+                .valid_for_days(200)
+                .self_signed()
+                .expect("short")),
+            "FTM",
+            Code::InvalidArgument,
+            "KER-PCM-017",
+        ),
+        (
+            pem(&foreign.intermediate),
+            "FTM",
+            Code::FailedPrecondition,
+            "KER-PCM-005",
+        ),
+    ];
+    for (data, domain, code, reason) in cases {
+        assert_error(store.upload_ca(&data, domain).await, code, reason);
+    }
+}
+
+#[tokio::test]
+async fn ca_uploads_need_an_admin() {
+    let store = Store::start().await;
+    let root = pem(&make_pki("ACME").root);
+    let request = || UploadCaCertificateRequest {
+        certificate_data: root.clone(),
+        partner_domain: "FTM".into(),
+    };
+    assert_error(
+        store.client().upload_ca_certificate(request()).await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let partner = store.tokens.token("acme", &["FTM_PROVIDER"]);
+    assert_error(
+        store
+            .client()
+            .upload_ca_certificate(with_token(request(), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    let expired = store.tokens.expired_token("admin", &["PARTNER_ADMIN"]);
+    assert_error(
+        store
+            .client()
+            .upload_ca_certificate(with_token(request(), &expired))
+            .await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let foreign = store.tokens.foreign_token("admin", &["PARTNER_ADMIN"]);
+    assert_error(
+        store
+            .client()
+            .upload_ca_certificate(with_token(request(), &foreign))
+            .await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let service = store.service_token();
+    assert_error(
+        store
+            .client()
+            .upload_ca_certificate(with_token(request(), &service))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+}
+
+#[tokio::test]
+async fn bundles_in_any_order_and_encoding() {
+    let store = Store::start().await;
+    let first = make_pki("First");
+    let leaf_first = format!("{}{}", pem(&first.intermediate), pem(&first.root));
+    let response = store.upload_ca(&leaf_first, "FTM").await.expect("bundle");
+    assert_eq!(response.status(), UploadStatus::UploadSuccess);
+    let types: Vec<CaType> = response
+        .results
+        .iter()
+        .map(|result| result.ca_type())
+        .collect();
+    assert_eq!(
+        types,
+        [CaType::Root, CaType::Intermediate],
+        "roots are processed first"
+    );
+
+    let second = make_pki("Second");
+    let root_first = format!("{}{}", pem(&second.root), pem(&second.intermediate));
+    assert_eq!(
+        store
+            .upload_ca(&root_first, "FTM")
+            .await
+            .expect("bundle")
+            .status(),
+        UploadStatus::UploadSuccess
+    );
+
+    let third = make_pki("Third");
+    let der = x509::certs_to_p7b_der(&[
+        third.intermediate.certificate.clone(),
+        third.root.certificate.clone(),
+    ])
+    .expect("p7b");
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der);
+    assert_eq!(
+        store
+            .upload_ca(&url_safe, "DEVICE")
+            .await
+            .expect("p7b")
+            .status(),
+        UploadStatus::UploadSuccess
+    );
+    let standard = base64::engine::general_purpose::STANDARD.encode(&der);
+    let again = store
+        .upload_ca(&standard, "AUTH")
+        .await
+        .expect("p7b padded");
+    assert_eq!(again.status(), UploadStatus::UploadSuccess);
+
+    // Partial: a new root with an intermediate of an unknown root.
+    let fourth = make_pki("Fourth");
+    let orphan = make_pki("Orphan");
+    let partial = store
+        .upload_ca(
+            &format!("{}{}", pem(&fourth.root), pem(&orphan.intermediate)),
+            "FTM",
+        )
+        .await
+        .expect("partial");
+    assert_eq!(partial.status(), UploadStatus::PartialUploadSuccess);
+    let reasons: Vec<&str> = partial
+        .results
+        .iter()
+        .map(|result| result.error_reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["", "KER-PCM-005"]);
+    assert!(partial.results[1].certificate_id.is_empty());
+
+    // Everything already stored: the bundle fails as a whole, per certificate.
+    let failed = store
+        .upload_ca(&leaf_first, "FTM")
+        .await
+        .expect("answered per certificate");
+    assert_eq!(failed.status(), UploadStatus::UploadFailed);
+    assert!(
+        failed
+            .results
+            .iter()
+            .all(|result| result.error_reason == "KER-PCM-003")
+    );
+}
+
+#[tokio::test]
+async fn list_ca_certificates_filters_and_pages() {
+    let store = Store::start().await;
+    for name in ["A", "B", "C"] {
+        let names = make_pki(name);
+        store
+            .upload_ca(
+                &format!("{}{}", pem(&names.root), pem(&names.intermediate)),
+                "FTM",
+            )
+            .await
+            .expect("upload");
+    }
+    store
+        .upload_ca(&pem(&make_pki("D").root), "DEVICE")
+        .await
+        .expect("device");
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = ListCaCertificatesRequest {
+            partner_domain: "ftm".into(),
+            ca_type: CaType::Unspecified as i32,
+            page_size: 4,
+            page_token: token.clone(),
+        };
+        let page = store
+            .client()
+            .list_ca_certificates(with_token(request, &store.admin))
+            .await
+            .expect("page")
+            .into_inner();
+        assert_eq!(page.total_size, 6);
+        seen.extend(page.ca_certificates.into_iter().map(|ca| ca.certificate_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen.len(), 6);
+    let roots = ListCaCertificatesRequest {
+        ca_type: CaType::Root as i32,
+        ..Default::default()
+    };
+    let page = store
+        .client()
+        .list_ca_certificates(with_token(roots, &store.admin))
+        .await
+        .expect("roots")
+        .into_inner();
+    assert_eq!(page.total_size, 4);
+    assert!(
+        page.ca_certificates
+            .iter()
+            .all(|ca| ca.ca_type() == CaType::Root)
+    );
+    assert_error(
+        store
+            .client()
+            .get_ca_certificate(with_token(
+                GetCaCertificateRequest {
+                    certificate_id: "nope".into(),
+                },
+                &store.admin,
+            ))
+            .await,
+        Code::NotFound,
+        "KER-PMS-019",
+    );
+    let partner = store.tokens.token("acme", &["FTM_PROVIDER"]);
+    assert_error(
+        store
+            .client()
+            .list_ca_certificates(with_token(ListCaCertificatesRequest::default(), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    let bad_token = ListCaCertificatesRequest {
+        page_token: "garbage".into(),
+        ..Default::default()
+    };
+    assert_error(
+        store
+            .client()
+            .list_ca_certificates(with_token(bad_token, &store.admin))
+            .await,
+        Code::InvalidArgument,
+        "PMS_PRT_362",
+    );
+}
+
+#[tokio::test]
+async fn partner_certificate_is_resigned_stored_and_idempotent() {
+    let (store, pki) = store_with_pki().await;
+    let partner = leaf(&pki, ORG);
+    let first = store
+        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .await
+        .expect("accepted");
+    assert_eq!(first.ca_signed_certificate_pem, pem(&partner));
+    assert_eq!(
+        first.chain_pem,
+        vec![pem(&partner), pem(&pki.intermediate), pem(&pki.root)]
+    );
+    let resigned = openssl::x509::X509::from_pem(first.platform_signed_certificate_pem.as_bytes())
+        .expect("pem");
+    let facts = CertificateFacts::of(&resigned).expect("facts");
+    assert!(
+        facts.issuer.contains("Partner Management Platform"),
+        "{}",
+        facts.issuer
+    );
+    assert_eq!(facts.organisations, vec![ORG.to_owned()]);
+    let partner_key = partner.certificate.public_key().expect("key");
+    assert!(
+        resigned.public_key().expect("key").public_eq(&partner_key),
+        "same public key"
+    );
+
+    let again = store
+        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .await
+        .expect("retry");
+    assert_eq!(
+        again.certificate_id, first.certificate_id,
+        "a retry returns the stored certificate"
+    );
+
+    let bundle = store
+        .client()
+        .get_partner_certificate(with_token(
+            GetPartnerCertificateRequest {
+                certificate_id: first.certificate_id.clone(),
+            },
+            &store.service_token(),
+        ))
+        .await
+        .expect("bundle")
+        .into_inner();
+    assert_eq!(bundle.ca_signed_certificate_pem, pem(&partner));
+    assert!(!bundle.expired);
+    assert!(bundle.not_after.is_some());
+    assert_error(
+        store
+            .client()
+            .get_partner_certificate(with_token(
+                GetPartnerCertificateRequest {
+                    certificate_id: "nope".into(),
+                },
+                &store.service_token(),
+            ))
+            .await,
+        Code::NotFound,
+        "KER-PCM-012",
+    );
+}
+
+#[tokio::test]
+async fn each_partner_rule_has_its_reason_in_order() {
+    let (store, pki) = store_with_pki().await;
+    let foreign = pki_for_partner_tests();
+    let spec = || CertificateSpec::leaf("partner").organisation(ORG);
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("".into(), ORG, "PMS_COR_001"),
+        ("not a certificate".into(), ORG, "KER-PCM-001"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            ORG,
+            "KER-KMS-013",
+        ),
+        (
+            pem(&spec()
+                .version(X509Version::V1)
+                .issued_by(&pki.intermediate)
+                .expect("v1")),
+            ORG,
+            "KER-PCM-007",
+        ),
+        (
+            pem(&spec()
+                .key(KeySpec::Rsa(1024))
+                .issued_by(&pki.intermediate)
+                .expect("rsa1024")),
+            ORG,
+            "KER-PCM-013",
+        ),
+        (
+            pem(&spec()
+                .digest(DigestSpec::Sha1)
+                .issued_by(&pki.intermediate)
+                .expect("sha1")),
+            ORG,
+            "KER-PCM-014",
+        ),
+        (
+            pem(&spec()
+                .valid_from_days(3)
+                .issued_by(&pki.intermediate)
+                .expect("future")),
+            ORG,
+            "KER-PMS-020",
+        ),
+        (
+            pem(&spec()
+                .valid_from_days(-400)
+                .valid_for_days(30)
+                .issued_by(&pki.intermediate)
+                .expect("expired")),
+            ORG,
+            "KER-PCM-004",
+        ),
+        (
+            pem(&spec()
+                .valid_for_days(300)
+                .issued_by(&pki.intermediate)
+                .expect("short")),
+            ORG,
+            "KER-KMS-021",
+        ),
+        (
+            pem(&spec().self_signed().expect("self-signed")),
+            ORG,
+            "KER-PCM-015",
+        ),
+        (
+            pem(&spec().issued_by(&foreign.intermediate).expect("foreign")),
+            ORG,
+            "KER-PCM-006",
+        ),
+        (
+            pem(&spec().issued_by(&pki.intermediate).expect("org")),
+            "ACME Chips",
+            "KER-PCM-008",
+        ),
+        (
+            pem(&CertificateSpec::leaf("no org")
+                .issued_by(&pki.intermediate)
+                .expect("no org")),
+            ORG,
+            "KER-PCM-008",
+        ),
+    ];
+    for (data, organisation, reason) in cases {
+        let result = store
+            .upload_partner("acme", organisation, &data, CertificateKind::Partner)
+            .await;
+        let code = match reason {
+            "KER-PCM-006" => Code::FailedPrecondition,
+            _ => Code::InvalidArgument,
+        };
+        assert_error(result, code, reason);
+    }
+    let wrong_domain = UploadPartnerCertificateRequest {
+        owner_id: "acme".into(),
+        organization_name: ORG.into(),
+        certificate_data: pem(&leaf(&pki, ORG)),
+        partner_domain: "BANK".into(),
+        certificate_kind: CertificateKind::Partner as i32,
+    };
+    assert_error(
+        store
+            .client()
+            .upload_partner_certificate(with_token(wrong_domain, &store.service_token()))
+            .await,
+        Code::InvalidArgument,
+        "KER-PCM-011",
+    );
+
+    // SHA-384 and ECDSA P-256 are accepted.
+    for accepted in [
+        spec()
+            .digest(DigestSpec::Sha384)
+            .issued_by(&pki.intermediate)
+            .expect("sha384"),
+        spec()
+            .key(KeySpec::EcP256)
+            .issued_by(&pki.intermediate)
+            .expect("p256"),
+    ] {
+        store
+            .upload_partner("acme", ORG, &pem(&accepted), CertificateKind::Partner)
+            .await
+            .expect("accepted");
+    }
+}
+
+fn pki_for_partner_tests() -> Pki {
+    make_pki("Elsewhere")
+}
+
+#[tokio::test]
+async fn partner_uploads_are_for_services_only() {
+    let (store, pki) = store_with_pki().await;
+    let request = UploadPartnerCertificateRequest {
+        owner_id: "acme".into(),
+        organization_name: ORG.into(),
+        certificate_data: pem(&leaf(&pki, ORG)),
+        partner_domain: "FTM".into(),
+        certificate_kind: CertificateKind::Partner as i32,
+    };
+    assert_error(
+        store
+            .client()
+            .upload_partner_certificate(with_token(request.clone(), &store.admin))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        store.client().upload_partner_certificate(request).await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    let trust = SetCertificateTrustedRequest {
+        certificate_id: "x".into(),
+        trusted: true,
+    };
+    assert_error(
+        store
+            .client()
+            .set_certificate_trusted(with_token(trust, &store.admin))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    let unknown = SetCertificateTrustedRequest {
+        certificate_id: "unknown".into(),
+        trusted: true,
+    };
+    assert_error(
+        store
+            .client()
+            .set_certificate_trusted(with_token(unknown, &store.service_token()))
+            .await,
+        Code::NotFound,
+        "KER-PCM-012",
+    );
+}
+
+#[tokio::test]
+async fn verify_follows_chains_ca_uploads_and_trust_flags() {
+    let store = Store::start().await;
+    let pki = make_pki("ACME");
+    let device = leaf(&pki, ORG);
+
+    let before = store.verify(&pem(&device), "FTM").await.expect("answered");
+    assert!(!before.trusted, "no CA yet");
+    assert!(!before.reason.is_empty());
+
+    store.upload_ca(&pem(&pki.root), "FTM").await.expect("root");
+    let with_chain = format!("{}{}", pem(&device), pem(&pki.intermediate));
+    assert!(
+        store
+            .verify(&with_chain, "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "chain supplied by the caller"
+    );
+    assert!(
+        !store
+            .verify(&pem(&device), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "intermediate unknown"
+    );
+
+    store
+        .upload_ca(&pem(&pki.intermediate), "FTM")
+        .await
+        .expect("intermediate");
+    let after = store.verify(&pem(&device), "FTM").await.expect("answered");
+    assert!(
+        after.trusted,
+        "changes right after the CA upload: {}",
+        after.reason
+    );
+    assert_eq!(
+        after.chain_pem,
+        vec![pem(&device), pem(&pki.intermediate), pem(&pki.root)]
+    );
+    assert!(
+        !store
+            .verify(&pem(&device), "DEVICE")
+            .await
+            .expect("answered")
+            .trusted,
+        "other domain"
+    );
+
+    let foreign = leaf(&pki_for_partner_tests(), ORG);
+    assert!(
+        !store
+            .verify(&pem(&foreign), "FTM")
+            .await
+            .expect("answered")
+            .trusted
+    );
+    let expired = CertificateSpec::leaf("old")
+        .valid_from_days(-400)
+        .valid_for_days(30)
+        .issued_by(&pki.intermediate)
+        .expect("old");
+    let verdict = store.verify(&pem(&expired), "FTM").await.expect("answered");
+    assert!(!verdict.trusted);
+    assert!(verdict.reason.contains("expired"), "{}", verdict.reason);
+
+    // An FTM chip certificate chains to the FTM CA yet is untrusted until approved.
+    let chip = CertificateSpec::leaf("chip")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .issued_by(&pki.intermediate)
+        .expect("chip");
+    let stored = store
+        .upload_partner("ftm_1", ORG, &pem(&chip), CertificateKind::FtmChip)
+        .await
+        .expect("chip stored");
+    assert!(
+        !store
+            .verify(&pem(&chip), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "pending approval"
+    );
+    assert!(
+        store
+            .set_trusted(&stored.certificate_id, true)
+            .await
+            .trusted
+    );
+    assert!(
+        store
+            .verify(&pem(&chip), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "approved"
+    );
+    assert!(
+        !store
+            .set_trusted(&stored.certificate_id, false)
+            .await
+            .trusted
+    );
+    assert!(
+        !store
+            .verify(&pem(&chip), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "deactivated"
+    );
+
+    // A partner certificate is trusted from acceptance on.
+    let partner = leaf(&pki, ORG);
+    let partner_id = store
+        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .await
+        .expect("partner");
+    assert!(
+        store
+            .verify(&pem(&partner), "FTM")
+            .await
+            .expect("answered")
+            .trusted
+    );
+    store.set_trusted(&partner_id.certificate_id, false).await;
+    assert!(
+        !store
+            .verify(&pem(&partner), "FTM")
+            .await
+            .expect("answered")
+            .trusted
+    );
+}
+
+#[tokio::test]
+async fn untrusted_issuers_do_not_lend_their_signature() {
+    let (store, pki) = store_with_pki().await;
+    // A partner whose certificate is itself a CA issues device certificates.
+    let partner_ca = CertificateSpec::ca("partner ca")
+        .organisation(ORG)
+        .valid_for_days(700)
+        .issued_by(&pki.intermediate)
+        .expect("partner ca");
+    let stored = store
+        .upload_partner("acme", ORG, &pem(&partner_ca), CertificateKind::Partner)
+        .await
+        .expect("stored");
+    let device = CertificateSpec::leaf("device")
+        .issued_by(&partner_ca)
+        .expect("device");
+    assert!(
+        store
+            .verify(&pem(&device), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "trusted issuer from the store"
+    );
+    store.set_trusted(&stored.certificate_id, false).await;
+    let with_chain = format!("{}{}", pem(&device), pem(&partner_ca));
+    let verdict = store.verify(&with_chain, "FTM").await.expect("answered");
+    assert!(
+        !verdict.trusted,
+        "an untrusted partner CA cannot vouch, even when supplied in the chain"
+    );
+}
+
+#[tokio::test]
+async fn verify_input_errors_and_authentication() {
+    let (store, _pki) = store_with_pki().await;
+    assert_error(
+        store.verify("", "FTM").await,
+        Code::InvalidArgument,
+        "PMS_COR_001",
+    );
+    assert_error(
+        store.verify("garbage", "FTM").await,
+        Code::InvalidArgument,
+        "KER-PCM-001",
+    );
+    assert_error(
+        store
+            .verify(
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "FTM",
+            )
+            .await,
+        Code::InvalidArgument,
+        "KER-KMS-013",
+    );
+    let root = pem(&make_pki("X").root);
+    assert_error(
+        store.verify(&root, "BANK").await,
+        Code::InvalidArgument,
+        "KER-PCM-011",
+    );
+    let anonymous = VerifyCertificateTrustRequest {
+        certificate_data: root,
+        partner_domain: "FTM".into(),
+    };
+    assert_error(
+        store.client().verify_certificate_trust(anonymous).await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+}
+
+#[tokio::test]
+async fn concurrent_verifies_during_ca_uploads_always_see_a_whole_store() {
+    let (store, pki) = store_with_pki().await;
+    let device = pem(&leaf(&pki, ORG));
+    let token = store.tokens.token("verifier", &[]);
+    let verifiers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = store.client();
+            let device = device.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    let request = VerifyCertificateTrustRequest {
+                        certificate_data: device.clone(),
+                        partner_domain: "FTM".into(),
+                    };
+                    let verdict = client
+                        .verify_certificate_trust(with_token(request, &token))
+                        .await
+                        .expect("answered");
+                    assert!(verdict.get_ref().trusted, "{}", verdict.get_ref().reason);
+                }
+            })
+        })
+        .collect();
+    for index in 0..8 {
+        let other = make_pki(&format!("Other{index}"));
+        store
+            .upload_ca(
+                &format!("{}{}", pem(&other.root), pem(&other.intermediate)),
+                "FTM",
+            )
+            .await
+            .expect("upload");
+    }
+    for verifier in verifiers {
+        verifier.await.expect("verifier task");
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_the_service() {
+    let store = Store::start().await;
+    let services = reflection_services(store._server.channel().await.expect("channel"))
+        .await
+        .expect("reflection");
+    assert!(
+        services.contains(&CERTIFICATE_STORE.to_owned()),
+        "{services:?}"
+    );
+    assert!(services.contains(&"grpc.health.v1.Health".to_owned()));
+}
