@@ -789,3 +789,119 @@ async fn connect_when_listening(server: &Spawned) -> Channel {
     }
     panic!("server never listened");
 }
+
+/// The authentication matrix for every RPC that needs a caller: no token, a token with a
+/// bad signature, an expired token → UNAUTHENTICATED; another partner or a missing role →
+/// PERMISSION_DENIED.
+#[tokio::test]
+async fn every_authenticated_rpc_checks_token_role_and_ownership() {
+    let registry = Registry::start().await;
+    registry
+        .register(registration("alice"))
+        .await
+        .expect("alice");
+    registry.register(registration("bob")).await.expect("bob");
+    let bob = registry.login("bob", "partner-password").await;
+    let foreign = pmp_common::auth::testing::TestTokens::new().token("alice", &["PARTNER_ADMIN"]);
+    let now = chrono::Utc::now().timestamp() as u64;
+    let expired = registry
+        .registry_key_issuer()
+        .sign(&Claims {
+            sub: "alice".into(),
+            preferred_username: Some("alice".into()),
+            roles: vec!["PARTNER_ADMIN".into()],
+            iss: "pmp-partner-registry".into(),
+            aud: "pmp".into(),
+            iat: now - 3600,
+            exp: now - 60,
+            ..Claims::default()
+        })
+        .expect("token");
+
+    // Each RPC acting on alice's records, called with `token` (None = no metadata).
+    async fn call(
+        client: PartnerRegistryClient<Channel>,
+        rpc: &str,
+        token: Option<&str>,
+    ) -> Result<(), tonic::Status> {
+        fn request<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+            match token {
+                Some(token) => with_token(message, token),
+                None => tonic::Request::new(message),
+            }
+        }
+        let mut client = client;
+        let alice = || "alice".to_owned();
+        match rpc {
+            "GetPartner" => client
+                .get_partner(request(
+                    GetPartnerRequest {
+                        partner_id: alice(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            "ListPartners" => client
+                .list_partners(request(ListPartnersRequest::default(), token))
+                .await
+                .map(drop),
+            "UploadPartnerCertificate" => client
+                .upload_partner_certificate(request(
+                    UploadPartnerCertificateRequest {
+                        partner_id: alice(),
+                        certificate_data: "x".into(),
+                        partner_domain: "FTM".into(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            "GetPartnerCertificate" => client
+                .get_partner_certificate(request(
+                    GetPartnerCertificateRequest {
+                        partner_id: alice(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            "SetPartnerActive" => client
+                .set_partner_active(request(
+                    SetPartnerActiveRequest {
+                        partner_id: alice(),
+                        active: false,
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            other => panic!("unknown rpc {other}"),
+        }
+    }
+
+    for rpc in [
+        "GetPartner",
+        "ListPartners",
+        "UploadPartnerCertificate",
+        "GetPartnerCertificate",
+        "SetPartnerActive",
+    ] {
+        for (label, token) in [
+            ("no token", None),
+            ("bad signature", Some(foreign.as_str())),
+            ("expired", Some(expired.as_str())),
+        ] {
+            let result = call(registry.client(), rpc, token).await;
+            assert_eq!(
+                result.as_ref().map_err(tonic::Status::code).err(),
+                Some(Code::Unauthenticated),
+                "{rpc} / {label}"
+            );
+            assert_error(result, Code::Unauthenticated, "KER-ATH-401");
+        }
+        // bob is neither alice nor an admin.
+        let result = call(registry.client(), rpc, Some(&bob)).await;
+        assert_error(result, Code::PermissionDenied, "KER-ATH-403");
+    }
+}
