@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, ServerSettings, ServiceAuthSettings, TelemetrySettings,
-    UserTokenSettings, Validate,
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    TelemetrySettings, UserTokenSettings, Validate,
 };
 
 /// Prefix of environment variables, e.g. `PMP_CERTSTORE__DATABASE__URL`.
@@ -25,6 +25,9 @@ max_connections = 8
 [telemetry]
 log_format = "pretty"
 log_level = "info"
+
+[metrics]
+listen = "127.0.0.1:9102"
 
 [service_auth]
 secret_file = "data/service-token.secret"
@@ -56,6 +59,7 @@ pub struct CertStoreSettings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
+    pub metrics: MetricsSettings,
     pub service_auth: ServiceAuthSettings,
     pub user_tokens: UserTokenSettings,
     pub certificates: CertificateSettings,
@@ -105,6 +109,7 @@ impl Validate for CertStoreSettings {
         self.server.validate()?;
         self.database.validate()?;
         self.telemetry.validate()?;
+        self.metrics.validate()?;
         self.service_auth.validate()?;
         self.user_tokens.validate()?;
         let domains = &self.certificates.allowed_domains;

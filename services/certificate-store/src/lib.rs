@@ -28,6 +28,8 @@ use tonic::service::interceptor::InterceptedService;
 
 use certificate_store_migration::Migrator;
 use pmp_common::auth::{AuthInterceptor, TokenVerifier};
+use pmp_common::metrics::{self, Metrics};
+use pmp_common::server::MetricsEndpoint;
 use pmp_common::{client, db, keys, server};
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
@@ -58,13 +60,13 @@ pub async fn run(
         Some(&secret),
     ));
     let signer = Arc::new(load_platform_signer(&settings.platform)?);
-    server::serve(
-        listener,
-        initialise(settings, verifier, signer),
-        shutdown,
-        grace,
-    )
-    .await
+    let metrics = Metrics::new(SERVICE_NAME)?;
+    let endpoint = MetricsEndpoint {
+        metrics: Arc::clone(&metrics),
+        listener: metrics::bind(&settings.metrics.listen).await?,
+    };
+    let init = initialise(settings, verifier, signer, Arc::clone(&metrics));
+    server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await
 }
 
 /// Loads the platform signing certificate and key, generating a development platform PKI on
@@ -99,6 +101,7 @@ async fn initialise(
     settings: CertStoreSettings,
     verifier: Arc<TokenVerifier>,
     signer: Arc<PlatformSigner>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<CertStoreGrpcService> {
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
@@ -106,6 +109,7 @@ async fn initialise(
     .await;
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
+    metrics.watch_pool(connection.clone())?;
     client::load_user_token_keys(&settings.user_tokens, &verifier).await?;
     let repository: Arc<dyn CertificateRepository> =
         Arc::new(SqlCertificateRepository::new(connection));
@@ -114,6 +118,7 @@ async fn initialise(
     trust.spawn_poller(Duration::from_millis(
         settings.certificates.trust_refresh_interval_ms,
     ));
+    trust::register_metrics(&trust, &metrics)?;
     let policy = ValidationPolicy {
         ca_min_validity_months: settings.certificates.ca_min_validity_months,
         partner_min_validity_days: i64::from(settings.certificates.partner_min_validity_days),

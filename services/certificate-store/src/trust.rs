@@ -350,3 +350,70 @@ async fn build_blocking(
         .await
         .map_err(|error| StoreError::Internal(format!("trust store build failed: {error}")))?
 }
+
+/// Exposes the trust store's size and version and the verification cache's effectiveness.
+pub fn register_metrics(
+    store: &Arc<TrustStore>,
+    metrics: &pmp_common::metrics::Metrics,
+) -> Result<(), prometheus::Error> {
+    use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts};
+    let certificates = IntGaugeVec::new(
+        Opts::new(
+            "trust_store_certificates",
+            "Certificates in the in-memory trust store",
+        ),
+        &["kind"],
+    )?;
+    let version = IntGauge::new(
+        "trust_store_version",
+        "Version of the in-memory trust store",
+    )?;
+    let lookups = IntGaugeVec::new(
+        Opts::new(
+            "verify_cache_lookups",
+            "VerifyCertificateTrust cache look-ups since start, by result",
+        ),
+        &["result"],
+    )?;
+    let hit_ratio = Gauge::new(
+        "verify_cache_hit_ratio",
+        "Share of VerifyCertificateTrust calls answered from the cache",
+    )?;
+    for collector in [
+        Box::new(certificates.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(version.clone()),
+        Box::new(lookups.clone()),
+        Box::new(hit_ratio.clone()),
+    ] {
+        metrics.registry().register(collector)?;
+    }
+    let store = Arc::downgrade(store);
+    metrics.on_scrape(move || {
+        if let Some(store) = store.upgrade() {
+            let snapshot = store.snapshot();
+            let (cas, partners) = snapshot.size();
+            certificates
+                .with_label_values(&["ca"])
+                .set(i64::try_from(cas).unwrap_or(i64::MAX));
+            certificates
+                .with_label_values(&["partner"])
+                .set(i64::try_from(partners).unwrap_or(i64::MAX));
+            version.set(snapshot.version);
+            let (hits, misses) = store.cache_statistics();
+            lookups
+                .with_label_values(&["hit"])
+                .set(i64::try_from(hits).unwrap_or(i64::MAX));
+            lookups
+                .with_label_values(&["miss"])
+                .set(i64::try_from(misses).unwrap_or(i64::MAX));
+            let total = hits + misses;
+            hit_ratio.set(if total == 0 {
+                0.0
+            } else {
+                hits as f64 / total as f64
+            });
+        }
+        async {}
+    });
+    Ok(())
+}

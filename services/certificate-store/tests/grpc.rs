@@ -32,6 +32,10 @@ struct Store {
 
 impl Store {
     async fn start() -> Store {
+        Self::start_with_metrics("").await
+    }
+
+    async fn start_with_metrics(metrics_listen: &str) -> Store {
         let database = TestDatabase::sqlite().await.expect("database");
         let directory = tempfile::tempdir().expect("tempdir");
         let tokens = TestTokens::new();
@@ -49,6 +53,7 @@ impl Store {
         settings.user_tokens.issuer = TEST_ISSUER.into();
         settings.user_tokens.audience = TEST_AUDIENCE.into();
         settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
+        settings.metrics.listen = metrics_listen.to_owned();
         let server = certificate_store::testing::spawn(settings)
             .await
             .expect("spawn");
@@ -1080,4 +1085,79 @@ async fn reflection_lists_the_service() {
         "{services:?}"
     );
     assert!(services.contains(&"grpc.health.v1.Health".to_owned()));
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_and_parsed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let store = Store::start_with_metrics(&listen).await;
+    let pki = make_pki("Metrics");
+    store
+        .upload_ca(
+            &format!("{}{}", pem(&pki.root), pem(&pki.intermediate)),
+            "FTM",
+        )
+        .await
+        .expect("upload");
+    let device = pem(&leaf(&pki, ORG));
+    for _ in 0..3 {
+        assert!(store.verify(&device, "FTM").await.expect("verify").trusted);
+    }
+    assert_error(
+        store.upload_ca("garbage", "FTM").await,
+        Code::InvalidArgument,
+        "KER-PCM-001",
+    );
+
+    let samples = pmp_common::testing::scrape_metrics(&listen)
+        .await
+        .expect("scrape");
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        pmp_common::testing::sample_value(&samples, name, labels)
+            .unwrap_or_else(|| panic!("{name} {labels:?} missing"))
+    };
+    let verify = "/mosip.pms.certstore.v1.CertificateStore/VerifyCertificateTrust";
+    let upload = "/mosip.pms.certstore.v1.CertificateStore/UploadCaCertificate";
+    let service = ("service", "certificate-store");
+    assert_eq!(
+        value(
+            "pmp_grpc_requests_total",
+            &[service, ("method", verify), ("code", "OK")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "pmp_grpc_requests_total",
+            &[service, ("method", upload), ("code", "INVALID_ARGUMENT")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "pmp_grpc_request_duration_seconds_count",
+            &[service, ("method", verify)]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value("pmp_trust_store_certificates", &[service, ("kind", "ca")]),
+        2.0
+    );
+    assert_eq!(
+        value("pmp_verify_cache_lookups", &[service, ("result", "hit")]),
+        2.0
+    );
+    assert_eq!(
+        value("pmp_verify_cache_lookups", &[service, ("result", "miss")]),
+        1.0
+    );
+    assert!((value("pmp_verify_cache_hit_ratio", &[service]) - 2.0 / 3.0).abs() < 1e-9);
+    assert!(value("pmp_db_pool_connections", &[service, ("state", "open")]) >= 1.0);
+    assert_eq!(value("pmp_grpc_requests_in_flight", &[service]), 0.0);
 }

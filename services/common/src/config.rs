@@ -110,6 +110,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` serving `/metrics` over HTTP; empty disables the endpoint.
+    pub listen: String,
+}
+
+impl Validate for MetricsSettings {
+    fn validate(&self) -> Result<(), String> {
+        let listen = self.listen.trim();
+        if !listen.is_empty() && listen.parse::<SocketAddr>().is_err() {
+            return Err("metrics.listen must be host:port (e.g. 127.0.0.1:9101) or empty".into());
+        }
+        Ok(())
+    }
+}
+
 /// How this service proves its identity to other platform services.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

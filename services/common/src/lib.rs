@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod pagination;
 pub mod server;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 
+use crate::metrics::Metrics;
 use crate::telemetry::GrpcTraceLayer;
 
 /// Name of the health service, served next to each platform service.
@@ -87,6 +88,13 @@ where
     }
 }
 
+/// Where a service's Prometheus metrics go.
+pub struct MetricsEndpoint {
+    pub metrics: Arc<Metrics>,
+    /// The `/metrics` HTTP listener; `None` records metrics without serving them.
+    pub listener: Option<TcpListener>,
+}
+
 /// Runs a tonic server for one platform service until `shutdown` resolves.
 ///
 /// `init` builds the service (database, keys, clients); while it runs, health is
@@ -96,6 +104,29 @@ pub async fn serve<S, B, I>(
     init: I,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
+) -> anyhow::Result<()>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+    I: Future<Output = anyhow::Result<S>> + Send + 'static,
+{
+    serve_with_metrics(listener, init, shutdown, grace, None).await
+}
+
+/// [`serve`], recording request metrics and serving them at `/metrics`.
+pub async fn serve_with_metrics<S, B, I>(
+    listener: TcpListener,
+    init: I,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+    metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<()>
 where
     S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
@@ -124,6 +155,25 @@ where
         .with_service_name(HEALTH_SERVICE_NAME)
         .build_v1alpha()?;
 
+    let layer = match &metrics {
+        Some(endpoint) => GrpcTraceLayer::with_metrics(Arc::clone(&endpoint.metrics)),
+        None => GrpcTraceLayer::default(),
+    };
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(MetricsEndpoint {
+        metrics,
+        listener: Some(metrics_listener),
+    }) = metrics
+    {
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = metrics_stopped.await;
+            };
+            if let Err(error) = metrics.serve(metrics_listener, stopped).await {
+                tracing::warn!(%error, "metrics endpoint failed");
+            }
+        });
+    }
     let cell = Arc::new(OnceLock::new());
     let deferred = Deferred {
         cell: Arc::clone(&cell),
@@ -131,7 +181,7 @@ where
     let address = listener.local_addr()?;
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
-        .layer(GrpcTraceLayer)
+        .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -171,7 +221,9 @@ where
     tracing::info!("shutting down: draining in-flight calls");
     set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
     let _ = stop_sender.send(());
-    match tokio::time::timeout(grace, &mut server).await {
+    let drained = tokio::time::timeout(grace, &mut server).await;
+    let _ = metrics_stop.send(());
+    match drained {
         Ok(result) => Ok(result?),
         Err(_) => {
             tracing::warn!(

@@ -128,14 +128,30 @@ pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
 
 /// A tower layer for tonic servers: one server span per call, child of the caller's trace
 /// context, and one log line per call with method, gRPC code, duration and trace id.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcTraceLayer;
+/// With metrics, it also counts calls by method and code, times them and tracks calls in
+/// flight.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcTraceLayer {
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+impl GrpcTraceLayer {
+    /// A layer recording into `metrics` as well.
+    pub fn with_metrics(metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        GrpcTraceLayer {
+            metrics: Some(metrics),
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for GrpcTraceLayer {
     type Service = GrpcTrace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcTrace { inner }
+        GrpcTrace {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -143,6 +159,7 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcTrace<S> {
     inner: S,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -183,6 +200,10 @@ where
         let _ = span.set_parent(parent);
         let started = Instant::now();
         let future = self.inner.call(request);
+        let metrics = self.metrics.clone();
+        if let Some(metrics) = &metrics {
+            metrics.request_started();
+        }
         Box::pin(async move {
             let result = future.instrument(span.clone()).await;
             let code = match &result {
@@ -190,7 +211,11 @@ where
                 Err(_) => tonic::Code::Unknown,
             };
             span.record("rpc.grpc.status_code", code as i64);
-            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let seconds = started.elapsed().as_secs_f64();
+            if let Some(metrics) = &metrics {
+                metrics.request_finished(&path, code, seconds);
+            }
+            let duration_ms = seconds * 1000.0;
             span.in_scope(|| {
                 tracing::info!(
                     target: "pmp::access",

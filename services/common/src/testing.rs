@@ -183,3 +183,70 @@ pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, r
         }
     }
 }
+
+/// One Prometheus sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// The value of the sample named `name` whose labels include all of `labels`.
+pub fn sample_value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|sample| {
+            sample.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| sample.labels.get(*key).map(String::as_str) == Some(*value))
+        })
+        .map(|sample| sample.value)
+}
+
+/// Fetches `http://<address>/metrics` and parses the Prometheus text format.
+pub async fn scrape_metrics(address: &str) -> anyhow::Result<Vec<Sample>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP body"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        anyhow::bail!(
+            "metrics endpoint answered {}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(parse_sample)
+        .collect()
+}
+
+fn parse_sample(line: &str) -> anyhow::Result<Sample> {
+    let malformed = || anyhow::anyhow!("malformed metrics line: {line}");
+    let (series, value) = line.rsplit_once(' ').ok_or_else(malformed)?;
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => (name, rest.strip_suffix('}').ok_or_else(malformed)?),
+        None => (series, ""),
+    };
+    let mut parsed = std::collections::BTreeMap::new();
+    for pair in labels.split("\",").filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once("=\"").ok_or_else(malformed)?;
+        parsed.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
+    }
+    Ok(Sample {
+        name: name.to_owned(),
+        labels: parsed,
+        value: value.parse()?,
+    })
+}

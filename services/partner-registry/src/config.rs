@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, ServerSettings, ServiceAuthSettings, TelemetrySettings,
-    Validate,
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    TelemetrySettings, Validate,
 };
 
 /// Prefix of environment variables, e.g. `PMP_REGISTRY__DATABASE__URL`.
@@ -25,6 +25,9 @@ max_connections = 8
 [telemetry]
 log_format = "pretty"
 log_level = "info"
+
+[metrics]
+listen = "127.0.0.1:9101"
 
 [tokens]
 issuer = "pmp-partner-registry"
@@ -58,6 +61,7 @@ pub struct RegistrySettings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
+    pub metrics: MetricsSettings,
     pub tokens: TokenSettings,
     pub service_auth: ServiceAuthSettings,
     pub admin: AdminSettings,
@@ -131,6 +135,7 @@ impl Validate for RegistrySettings {
         self.server.validate()?;
         self.database.validate()?;
         self.telemetry.validate()?;
+        self.metrics.validate()?;
         self.service_auth.validate()?;
         if !(60..=86_400).contains(&self.tokens.lifetime_seconds) {
             return Err("tokens.lifetime_seconds must be between 60 and 86400".into());

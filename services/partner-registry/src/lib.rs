@@ -26,6 +26,8 @@ use partner_registry_migration::Migrator;
 use pmp_common::auth::{
     AuthInterceptor, ROLE_PARTNER_ADMIN, ServiceIdentity, TokenIssuer, TokenVerifier,
 };
+use pmp_common::metrics::{self, Metrics};
+use pmp_common::server::MetricsEndpoint;
 use pmp_common::{client, db, keys, server};
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
@@ -53,8 +55,13 @@ pub async fn run(
         ServiceIdentity::new(SERVICE_NAME, &settings.service_auth.load_secret()?)
             .map_err(anyhow::Error::msg)?,
     );
-    let init = initialise(settings, issuer, verifier, token_keys, identity);
-    server::serve(listener, init, shutdown, grace).await
+    let metrics = Metrics::new(SERVICE_NAME)?;
+    let endpoint = MetricsEndpoint {
+        metrics: Arc::clone(&metrics),
+        listener: metrics::bind(&settings.metrics.listen).await?,
+    };
+    let init = initialise(settings, issuer, verifier, token_keys, identity, metrics);
+    server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await
 }
 
 /// Loads (or generates) the token signing key; returns the issuer, a verifier for the
@@ -107,6 +114,7 @@ async fn initialise(
     verifier: Arc<TokenVerifier>,
     token_keys: TokenKeys,
     identity: Arc<ServiceIdentity>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<RegistryGrpcService> {
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
@@ -114,6 +122,7 @@ async fn initialise(
     .await;
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
+    metrics.watch_pool(connection.clone())?;
     let repository: Arc<dyn PartnerRepository> = Arc::new(SqlPartnerRepository::new(connection));
     bootstrap_admin(&settings, repository.as_ref()).await?;
     let channel =

@@ -24,6 +24,7 @@ pub fn settings(
         pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
     settings.server.listen = "127.0.0.1:0".parse()?;
     settings.server.shutdown_grace_seconds = 5;
+    settings.metrics.listen = String::new();
     settings.database = database;
     settings.tokens.signing_key_file = directory
         .join("token-signing-key.pem")
