@@ -95,3 +95,40 @@ pub async fn load_user_token_keys(
     tracing::info!(keys = keys.len(), "user token verification keys loaded");
     Ok(())
 }
+
+/// Makes one call to another platform service inside a client span: the request is built
+/// inside the span (so the propagated `traceparent` names the client span as parent),
+/// carries a deadline, this service's token and the forwarded end user.
+pub async fn call<C, T, R, F, Fut>(
+    rpc: &'static str,
+    client: C,
+    message: T,
+    identity: &ServiceIdentity,
+    on_behalf_of: Option<&User>,
+    deadline: Duration,
+    send: F,
+) -> Result<R, Status>
+where
+    F: FnOnce(C, Request<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+{
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "grpc.client",
+        otel.name = rpc,
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    async move {
+        let request = outgoing(message, identity, on_behalf_of, deadline)?;
+        let result = send(client, request).await;
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| tonic::Code::Ok);
+        tracing::Span::current().record("rpc.grpc.status_code", code as i64);
+        result.map(tonic::Response::into_inner)
+    }
+    .instrument(span)
+    .await
+}

@@ -19,7 +19,6 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use pmp_common::auth::{Caller, ServiceIdentity, TokenIssuer, caller};
-use pmp_common::client::outgoing;
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
@@ -225,12 +224,13 @@ impl RegistryService {
             certificate_kind: store::CertificateKind::Partner as i32,
         };
         let stored = self
-            .store
-            .clone()
-            .upload_partner_certificate(self.outgoing(message, caller)?)
-            .await
-            .map_err(RegistryError::CertificateStore)?
-            .into_inner();
+            .call_store(
+                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
+                message,
+                caller,
+                |mut store, request| async move { store.upload_partner_certificate(request).await },
+            )
+            .await?;
         let audit = self.audit(
             &caller.actor(),
             "PARTNER_CERTIFICATE_UPLOADED",
@@ -268,13 +268,13 @@ impl RegistryService {
             .certificate_id
             .ok_or(RegistryError::CertificateNotFound)?;
         let message = store::GetPartnerCertificateRequest { certificate_id };
-        Ok(self
-            .store
-            .clone()
-            .get_partner_certificate(self.outgoing(message, caller)?)
-            .await
-            .map_err(RegistryError::CertificateStore)?
-            .into_inner())
+        self.call_store(
+            "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
+            message,
+            caller,
+            |mut store, request| async move { store.get_partner_certificate(request).await },
+        )
+        .await
     }
 
     async fn set_active(
@@ -339,11 +339,13 @@ impl RegistryService {
             certificate_id,
             trusted,
         };
-        self.store
-            .clone()
-            .set_certificate_trusted(self.outgoing(message, caller)?)
-            .await
-            .map_err(RegistryError::CertificateStore)?;
+        self.call_store(
+            "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
+            message,
+            caller,
+            |mut store, request| async move { store.set_certificate_trusted(request).await },
+        )
+        .await?;
         Ok(())
     }
 
@@ -389,9 +391,30 @@ impl RegistryService {
         })
     }
 
-    fn outgoing<T>(&self, message: T, caller: &Caller) -> Result<Request<T>, RegistryError> {
-        outgoing(message, &self.identity, caller.user(), self.store_deadline)
-            .map_err(|status| RegistryError::Internal(status.message().to_owned()))
+    /// One call to the certificate store, in a client span, as this service on behalf of
+    /// the caller, with the configured deadline.
+    async fn call_store<T, R, F, Fut>(
+        &self,
+        rpc: &'static str,
+        message: T,
+        caller: &Caller,
+        send: F,
+    ) -> Result<R, RegistryError>
+    where
+        F: FnOnce(CertificateStoreClient<Channel>, Request<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<R>, Status>>,
+    {
+        pmp_common::client::call(
+            rpc,
+            self.store.clone(),
+            message,
+            &self.identity,
+            caller.user(),
+            self.store_deadline,
+            send,
+        )
+        .await
+        .map_err(RegistryError::CertificateStore)
     }
 }
 

@@ -338,3 +338,38 @@ async fn migrations_roll_back_and_forward() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_status_changes_all_succeed_and_are_all_audited() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        create(&repository, "acme", "a@x.example")
+            .await
+            .expect("created");
+        let repository = std::sync::Arc::new(repository);
+        let changes = (0..12).map(|index| {
+            let repository = std::sync::Arc::clone(&repository);
+            tokio::spawn(async move {
+                let status = if index % 2 == 0 {
+                    PartnerStatus::Deactivated
+                } else {
+                    PartnerStatus::Active
+                };
+                repository
+                    .set_status(
+                        "acme",
+                        status,
+                        audit("STATUS", "acme", None, status.as_str()),
+                    )
+                    .await
+            })
+        });
+        for change in futures::future::join_all(changes).await {
+            change
+                .expect("task")
+                .unwrap_or_else(|error| panic!("{backend}: {error}"));
+        }
+        let events = repository.audit_events("acme").await.expect("audit");
+        assert_eq!(events.len(), 13, "{backend}: registration + 12 changes");
+    }
+}

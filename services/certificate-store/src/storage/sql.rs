@@ -293,39 +293,36 @@ impl CertificateRepository for SqlCertificateRepository {
         trusted: bool,
         actor: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError> {
+        // Write first, conditionally: the statement takes the write lock at once (SQLite
+        // then waits on its busy timeout instead of failing a lock upgrade) and only one of
+        // several identical concurrent calls changes the row, audits and moves the version.
         let transaction = self.connection.begin().await?;
-        let Some(model) = partner_certificates::Entity::find_by_id(certificate_id.to_owned())
-            .one(&transaction)
+        let changed = partner_certificates::Entity::update_many()
+            .col_expr(partner_certificates::Column::Trusted, Expr::value(trusted))
+            .col_expr(
+                partner_certificates::Column::UpdateTime,
+                Expr::value(Utc::now()),
+            )
+            .filter(partner_certificates::Column::CertificateId.eq(certificate_id.to_owned()))
+            .filter(partner_certificates::Column::Trusted.ne(trusted))
+            .exec(&transaction)
             .await?
-        else {
-            return Ok(None);
-        };
-        if model.trusted == trusted {
-            transaction.commit().await?;
-            return partner_to_domain(model).map(Some);
+            .rows_affected;
+        if changed > 0 {
+            let (before, after, action) = if trusted {
+                ("UNTRUSTED", "TRUSTED", "CERTIFICATE_TRUSTED")
+            } else {
+                ("TRUSTED", "UNTRUSTED", "CERTIFICATE_UNTRUSTED")
+            };
+            let event = AuditEvent::now(actor, action, certificate_id, Some(before), Some(after));
+            pmp_common::audit::record(&transaction, event).await?;
+            bump_version(&transaction).await?;
         }
-        let mut active: partner_certificates::ActiveModel = model.into();
-        active.trusted = Set(trusted);
-        active.update_time = Set(Utc::now());
-        let updated = active.update(&transaction).await?;
-        let (before, after) = if trusted {
-            ("UNTRUSTED", "TRUSTED")
-        } else {
-            ("TRUSTED", "UNTRUSTED")
-        };
-        let action = if trusted {
-            "CERTIFICATE_TRUSTED"
-        } else {
-            "CERTIFICATE_UNTRUSTED"
-        };
-        pmp_common::audit::record(
-            &transaction,
-            AuditEvent::now(actor, action, certificate_id, Some(before), Some(after)),
-        )
-        .await?;
-        bump_version(&transaction).await?;
+        let model = partner_certificates::Entity::find_by_id(certificate_id.to_owned())
+            .one(&transaction)
+            .await?;
         transaction.commit().await?;
-        partner_to_domain(updated).map(Some)
+        model.map(partner_to_domain).transpose()
     }
 
     async fn trust_version(&self) -> Result<i64, StoreError> {

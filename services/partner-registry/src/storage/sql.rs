@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -94,8 +95,22 @@ impl SqlPartnerRepository {
         change: impl FnOnce(&mut Partner) + Send,
     ) -> Result<Partner, RegistryError> {
         let transaction = self.connection.begin().await?;
+        // Take the row's write lock before reading it (a no-op update): concurrent changes
+        // queue up instead of overwriting each other, and SQLite waits on its busy timeout
+        // instead of failing a read-to-write lock upgrade.
+        let locked = partners::Entity::update_many()
+            .col_expr(
+                partners::Column::UpdateTime,
+                Expr::col(partners::Column::UpdateTime).into(),
+            )
+            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
+            .exec(&transaction)
+            .await?
+            .rows_affected;
+        if locked == 0 {
+            return Err(RegistryError::PartnerNotFound);
+        }
         let model = partners::Entity::find_by_id(partner_id.to_owned())
-            .lock_exclusive()
             .one(&transaction)
             .await?
             .ok_or(RegistryError::PartnerNotFound)?;

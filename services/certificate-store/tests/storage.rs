@@ -1,0 +1,1440 @@
+//! The certificate store's repository and in-memory trust store, run once on SQLite and once
+//! on PostgreSQL (when `PMP_TEST_POSTGRES_URL` names a server): same test functions on both
+//! backends. Every certificate is generated at test time.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
+
+use certificate_store::domain::{
+    AuditEvent, CaCertificate, CaFilter, CaType, CertificateKind, PartnerCertificate,
+};
+use certificate_store::error::StoreError;
+use certificate_store::storage::{CertificateRepository, SqlCertificateRepository};
+use certificate_store::trust::{TrustStore, Verdict};
+use certificate_store::x509::{CertificateFacts, PlatformSigner, pem_string};
+use certificate_store_migration::Migrator;
+use pmp_common::db::testing::{TestDatabase, backends};
+use pmp_dev_certs::{CertificateSpec, DevPki, Issued, KeySpec};
+
+/// Generated once per test binary: RSA key generation is the slowest part of these tests.
+struct Fixture {
+    /// Root, intermediate (path length 0), partner and FTM chip certificates of "Acme Chips".
+    pki: DevPki,
+    /// Issues the platform-signed copies stored with partner certificates.
+    signer: PlatformSigner,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| Fixture {
+    pki: DevPki::generate("Acme Chips").expect("dev PKI"),
+    signer: PlatformSigner::generate().expect("platform PKI").signer,
+});
+
+const ORG: &str = "Acme Chips";
+
+fn domains() -> Vec<String> {
+    vec!["FTM".into(), "DEVICE".into()]
+}
+
+async fn repository(backend: &str) -> (TestDatabase, Arc<SqlCertificateRepository>) {
+    let database = TestDatabase::new(backend).await.expect("database");
+    Migrator::up(&database.connection, None)
+        .await
+        .expect("migrate");
+    let repository = Arc::new(SqlCertificateRepository::new(database.connection.clone()));
+    (database, repository)
+}
+
+/// A second repository on the same database over its own connection pool (another replica).
+async fn replica_repository(database: &TestDatabase) -> Arc<SqlCertificateRepository> {
+    let connection = pmp_common::db::connect(&database.settings)
+        .await
+        .expect("second connection");
+    Arc::new(SqlCertificateRepository::new(connection))
+}
+
+async fn trust_store(repository: &Arc<SqlCertificateRepository>) -> Arc<TrustStore> {
+    let repository: Arc<dyn CertificateRepository> = repository.clone();
+    TrustStore::load(repository, domains())
+        .await
+        .expect("trust store")
+}
+
+/// Second precision: PostgreSQL keeps microseconds only, and round trips compare whole records.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+fn facts(issued: &Issued) -> CertificateFacts {
+    CertificateFacts::of(&issued.certificate).expect("facts")
+}
+
+fn pem(issued: &Issued) -> String {
+    pem_string(&issued.certificate).expect("pem")
+}
+
+/// An EC self-signed root (fast to generate), unrelated to everything else.
+fn ec_root(name: &str) -> Issued {
+    CertificateSpec::ca(name)
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .valid_from_days(-1)
+        .valid_for_days(3650)
+        .self_signed()
+        .expect("root")
+}
+
+fn ec_leaf(name: &str, issuer: &Issued) -> Issued {
+    CertificateSpec::leaf(name)
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .valid_from_days(-1)
+        .valid_for_days(365)
+        .issued_by(issuer)
+        .expect("leaf")
+}
+
+/// A CA record as the service builds it: a root when `issuer_id` is `None` (naming itself).
+fn ca_record(issued: &Issued, domain: &str, issuer_id: Option<&str>) -> CaCertificate {
+    let facts = facts(issued);
+    let certificate_id = Uuid::new_v4().to_string();
+    CaCertificate {
+        ca_type: if issuer_id.is_some() {
+            CaType::Intermediate
+        } else {
+            CaType::Root
+        },
+        issuer_certificate_id: issuer_id.map_or_else(|| certificate_id.clone(), str::to_owned),
+        certificate_id,
+        partner_domain: domain.into(),
+        subject: facts.subject,
+        issuer: facts.issuer,
+        serial_number: facts.serial_number,
+        thumbprint: facts.thumbprint,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        upload_time: now(),
+        certificate_pem: pem(issued),
+    }
+}
+
+/// A partner/FTM record with its platform-signed copy; the chain is `certificate` then
+/// `issuers`.
+fn partner_record(
+    owner: &str,
+    domain: &str,
+    kind: CertificateKind,
+    certificate: &Issued,
+    issuers: &[&Issued],
+    trusted: bool,
+) -> PartnerCertificate {
+    let facts = facts(certificate);
+    let ca_signed_pem = pem(certificate);
+    let platform_signed = FIXTURE
+        .signer
+        .resign(&certificate.certificate, domain)
+        .expect("resign");
+    let mut chain_pem = vec![ca_signed_pem.clone()];
+    chain_pem.extend(issuers.iter().copied().map(pem));
+    let time = now();
+    PartnerCertificate {
+        certificate_id: Uuid::new_v4().to_string(),
+        owner_id: owner.into(),
+        partner_domain: domain.into(),
+        kind,
+        organization_name: facts.organisations.first().cloned().unwrap_or_default(),
+        thumbprint: facts.thumbprint,
+        subject: facts.subject,
+        issuer: facts.issuer,
+        serial_number: facts.serial_number,
+        not_before: facts.not_before,
+        not_after: facts.not_after,
+        is_ca: facts.is_ca,
+        ca_signed_pem,
+        platform_signed_pem: pem_string(&platform_signed).expect("pem"),
+        chain_pem,
+        trusted,
+        upload_time: time,
+        update_time: time,
+    }
+}
+
+fn audit(action: &str, entity: &str, after: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "tester".into(),
+        action: action.into(),
+        entity_id: entity.into(),
+        before_state: None,
+        after_state: Some(after.into()),
+        trace_id: "0123456789abcdef0123456789abcdef".into(),
+    }
+}
+
+fn uploads(certificates: &[&CaCertificate]) -> Vec<AuditEvent> {
+    certificates
+        .iter()
+        .map(|certificate| {
+            audit(
+                "CA_CERTIFICATE_UPLOADED",
+                &certificate.certificate_id,
+                certificate.ca_type.as_str(),
+            )
+        })
+        .collect()
+}
+
+/// Stores `certificates` as one batch with an upload audit row each.
+async fn insert_cas(
+    repository: &SqlCertificateRepository,
+    certificates: &[&CaCertificate],
+) -> Result<(), StoreError> {
+    let owned: Vec<CaCertificate> = certificates.iter().copied().cloned().collect();
+    repository
+        .insert_ca_certificates(&owned, uploads(certificates))
+        .await
+}
+
+/// Stores the Acme root and intermediate for `domain`; returns (root, intermediate).
+async fn insert_acme_cas(
+    repository: &SqlCertificateRepository,
+    domain: &str,
+) -> (CaCertificate, CaCertificate) {
+    let root = ca_record(&FIXTURE.pki.root, domain, None);
+    let intermediate = ca_record(
+        &FIXTURE.pki.intermediate,
+        domain,
+        Some(&root.certificate_id),
+    );
+    insert_cas(repository, &[&root, &intermediate])
+        .await
+        .expect("CAs stored");
+    (root, intermediate)
+}
+
+async fn insert_partner(
+    repository: &SqlCertificateRepository,
+    certificate: &PartnerCertificate,
+) -> PartnerCertificate {
+    repository
+        .insert_partner_certificate(
+            certificate,
+            audit(
+                "CERTIFICATE_UPLOADED",
+                &certificate.certificate_id,
+                if certificate.trusted {
+                    "TRUSTED"
+                } else {
+                    "UNTRUSTED"
+                },
+            ),
+        )
+        .await
+        .expect("partner certificate stored")
+}
+
+async fn verify(store: &TrustStore, domain: &str, data: &str) -> Verdict {
+    Verdict::clone(&store.verify(domain, data).await.expect("verification"))
+}
+
+fn assert_trusted(verdict: &Verdict, chain: &[String], context: &str) {
+    assert!(verdict.trusted, "{context}: {verdict:?}");
+    assert_eq!(verdict.chain_pem, chain, "{context}: verified path");
+    assert!(verdict.reason.is_empty(), "{context}: {verdict:?}");
+}
+
+fn assert_untrusted(verdict: &Verdict, context: &str) {
+    assert!(!verdict.trusted, "{context}: {verdict:?}");
+    assert!(verdict.chain_pem.is_empty(), "{context}: {verdict:?}");
+    assert!(!verdict.reason.is_empty(), "{context}: a reason is given");
+}
+
+/// Leaf, intermediate and root PEMs of the Acme PKI: the path of a trusted Acme leaf.
+fn acme_path(leaf: &Issued) -> Vec<String> {
+    vec![
+        pem(leaf),
+        pem(&FIXTURE.pki.intermediate),
+        pem(&FIXTURE.pki.root),
+    ]
+}
+
+fn ids(certificates: &[CaCertificate]) -> Vec<&str> {
+    certificates
+        .iter()
+        .map(|certificate| certificate.certificate_id.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn ca_certificates_store_find_reject_duplicates_atomically_and_page() {
+    let other_root = ec_root("Other Root CA");
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let initial = repository.trust_version().await.expect("version");
+        repository
+            .insert_ca_certificates(&[], Vec::new())
+            .await
+            .expect("empty batch");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            initial,
+            "{backend}: an empty batch changes nothing"
+        );
+
+        let (root, intermediate) = insert_acme_cas(&repository, "FTM").await;
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            initial + 1,
+            "{backend}: one batch, one version step"
+        );
+        for stored in [&root, &intermediate] {
+            assert_eq!(
+                repository
+                    .find_ca(&stored.certificate_id)
+                    .await
+                    .expect("query")
+                    .as_ref(),
+                Some(stored),
+                "{backend}: find by id round-trips the record"
+            );
+            assert_eq!(
+                repository
+                    .find_ca_by_thumbprint("FTM", &stored.thumbprint)
+                    .await
+                    .expect("query")
+                    .as_ref(),
+                Some(stored),
+                "{backend}: find by thumbprint"
+            );
+            assert!(
+                repository
+                    .ca_exists("FTM", &stored.thumbprint)
+                    .await
+                    .expect("query"),
+                "{backend}"
+            );
+            assert!(
+                !repository
+                    .ca_exists("DEVICE", &stored.thumbprint)
+                    .await
+                    .expect("query"),
+                "{backend}: exists per domain"
+            );
+        }
+        assert_eq!(root.issuer_certificate_id, root.certificate_id);
+        assert_eq!(intermediate.issuer_certificate_id, root.certificate_id);
+        assert!(
+            repository
+                .find_ca(&Uuid::new_v4().to_string())
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}"
+        );
+        assert!(
+            repository
+                .find_ca_by_thumbprint("FTM", &"0".repeat(64))
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}"
+        );
+
+        // [new, duplicate of the stored root]: refused as a whole.
+        let version = repository.trust_version().await.expect("version");
+        let fresh = ca_record(&other_root, "FTM", None);
+        let duplicate = ca_record(&FIXTURE.pki.root, "FTM", None);
+        let refused = insert_cas(&repository, &[&fresh, &duplicate]).await;
+        assert!(
+            matches!(refused, Err(StoreError::DuplicateCa)),
+            "{backend}: {refused:?}"
+        );
+        for certificate in [&fresh, &duplicate] {
+            assert!(
+                repository
+                    .find_ca(&certificate.certificate_id)
+                    .await
+                    .expect("query")
+                    .is_none(),
+                "{backend}: nothing of a refused batch is stored"
+            );
+            assert!(
+                repository
+                    .audit_events(&certificate.certificate_id)
+                    .await
+                    .expect("audit")
+                    .is_empty(),
+                "{backend}: no audit row for a refused batch"
+            );
+        }
+        assert!(
+            !repository
+                .ca_exists("FTM", &fresh.thumbprint)
+                .await
+                .expect("query"),
+            "{backend}: the new certificate of a refused batch is not stored"
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version,
+            "{backend}: a refused batch does not move the version"
+        );
+
+        // The same certificate in another domain is another trust store entry.
+        let device_root = ca_record(&FIXTURE.pki.root, "DEVICE", None);
+        insert_cas(&repository, &[&device_root])
+            .await
+            .expect("same thumbprint, other domain");
+        assert!(
+            repository
+                .ca_exists("DEVICE", &device_root.thumbprint)
+                .await
+                .expect("query"),
+            "{backend}"
+        );
+        // The new certificate of the refused batch can still be stored on its own.
+        insert_cas(&repository, &[&fresh])
+            .await
+            .expect("stored on its own");
+
+        // Listing: FTM {root, intermediate, fresh}, DEVICE {device_root}.
+        let mut ftm_ids = vec![
+            root.certificate_id.clone(),
+            intermediate.certificate_id.clone(),
+            fresh.certificate_id.clone(),
+        ];
+        ftm_ids.sort();
+        let ftm = CaFilter {
+            partner_domain: Some("FTM".into()),
+            ca_type: None,
+        };
+        let first = repository.list_ca(&ftm, None, 2).await.expect("page");
+        assert_eq!(first.total_size, 3, "{backend}");
+        assert!(first.has_more, "{backend}");
+        assert_eq!(ids(&first.ca_certificates), ftm_ids[..2], "{backend}");
+        let second = repository
+            .list_ca(&ftm, Some(ftm_ids[1].as_str()), 2)
+            .await
+            .expect("page");
+        assert_eq!(second.total_size, 3, "{backend}: total of the filter");
+        assert!(!second.has_more, "{backend}");
+        assert_eq!(ids(&second.ca_certificates), ftm_ids[2..], "{backend}");
+        let exact = repository.list_ca(&ftm, None, 3).await.expect("page");
+        assert!(!exact.has_more, "{backend}: a full last page has no more");
+        assert_eq!(ids(&exact.ca_certificates), ftm_ids, "{backend}");
+        let past_end = repository
+            .list_ca(&ftm, Some(ftm_ids[2].as_str()), 2)
+            .await
+            .expect("page");
+        assert!(past_end.ca_certificates.is_empty(), "{backend}");
+        assert!(!past_end.has_more, "{backend}");
+
+        let roots = CaFilter {
+            partner_domain: None,
+            ca_type: Some(CaType::Root),
+        };
+        let page = repository.list_ca(&roots, None, 10).await.expect("page");
+        assert_eq!(page.total_size, 3, "{backend}");
+        assert!(
+            page.ca_certificates
+                .iter()
+                .all(|certificate| certificate.ca_type == CaType::Root),
+            "{backend}"
+        );
+        let ftm_intermediates = CaFilter {
+            partner_domain: Some("FTM".into()),
+            ca_type: Some(CaType::Intermediate),
+        };
+        let page = repository
+            .list_ca(&ftm_intermediates, None, 10)
+            .await
+            .expect("page");
+        assert_eq!(page.total_size, 1, "{backend}");
+        assert_eq!(
+            page.ca_certificates,
+            std::slice::from_ref(&intermediate),
+            "{backend}"
+        );
+        let everything = repository
+            .list_ca(&CaFilter::default(), None, 10)
+            .await
+            .expect("page");
+        assert_eq!(everything.total_size, 4, "{backend}");
+        let none = repository
+            .list_ca(
+                &CaFilter {
+                    partner_domain: Some("AUTH".into()),
+                    ca_type: None,
+                },
+                None,
+                10,
+            )
+            .await
+            .expect("page");
+        assert_eq!(none.total_size, 0, "{backend}");
+        assert!(none.ca_certificates.is_empty() && !none.has_more);
+
+        for stored in [&root, &intermediate] {
+            let events = repository
+                .audit_events(&stored.certificate_id)
+                .await
+                .expect("audit");
+            assert_eq!(
+                events,
+                uploads(&[stored]),
+                "{backend}: one row per certificate"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn partner_certificates_store_find_and_are_idempotent() {
+    let pki = &FIXTURE.pki;
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let record = partner_record(
+            "acme",
+            "FTM",
+            CertificateKind::Partner,
+            &pki.partner,
+            &[&pki.intermediate, &pki.root],
+            true,
+        );
+        let version = repository.trust_version().await.expect("version");
+        let stored = insert_partner(&repository, &record).await;
+        assert_eq!(stored, record, "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}: an upload moves the version"
+        );
+        let found = repository
+            .find_partner_certificate(&record.certificate_id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(found, record, "{backend}: round trip");
+        assert_eq!(found.chain_pem, acme_path(&pki.partner), "{backend}");
+        assert_eq!(found.kind, CertificateKind::Partner);
+        assert_eq!(found.organization_name, ORG);
+        assert!(!found.is_ca, "{backend}");
+        assert_ne!(found.platform_signed_pem, found.ca_signed_pem);
+        assert_eq!(
+            repository
+                .find_partner_certificate_by_owner("acme", "FTM", &record.thumbprint)
+                .await
+                .expect("query")
+                .as_ref(),
+            Some(&record),
+            "{backend}"
+        );
+        for (owner, domain) in [("other", "FTM"), ("acme", "DEVICE")] {
+            assert!(
+                repository
+                    .find_partner_certificate_by_owner(owner, domain, &record.thumbprint)
+                    .await
+                    .expect("query")
+                    .is_none(),
+                "{backend}: {owner}/{domain}"
+            );
+        }
+        assert!(
+            repository
+                .find_partner_certificate(&Uuid::new_v4().to_string())
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}"
+        );
+
+        // A second upload of the same certificate by the same owner (the loser of a race):
+        // the first record is returned and nothing of the second is written.
+        let mut again = partner_record(
+            "acme",
+            "FTM",
+            CertificateKind::Partner,
+            &pki.partner,
+            &[&pki.intermediate],
+            true,
+        );
+        again.upload_time = record.upload_time + chrono::Duration::seconds(5);
+        let version = repository.trust_version().await.expect("version");
+        let winner = insert_partner(&repository, &again).await;
+        assert_eq!(winner, record, "{backend}: the first stored record wins");
+        assert!(
+            repository
+                .find_partner_certificate(&again.certificate_id)
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}"
+        );
+        assert!(
+            repository
+                .audit_events(&again.certificate_id)
+                .await
+                .expect("audit")
+                .is_empty(),
+            "{backend}: no audit row for the losing upload"
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version,
+            "{backend}: the losing upload does not move the version"
+        );
+        assert_eq!(
+            repository
+                .audit_events(&record.certificate_id)
+                .await
+                .expect("audit")
+                .len(),
+            1,
+            "{backend}"
+        );
+
+        // The same certificate for another owner is another record; an empty chain
+        // round-trips as an empty list.
+        let mut chip = partner_record(
+            "ftm-1",
+            "FTM",
+            CertificateKind::FtmChip,
+            &pki.partner,
+            &[],
+            false,
+        );
+        chip.organization_name = "Other".into();
+        assert_eq!(insert_partner(&repository, &chip).await, chip, "{backend}");
+        let found = repository
+            .find_partner_certificate(&chip.certificate_id)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(found.chain_pem, [pem(&pki.partner)], "{backend}");
+        assert_eq!(found.kind, CertificateKind::FtmChip, "{backend}");
+        assert!(!found.trusted, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
+    let pki = &FIXTURE.pki;
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let chip = partner_record(
+            "ftm-1",
+            "FTM",
+            CertificateKind::FtmChip,
+            &pki.ftm_chip,
+            &[&pki.intermediate, &pki.root],
+            false,
+        );
+        insert_partner(&repository, &chip).await;
+        let id = chip.certificate_id.as_str();
+
+        let version = repository.trust_version().await.expect("version");
+        let unknown = Uuid::new_v4().to_string();
+        assert_eq!(
+            repository
+                .set_trusted(&unknown, true, "ftm-management")
+                .await
+                .expect("query"),
+            None,
+            "{backend}"
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version,
+            "{backend}: unknown id changes nothing"
+        );
+        assert!(
+            repository
+                .audit_events(&unknown)
+                .await
+                .expect("audit")
+                .is_empty(),
+            "{backend}"
+        );
+
+        let trusted = repository
+            .set_trusted(id, true, "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        assert!(trusted.trusted, "{backend}");
+        assert!(trusted.update_time >= chip.update_time, "{backend}");
+        assert_eq!(trusted.upload_time, chip.upload_time, "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}"
+        );
+        let events = repository.audit_events(id).await.expect("audit");
+        assert_eq!(events.len(), 2, "{backend}: upload + trust: {events:?}");
+        assert_eq!(events[1].action, "CERTIFICATE_TRUSTED", "{backend}");
+        assert_eq!(events[1].actor, "ftm-management", "{backend}");
+        assert_eq!(events[1].before_state.as_deref(), Some("UNTRUSTED"));
+        assert_eq!(events[1].after_state.as_deref(), Some("TRUSTED"));
+
+        // Same value again: answered, but no version step and no audit row.
+        let same = repository
+            .set_trusted(id, true, "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        assert!(same.trusted, "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}: no change, no version step"
+        );
+        assert_eq!(
+            repository.audit_events(id).await.expect("audit").len(),
+            2,
+            "{backend}: no change, no audit row"
+        );
+
+        let untrusted = repository
+            .set_trusted(id, false, "admin")
+            .await
+            .expect("query")
+            .expect("known");
+        assert!(!untrusted.trusted, "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 2,
+            "{backend}"
+        );
+        let events = repository.audit_events(id).await.expect("audit");
+        let last = events.last().expect("event");
+        assert_eq!(last.action, "CERTIFICATE_UNTRUSTED", "{backend}");
+        assert_eq!(last.actor, "admin", "{backend}");
+        assert_eq!(last.before_state.as_deref(), Some("TRUSTED"));
+        assert_eq!(last.after_state.as_deref(), Some("UNTRUSTED"));
+        let stored = repository
+            .find_partner_certificate(id)
+            .await
+            .expect("query")
+            .expect("known");
+        assert!(!stored.trusted, "{backend}: persisted");
+        assert_eq!(stored.chain_pem, chip.chain_pem, "{backend}: untouched");
+    }
+}
+
+#[tokio::test]
+async fn trust_data_lists_cas_and_partner_entries() {
+    let pki = &FIXTURE.pki;
+    let device_root = ec_root("Device Root CA");
+    // CA-capable partner certificates (basicConstraints CA:TRUE) and plain leaves.
+    let sub_ca = CertificateSpec::ca("Acme Partner Sub CA")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .issued_by(&pki.intermediate)
+        .expect("sub CA");
+    let untrusted_sub_ca = CertificateSpec::ca("Acme Untrusted Sub CA")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .issued_by(&pki.intermediate)
+        .expect("sub CA");
+    assert!(facts(&sub_ca).is_ca && !facts(&pki.partner).is_ca);
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let (root, intermediate) = insert_acme_cas(&repository, "FTM").await;
+        let device = ca_record(&device_root, "DEVICE", None);
+        insert_cas(&repository, &[&device]).await.expect("stored");
+
+        let leaf = partner_record(
+            "acme",
+            "FTM",
+            CertificateKind::Partner,
+            &pki.partner,
+            &[&pki.intermediate, &pki.root],
+            true,
+        );
+        let trusted_ca = partner_record(
+            "acme",
+            "FTM",
+            CertificateKind::Partner,
+            &sub_ca,
+            &[&pki.intermediate, &pki.root],
+            true,
+        );
+        let untrusted_ca = partner_record(
+            "ftm-1",
+            "FTM",
+            CertificateKind::FtmChip,
+            &untrusted_sub_ca,
+            &[&pki.intermediate, &pki.root],
+            false,
+        );
+        let chip = partner_record(
+            "ftm-1",
+            "DEVICE",
+            CertificateKind::FtmChip,
+            &pki.ftm_chip,
+            &[&pki.intermediate, &pki.root],
+            false,
+        );
+        for record in [&leaf, &trusted_ca, &untrusted_ca, &chip] {
+            insert_partner(&repository, record).await;
+        }
+
+        let data = repository.trust_data().await.expect("trust data");
+        assert_eq!(
+            data.version,
+            repository.trust_version().await.expect("version"),
+            "{backend}"
+        );
+        let cas: BTreeSet<(String, String)> = data.ca_certificates.iter().cloned().collect();
+        let expected: BTreeSet<(String, String)> = [
+            ("FTM".to_owned(), root.certificate_pem.clone()),
+            ("FTM".to_owned(), intermediate.certificate_pem.clone()),
+            ("DEVICE".to_owned(), device.certificate_pem.clone()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(cas, expected, "{backend}");
+        assert_eq!(data.ca_certificates.len(), 3, "{backend}");
+
+        assert_eq!(data.partner_certificates.len(), 4, "{backend}");
+        let entry = |record: &PartnerCertificate| {
+            data.partner_certificates
+                .iter()
+                .find(|entry| {
+                    entry.partner_domain == record.partner_domain
+                        && entry.thumbprint == record.thumbprint
+                })
+                .cloned()
+                .expect("entry of every stored certificate")
+        };
+        let leaf_entry = entry(&leaf);
+        assert!(leaf_entry.trusted, "{backend}");
+        assert_eq!(leaf_entry.issuer_pem, None, "{backend}: not a CA");
+        let ca_entry = entry(&trusted_ca);
+        assert!(ca_entry.trusted, "{backend}");
+        assert_eq!(
+            ca_entry.issuer_pem.as_deref(),
+            Some(trusted_ca.ca_signed_pem.as_str()),
+            "{backend}: a trusted CA may issue"
+        );
+        let untrusted_entry = entry(&untrusted_ca);
+        assert!(!untrusted_entry.trusted, "{backend}");
+        assert_eq!(untrusted_entry.issuer_pem, None, "{backend}: untrusted CA");
+        let chip_entry = entry(&chip);
+        assert!(!chip_entry.trusted, "{backend}");
+        assert_eq!(chip_entry.issuer_pem, None, "{backend}");
+
+        repository
+            .set_trusted(&untrusted_ca.certificate_id, true, "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        let data = repository.trust_data().await.expect("trust data");
+        let now_trusted = data
+            .partner_certificates
+            .iter()
+            .find(|entry| entry.thumbprint == untrusted_ca.thumbprint)
+            .expect("entry");
+        assert!(now_trusted.trusted, "{backend}");
+        assert_eq!(
+            now_trusted.issuer_pem.as_deref(),
+            Some(untrusted_ca.ca_signed_pem.as_str()),
+            "{backend}: issuer once trusted"
+        );
+        assert_eq!(
+            data.version,
+            repository.trust_version().await.expect("version"),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn trust_store_verifies_chains_flags_and_domains() {
+    let pki = &FIXTURE.pki;
+    let foreign_root = ec_root("Foreign Root CA");
+    let foreign_leaf = ec_leaf("Foreign Partner", &foreign_root);
+    let expired = CertificateSpec::leaf("Acme Expired")
+        .organisation(ORG)
+        .valid_from_days(-400)
+        .valid_for_days(30)
+        .issued_by(&pki.intermediate)
+        .expect("expired leaf");
+    let partner_pem = pem(&pki.partner);
+    let chip_pem = pem(&pki.ftm_chip);
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        insert_acme_cas(&repository, "FTM").await;
+        let store = trust_store(&repository).await;
+        assert_eq!(
+            store.snapshot().version,
+            repository.trust_version().await.expect("version"),
+            "{backend}"
+        );
+        assert_eq!(store.snapshot().size(), (2, 0), "{backend}");
+
+        let verdict = verify(&store, "FTM", &partner_pem).await;
+        assert_trusted(
+            &verdict,
+            &acme_path(&pki.partner),
+            &format!("{backend}: Acme leaf"),
+        );
+        assert_untrusted(
+            &verify(&store, "FTM", &pem(&foreign_leaf)).await,
+            &format!("{backend}: leaf of a foreign root"),
+        );
+
+        // Repeated questions are answered from the cache.
+        let (hits, misses) = store.cache_statistics();
+        let again = verify(&store, "FTM", &partner_pem).await;
+        let once_more = verify(&store, "FTM", &partner_pem).await;
+        assert_eq!(again, verdict, "{backend}");
+        assert_eq!(once_more, verdict, "{backend}");
+        assert_eq!(
+            store.cache_statistics(),
+            (hits + 2, misses),
+            "{backend}: two cache hits, no new miss"
+        );
+
+        let expired_verdict = verify(&store, "FTM", &pem(&expired)).await;
+        assert_untrusted(&expired_verdict, &format!("{backend}: expired leaf"));
+        assert!(
+            expired_verdict.reason.contains("expired"),
+            "{backend}: {expired_verdict:?}"
+        );
+
+        // Not stored yet: judged by its chain alone.
+        assert_trusted(
+            &verify(&store, "FTM", &chip_pem).await,
+            &acme_path(&pki.ftm_chip),
+            &format!("{backend}: unknown chip certificate"),
+        );
+        // Stored untrusted (FTM not approved yet): untrusted despite a valid chain.
+        let chip = partner_record(
+            "ftm-1",
+            "FTM",
+            CertificateKind::FtmChip,
+            &pki.ftm_chip,
+            &[&pki.intermediate, &pki.root],
+            false,
+        );
+        insert_partner(&repository, &chip).await;
+        store.refresh().await.expect("refresh");
+        assert_eq!(
+            store.snapshot().version,
+            repository.trust_version().await.expect("version"),
+            "{backend}"
+        );
+        assert_untrusted(
+            &verify(&store, "FTM", &chip_pem).await,
+            &format!("{backend}: stored untrusted chip certificate"),
+        );
+        // Sent along with its issuers: still untrusted.
+        let bundle = format!("{chip_pem}{}", pem(&pki.intermediate));
+        assert_untrusted(
+            &verify(&store, "FTM", &bundle).await,
+            &format!("{backend}: stored untrusted chip certificate with chain"),
+        );
+        // The other Acme leaf is unaffected.
+        assert_trusted(
+            &verify(&store, "FTM", &partner_pem).await,
+            &acme_path(&pki.partner),
+            &format!("{backend}: Acme leaf after the rebuild"),
+        );
+
+        repository
+            .set_trusted(&chip.certificate_id, true, "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        store.refresh().await.expect("refresh");
+        assert_trusted(
+            &verify(&store, "FTM", &chip_pem).await,
+            &acme_path(&pki.ftm_chip),
+            &format!("{backend}: approved chip certificate"),
+        );
+
+        // DEVICE has no CAs: nothing chains there.
+        assert_untrusted(
+            &verify(&store, "DEVICE", &chip_pem).await,
+            &format!("{backend}: chip certificate in DEVICE"),
+        );
+        assert_untrusted(
+            &verify(&store, "DEVICE", &partner_pem).await,
+            &format!("{backend}: partner certificate in DEVICE"),
+        );
+        // With only the root in DEVICE, the intermediate must be sent along.
+        insert_cas(&repository, &[&ca_record(&pki.root, "DEVICE", None)])
+            .await
+            .expect("stored");
+        store.refresh().await.expect("refresh");
+        assert_untrusted(
+            &verify(&store, "DEVICE", &partner_pem).await,
+            &format!("{backend}: DEVICE without the intermediate"),
+        );
+        assert_trusted(
+            &verify(
+                &store,
+                "DEVICE",
+                &format!("{partner_pem}{}", pem(&pki.intermediate)),
+            )
+            .await,
+            &acme_path(&pki.partner),
+            &format!("{backend}: DEVICE with the intermediate supplied"),
+        );
+
+        let unknown = store.verify("NOPE", &partner_pem).await;
+        assert!(
+            matches!(unknown, Err(StoreError::InvalidDomain)),
+            "{backend}: {unknown:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn trusted_partner_ca_lends_its_signature_only_while_trusted() {
+    // A PKI without path length limits so that a partner CA can sit below the intermediate.
+    let root = ec_root("Open Root CA");
+    let intermediate = CertificateSpec::ca("Open Intermediate CA")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .issued_by(&root)
+        .expect("intermediate");
+    let partner_ca = CertificateSpec::ca("Acme Partner CA")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .issued_by(&intermediate)
+        .expect("partner CA");
+    let device = ec_leaf("Acme Device", &partner_ca);
+    let device_pem = pem(&device);
+    let full_path = vec![
+        device_pem.clone(),
+        pem(&partner_ca),
+        pem(&intermediate),
+        pem(&root),
+    ];
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let root_record = ca_record(&root, "FTM", None);
+        let intermediate_record =
+            ca_record(&intermediate, "FTM", Some(&root_record.certificate_id));
+        insert_cas(&repository, &[&root_record, &intermediate_record])
+            .await
+            .expect("stored");
+        let store = trust_store(&repository).await;
+        assert_untrusted(
+            &verify(&store, "FTM", &device_pem).await,
+            &format!("{backend}: issuer unknown to the store"),
+        );
+
+        let record = partner_record(
+            "acme",
+            "FTM",
+            CertificateKind::Partner,
+            &partner_ca,
+            &[&intermediate, &root],
+            true,
+        );
+        insert_partner(&repository, &record).await;
+        store.refresh().await.expect("refresh");
+        assert_trusted(
+            &verify(&store, "FTM", &device_pem).await,
+            &full_path,
+            &format!("{backend}: issued by a trusted partner CA"),
+        );
+
+        repository
+            .set_trusted(&record.certificate_id, false, "admin")
+            .await
+            .expect("query")
+            .expect("known");
+        store.refresh().await.expect("refresh");
+        assert_untrusted(
+            &verify(&store, "FTM", &device_pem).await,
+            &format!("{backend}: partner CA no longer trusted"),
+        );
+        assert_untrusted(
+            &verify(&store, "FTM", &format!("{device_pem}{}", pem(&partner_ca))).await,
+            &format!("{backend}: untrusted partner CA supplied by the caller"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn replicas_see_changes_after_refresh_and_through_the_poller() {
+    let pki = &FIXTURE.pki;
+    let partner_pem = pem(&pki.partner);
+    let second_root = ec_root("Second Root CA");
+    let second_leaf = ec_leaf("Second Partner", &second_root);
+    let second_leaf_pem = pem(&second_leaf);
+    for backend in backends() {
+        let (database, repository_a) = repository(backend).await;
+        let repository_b = replica_repository(&database).await;
+        let store_a = trust_store(&repository_a).await;
+        let store_b = trust_store(&repository_b).await;
+        assert_untrusted(
+            &verify(&store_b, "FTM", &partner_pem).await,
+            &format!("{backend}: B before any CA"),
+        );
+
+        insert_acme_cas(&repository_a, "FTM").await;
+        store_a.refresh().await.expect("refresh A");
+        assert_trusted(
+            &verify(&store_a, "FTM", &partner_pem).await,
+            &acme_path(&pki.partner),
+            &format!("{backend}: A after its own write"),
+        );
+        let stored = repository_b.trust_version().await.expect("version");
+        assert_eq!(
+            stored,
+            repository_a.trust_version().await.expect("version"),
+            "{backend}: both repositories read the same database"
+        );
+        assert!(
+            store_b.snapshot().version < stored,
+            "{backend}: B has not rebuilt yet"
+        );
+        assert_untrusted(
+            &verify(&store_b, "FTM", &partner_pem).await,
+            &format!("{backend}: B before its refresh"),
+        );
+        store_b.refresh().await.expect("refresh B");
+        assert_eq!(store_b.snapshot().version, stored, "{backend}");
+        assert_trusted(
+            &verify(&store_b, "FTM", &partner_pem).await,
+            &acme_path(&pki.partner),
+            &format!("{backend}: B after its refresh"),
+        );
+
+        // The poller of B picks up a change written through A.
+        assert_untrusted(
+            &verify(&store_b, "FTM", &second_leaf_pem).await,
+            &format!("{backend}: second root not stored yet"),
+        );
+        let poller = store_b.spawn_poller(Duration::from_millis(100));
+        insert_cas(&repository_a, &[&ca_record(&second_root, "FTM", None)])
+            .await
+            .expect("stored");
+        let expected = repository_a.trust_version().await.expect("version");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let verdict = loop {
+            if store_b.snapshot().version == expected {
+                break verify(&store_b, "FTM", &second_leaf_pem).await;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: the poller did not rebuild B within 5 s (B at {}, database at {expected})",
+                store_b.snapshot().version
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_trusted(
+            &verdict,
+            &[second_leaf_pem.clone(), pem(&second_root)],
+            &format!("{backend}: B after the poller's rebuild"),
+        );
+        poller.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verification_during_rebuilds_is_always_trusted() {
+    const BATCHES: usize = 20;
+    const READERS: usize = 4;
+    const VERIFICATIONS: usize = 200;
+    let pki = &FIXTURE.pki;
+    let partner_pem = pem(&pki.partner);
+    let path = acme_path(&pki.partner);
+    let unrelated: Vec<Issued> = (0..BATCHES)
+        .map(|index| ec_root(&format!("Unrelated Root {index}")))
+        .collect();
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        insert_acme_cas(&repository, "FTM").await;
+        let store = trust_store(&repository).await;
+        assert_trusted(
+            &verify(&store, "FTM", &partner_pem).await,
+            &path,
+            &format!("{backend}: before the writes"),
+        );
+        let start_version = store.snapshot().version;
+
+        let writer = {
+            let repository = Arc::clone(&repository);
+            let store = Arc::clone(&store);
+            let roots: Vec<CaCertificate> = unrelated
+                .iter()
+                .map(|root| ca_record(root, "FTM", None))
+                .collect();
+            tokio::spawn(async move {
+                for root in &roots {
+                    insert_cas(&repository, &[root]).await.expect("stored");
+                    store.refresh().await.expect("refresh");
+                }
+            })
+        };
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let partner_pem = partner_pem.clone();
+                tokio::spawn(async move {
+                    let mut answers = Vec::with_capacity(VERIFICATIONS);
+                    let mut versions = BTreeSet::new();
+                    for _ in 0..VERIFICATIONS {
+                        versions.insert(store.snapshot().version);
+                        answers.push(store.verify("FTM", &partner_pem).await);
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    (answers, versions)
+                })
+            })
+            .collect();
+        writer.await.expect("writer");
+        let mut seen_versions = BTreeSet::new();
+        for reader in readers {
+            let (answers, versions) = reader.await.expect("reader");
+            assert_eq!(answers.len(), VERIFICATIONS, "{backend}");
+            for answer in answers {
+                let verdict = answer.expect("verification");
+                assert_trusted(&verdict, &path, &format!("{backend}: during rebuilds"));
+            }
+            seen_versions.extend(versions);
+        }
+        eprintln!(
+            "{backend}: readers saw {} trust-store versions",
+            seen_versions.len()
+        );
+        assert_eq!(
+            store.snapshot().version,
+            start_version + i64::try_from(BATCHES).expect("small"),
+            "{backend}: every batch rebuilt the store"
+        );
+        assert_eq!(store.snapshot().size(), (2 + BATCHES, 0), "{backend}");
+        assert_trusted(
+            &verify(&store, "FTM", &partner_pem).await,
+            &path,
+            &format!("{backend}: after the writes"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrations_roll_back_and_forward() {
+    for backend in backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        Migrator::up(&database.connection, None).await.expect("up");
+        let repository = SqlCertificateRepository::new(database.connection.clone());
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            1,
+            "{backend}: seeded version row"
+        );
+        Migrator::down(&database.connection, None)
+            .await
+            .expect("down");
+        assert!(
+            repository.trust_version().await.is_err(),
+            "{backend}: tables dropped"
+        );
+        assert!(
+            repository
+                .list_ca(&CaFilter::default(), None, 10)
+                .await
+                .is_err(),
+            "{backend}: tables dropped"
+        );
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("up again");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            1,
+            "{backend}: seeded again"
+        );
+        let page = repository
+            .list_ca(&CaFilter::default(), None, 10)
+            .await
+            .expect("page");
+        assert_eq!(page.total_size, 0, "{backend}");
+        assert!(
+            repository
+                .trust_data()
+                .await
+                .expect("data")
+                .ca_certificates
+                .is_empty(),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_of_the_same_certificate_return_the_first_record() {
+    const RACERS: usize = 6;
+    let pki = &FIXTURE.pki;
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let version = repository.trust_version().await.expect("version");
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let repository = Arc::clone(&repository);
+                let record = partner_record(
+                    "acme",
+                    "FTM",
+                    CertificateKind::Partner,
+                    &pki.partner,
+                    &[&pki.intermediate, &pki.root],
+                    true,
+                );
+                tokio::spawn(async move {
+                    let event = audit("CERTIFICATE_UPLOADED", &record.certificate_id, "TRUSTED");
+                    repository.insert_partner_certificate(&record, event).await
+                })
+            })
+            .collect();
+        let mut winners = BTreeSet::new();
+        for racer in racers {
+            let stored = racer
+                .await
+                .expect("racer")
+                .expect("every racer is answered");
+            winners.insert(stored.certificate_id);
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "{backend}: one record for all: {winners:?}"
+        );
+        let winner = winners.first().expect("winner");
+        let stored = repository
+            .find_partner_certificate_by_owner("acme", "FTM", &facts(&pki.partner).thumbprint)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(&stored.certificate_id, winner, "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}: only the winner moved the version"
+        );
+        assert_eq!(
+            repository.audit_events(winner).await.expect("audit").len(),
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_set_trusted_on_different_certificates_all_succeed() {
+    const CERTIFICATES: usize = 8;
+    const ROUNDS: usize = 10;
+    let pki = &FIXTURE.pki;
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let mut ids = Vec::new();
+        for index in 0..CERTIFICATES {
+            let record = partner_record(
+                &format!("ftm-{index}"),
+                "FTM",
+                CertificateKind::FtmChip,
+                &pki.ftm_chip,
+                &[],
+                false,
+            );
+            insert_partner(&repository, &record).await;
+            ids.push(record.certificate_id);
+        }
+        let version = repository.trust_version().await.expect("version");
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let repository = Arc::clone(&repository);
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let mut errors = Vec::new();
+                    for round in 0..ROUNDS {
+                        let trusted = round % 2 == 0;
+                        if let Err(error) = repository.set_trusted(&id, trusted, "admin").await {
+                            errors.push(error.to_string());
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for task in tasks {
+            errors.extend(task.await.expect("task"));
+        }
+        assert!(
+            errors.is_empty(),
+            "{backend}: {} of {} concurrent set_trusted calls failed, e.g. {:?}",
+            errors.len(),
+            CERTIFICATES * ROUNDS,
+            errors.first()
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + i64::try_from(CERTIFICATES * ROUNDS).expect("small"),
+            "{backend}: every flip moved the version once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_identical_set_trusted_changes_and_audits_once() {
+    const ROUNDS: usize = 10;
+    const CALLERS: usize = 6;
+    let pki = &FIXTURE.pki;
+    // Collected over both backends so that one run shows every backend's behaviour.
+    let mut problems = Vec::new();
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        for round in 0..ROUNDS {
+            let record = partner_record(
+                &format!("ftm-{round}"),
+                "FTM",
+                CertificateKind::FtmChip,
+                &pki.ftm_chip,
+                &[],
+                false,
+            );
+            insert_partner(&repository, &record).await;
+            let version = repository.trust_version().await.expect("version");
+            let callers: Vec<_> = (0..CALLERS)
+                .map(|_| {
+                    let repository = Arc::clone(&repository);
+                    let id = record.certificate_id.clone();
+                    tokio::spawn(async move {
+                        repository.set_trusted(&id, true, "ftm-management").await
+                    })
+                })
+                .collect();
+            for caller in callers {
+                match caller.await.expect("caller") {
+                    Ok(answer) => assert!(answer.expect("known").trusted, "{backend}"),
+                    Err(error) => problems.push(format!("{backend} round {round}: {error}")),
+                }
+            }
+            let trusted_events = repository
+                .audit_events(&record.certificate_id)
+                .await
+                .expect("audit")
+                .iter()
+                .filter(|event| event.action == "CERTIFICATE_TRUSTED")
+                .count();
+            let steps = repository.trust_version().await.expect("version") - version;
+            if trusted_events != 1 || steps != 1 {
+                problems.push(format!(
+                    "{backend} round {round}: {trusted_events} CERTIFICATE_TRUSTED audit rows \
+                     and {steps} version steps for one change"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
