@@ -101,7 +101,7 @@ impl SqlPartnerRepository {
         let locked = partners::Entity::update_many()
             .col_expr(
                 partners::Column::UpdateTime,
-                Expr::col(partners::Column::UpdateTime).into(),
+                Expr::col(partners::Column::UpdateTime),
             )
             .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
             .exec(&transaction)
