@@ -6,6 +6,8 @@
 //! The binaries are taken from the cargo target directory next to the test executable;
 //! `make test` builds them first (`cargo build --workspace --bins`).
 
+pub mod otlp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -134,6 +136,11 @@ impl Platform {
     /// Starts the three services on `backend` ("sqlite" or "postgres") and waits until all
     /// report SERVING.
     pub async fn start(backend: &str) -> anyhow::Result<Platform> {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// [`Platform::start`] with extra environment for every service (e.g. the OTLP endpoint).
+    pub async fn start_with(backend: &str, extra: &[(&str, &str)]) -> anyhow::Result<Platform> {
         let directory = tempfile::tempdir()?;
         let root = directory.path();
         let mut databases = Vec::new();
@@ -197,14 +204,32 @@ impl Platform {
                 ("CERTIFICATE_STORE__ADDRESS", store_address.clone()),
             ],
         );
+        let with_extra = |mut environment: Vec<(String, String)>| {
+            environment.extend(
+                extra
+                    .iter()
+                    .map(|(key, value)| (key.to_string(), value.to_string())),
+            );
+            environment
+        };
         let registry = spawn(
             "partner-registry",
             registry_port,
-            &registry_environment,
+            &with_extra(registry_environment),
             root,
         )?;
-        let certstore = spawn("certificate-store", store_port, &store_environment, root)?;
-        let ftm = spawn("ftm-management", ftm_port, &ftm_environment, root)?;
+        let certstore = spawn(
+            "certificate-store",
+            store_port,
+            &with_extra(store_environment),
+            root,
+        )?;
+        let ftm = spawn(
+            "ftm-management",
+            ftm_port,
+            &with_extra(ftm_environment),
+            root,
+        )?;
         let platform = Platform {
             registry,
             certstore,
