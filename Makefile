@@ -6,7 +6,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint check clean
+.PHONY: all build run demo test fmt lint check bench clean
 
 all: build
 
@@ -26,6 +26,9 @@ lint:
 
 check:
 	$(CARGO) test --workspace
+
+bench:
+	$(CARGO) bench -p certificate-store --bench verify
 
 clean:
 	$(CARGO) clean

@@ -1,1 +1,150 @@
-//! placeholder
+//! The FTM management service: Foundational Trust Modules (the secure chips of FTM
+//! providers), their chip certificates and their review state.
+//!
+//! It owns the FTM records and their audit trail. It asks the partner registry for the
+//! provider partner (`GetPartner`), hands chip certificates to the certificate store for
+//! validation and storage, and tells the store which chip certificates are trusted — only
+//! those of APPROVED FTMs. How the two stay consistent is described in [`service`].
+
+pub mod config;
+pub mod convert;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod reconcile;
+pub mod service;
+pub mod storage;
+pub mod testing;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+
+use ftm_management_migration::Migrator;
+use pmp_common::auth::{AuthInterceptor, ServiceIdentity, TokenVerifier};
+use pmp_common::metrics::Metrics;
+use pmp_common::server::MetricsEndpoint;
+use pmp_common::{client, db, server};
+use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
+
+use crate::config::FtmSettings;
+use crate::reconcile::Reconciler;
+use crate::service::{FtmParts, FtmService};
+use crate::storage::{FtmRepository, SqlFtmRepository};
+use crate::upstream::Upstream;
+
+/// Name of this service in traces, logs and service tokens.
+pub const SERVICE_NAME: &str = "ftm-management";
+
+/// How long connecting to another platform service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The gRPC service as served: FTM management behind the authentication interceptor.
+pub type FtmGrpcService = InterceptedService<FtmManagementServer<FtmService>, AuthInterceptor>;
+
+/// Replaces the repository the service uses, e.g. with a test double that injects failures.
+pub type RepositoryWrapper =
+    Box<dyn FnOnce(Arc<dyn FtmRepository>) -> Arc<dyn FtmRepository> + Send>;
+
+/// Runs the service on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: FtmSettings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    run_with(settings, listener, shutdown, None).await
+}
+
+/// Like [`run`], with the repository passed through `wrapper` first (tests use it to make
+/// the database fail at chosen points).
+pub async fn run_with(
+    settings: FtmSettings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    wrapper: Option<RepositoryWrapper>,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    let secret = settings.service_auth.load_secret()?;
+    let identity =
+        Arc::new(ServiceIdentity::new(SERVICE_NAME, &secret).map_err(anyhow::Error::msg)?);
+    let verifier = Arc::new(TokenVerifier::new(
+        &settings.user_tokens.issuer,
+        &settings.user_tokens.audience,
+        Some(&secret),
+    ));
+    let metrics = Metrics::new(SERVICE_NAME)?;
+    let endpoint = MetricsEndpoint {
+        metrics: Arc::clone(&metrics),
+        listener: pmp_common::metrics::bind(&settings.metrics.listen).await?,
+    };
+    // Dropping the sender when the server stops ends the reconciliation task.
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
+    let init = initialise(
+        settings,
+        verifier,
+        identity,
+        wrapper,
+        metrics,
+        stop_receiver,
+    );
+    let result = server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await;
+    drop(stop_sender);
+    result
+}
+
+/// Connects and migrates the database (waiting for it if needed), loads the user-token
+/// verification keys (waiting for the registry if needed), registers the metrics, starts the
+/// reconciler and builds the service. Health stays NOT_SERVING until this is done.
+async fn initialise(
+    settings: FtmSettings,
+    verifier: Arc<TokenVerifier>,
+    identity: Arc<ServiceIdentity>,
+    wrapper: Option<RepositoryWrapper>,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<()>,
+) -> anyhow::Result<FtmGrpcService> {
+    let connection = server::retry_until_ok("connecting to the database", || {
+        db::connect(&settings.database)
+    })
+    .await;
+    Migrator::up(&connection, None).await?;
+    tracing::info!("database migrated");
+    metrics.watch_pool(connection.clone())?;
+    let mut repository: Arc<dyn FtmRepository> = Arc::new(SqlFtmRepository::new(connection));
+    if let Some(wrap) = wrapper {
+        repository = wrap(repository);
+    }
+    client::load_user_token_keys(&settings.user_tokens, &verifier).await?;
+
+    let upstream = Upstream::new(
+        client::lazy_channel(&settings.registry.address, CONNECT_TIMEOUT)?,
+        client::lazy_channel(&settings.certificate_store.address, CONNECT_TIMEOUT)?,
+        identity,
+        settings.registry.deadline(),
+        settings.certificate_store.deadline(),
+    );
+    let consistency = &settings.consistency;
+    let reconciled = crate::metrics::register(&metrics, Arc::clone(&repository))?;
+    let reconciler = Reconciler::new(
+        Arc::clone(&repository),
+        upstream.clone(),
+        consistency.lease(),
+        consistency.reconcile_batch_size,
+    )
+    .with_outcome_counter(reconciled);
+    tokio::spawn(reconciler.run(consistency.reconcile_interval(), stop));
+    let service = FtmService::new(FtmParts {
+        repository,
+        upstream,
+        lease: consistency.lease(),
+        lease_wait: consistency.lease_wait(),
+    });
+    Ok(InterceptedService::new(
+        FtmManagementServer::new(service),
+        AuthInterceptor::new(verifier),
+    ))
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Schema of the ftm-management service's own database: the FTMs (chips) with their review
+//! state and cross-service synchronisation marker, and the audit trail.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261201_000001_initial;
+
+/// Applies the service's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261201_000001_initial::Migration)]
+    }
+}

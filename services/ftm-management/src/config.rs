@@ -1,0 +1,259 @@
+//! Settings of the FTM management service (see [`DEFAULTS`] for every key and its default).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use pmp_common::config::{
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    TelemetrySettings, UserTokenSettings, Validate,
+};
+
+/// Prefix of environment variables, e.g. `PMP_FTM__DATABASE__URL`.
+pub const ENV_PREFIX: &str = "PMP_FTM";
+
+/// Compiled-in defaults: a working single-machine set-up on SQLite under `./data/`, next to
+/// the registry (`:50051`) and the certificate store (`:50052`).
+pub const DEFAULTS: &str = r#"
+[server]
+listen = "127.0.0.1:50053"
+shutdown_grace_seconds = 20
+
+[database]
+url = "sqlite://data/ftm-management/ftm.db"
+max_connections = 8
+
+[telemetry]
+log_format = "pretty"
+log_level = "info"
+
+[metrics]
+listen = "127.0.0.1:9103"
+
+[service_auth]
+secret_file = "data/service-token.secret"
+generate_secret = true
+
+[user_tokens]
+issuer = "pmp-partner-registry"
+audience = "pmp"
+public_key_files = []
+registry_address = "http://127.0.0.1:50051"
+
+[registry]
+address = "http://127.0.0.1:50051"
+deadline_ms = 5000
+
+[certificate_store]
+address = "http://127.0.0.1:50052"
+deadline_ms = 5000
+
+[consistency]
+lease_seconds = 30
+lease_wait_ms = 5000
+reconcile_interval_seconds = 30
+reconcile_batch_size = 100
+"#;
+
+/// All settings of the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FtmSettings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub telemetry: TelemetrySettings,
+    /// The Prometheus `/metrics` endpoint (empty `listen` disables it).
+    pub metrics: MetricsSettings,
+    pub service_auth: ServiceAuthSettings,
+    pub user_tokens: UserTokenSettings,
+    /// The partner registry, where partners are looked up (`GetPartner`).
+    pub registry: DependencySettings,
+    /// Where chip certificates are validated, stored and marked trusted.
+    pub certificate_store: DependencySettings,
+    pub consistency: ConsistencySettings,
+}
+
+/// Another platform service this one calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencySettings {
+    /// e.g. `http://127.0.0.1:50052`.
+    pub address: String,
+    /// Deadline of every call.
+    pub deadline_ms: u64,
+}
+
+impl DependencySettings {
+    /// The deadline as a duration.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// How steps that span the certificate store are kept consistent (see `service`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencySettings {
+    /// How long a step may hold an FTM's lease before the reconciler may take it over. Must
+    /// exceed the time the step's store calls can take (their deadlines).
+    pub lease_seconds: u64,
+    /// How long a request waits for a concurrent change of the same FTM to finish before it
+    /// answers `UNAVAILABLE`.
+    pub lease_wait_ms: u64,
+    /// Period of the reconciliation pass (it also runs once at start-up).
+    pub reconcile_interval_seconds: u64,
+    /// FTMs repaired per reconciliation round.
+    pub reconcile_batch_size: u64,
+}
+
+impl ConsistencySettings {
+    /// The lease duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+
+    /// The lease wait.
+    pub fn lease_wait(&self) -> Duration {
+        Duration::from_millis(self.lease_wait_ms)
+    }
+
+    /// The reconciliation period.
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_seconds)
+    }
+}
+
+fn validate_dependency(name: &str, dependency: &DependencySettings) -> Result<(), String> {
+    if !dependency.address.starts_with("http") {
+        return Err(format!("{name}.address must be an http:// or https:// URL"));
+    }
+    if !(100..=120_000).contains(&dependency.deadline_ms) {
+        return Err(format!("{name}.deadline_ms must be between 100 and 120000"));
+    }
+    Ok(())
+}
+
+impl Validate for FtmSettings {
+    fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        self.database.validate()?;
+        self.telemetry.validate()?;
+        self.metrics.validate()?;
+        self.service_auth.validate()?;
+        self.user_tokens.validate()?;
+        validate_dependency("registry", &self.registry)?;
+        validate_dependency("certificate_store", &self.certificate_store)?;
+        let consistency = &self.consistency;
+        // A step holds the lease across at most two store calls (upload, then untrusting the
+        // previous certificate); the lease must outlive both deadlines with room to spare.
+        let needed_ms = self.certificate_store.deadline_ms.saturating_mul(3);
+        if consistency.lease_seconds.saturating_mul(1000) < needed_ms
+            || consistency.lease_seconds > 3600
+        {
+            return Err(
+                "consistency.lease_seconds must cover three certificate_store deadlines and be at most 3600"
+                    .into(),
+            );
+        }
+        if !(10..=600_000).contains(&consistency.lease_wait_ms) {
+            return Err("consistency.lease_wait_ms must be between 10 and 600000".into());
+        }
+        if !(1..=86_400).contains(&consistency.reconcile_interval_seconds) {
+            return Err(
+                "consistency.reconcile_interval_seconds must be between 1 and 86400".into(),
+            );
+        }
+        if !(1..=10_000).contains(&consistency.reconcile_batch_size) {
+            return Err("consistency.reconcile_batch_size must be between 1 and 10000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Loads the settings: defaults, then `file`, then `PMP_FTM__*` variables.
+pub fn load(file: Option<&Path>) -> Result<FtmSettings, ConfigError> {
+    config::load(ENV_PREFIX, DEFAULTS, file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(pairs: &[(&str, &str)]) -> Result<FtmSettings, ConfigError> {
+        config::load_with_env(
+            ENV_PREFIX,
+            DEFAULTS,
+            None,
+            Some(
+                pairs
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                    .collect(),
+            ),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = with_env(&[]).expect("valid defaults");
+        assert_eq!(settings.server.listen.port(), 50053);
+        assert_eq!(settings.database.url, "sqlite://data/ftm-management/ftm.db");
+        assert_eq!(settings.registry.address, "http://127.0.0.1:50051");
+        assert_eq!(settings.metrics.listen, "127.0.0.1:9103");
+        assert_eq!(settings.certificate_store.address, "http://127.0.0.1:50052");
+        assert_eq!(settings.user_tokens.issuer, "pmp-partner-registry");
+        assert_eq!(settings.user_tokens.audience, "pmp");
+        assert!(settings.user_tokens.public_key_files.is_empty());
+        assert_eq!(
+            settings.consistency.reconcile_interval(),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn environment_overrides_and_lists() {
+        let settings = with_env(&[
+            ("PMP_FTM__CERTIFICATE_STORE__DEADLINE_MS", "2500"),
+            ("PMP_FTM__USER_TOKENS__PUBLIC_KEY_FILES", "/a.pem,/b.pem"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            settings.certificate_store.deadline(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(settings.user_tokens.public_key_files, ["/a.pem", "/b.pem"]);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (key, value, expected) in [
+            (
+                "PMP_FTM__CERTIFICATE_STORE__ADDRESS",
+                "127.0.0.1:1",
+                "certificate_store.address",
+            ),
+            (
+                "PMP_FTM__REGISTRY__DEADLINE_MS",
+                "5",
+                "registry.deadline_ms",
+            ),
+            ("PMP_FTM__METRICS__LISTEN", "nowhere", "metrics.listen"),
+            (
+                "PMP_FTM__CONSISTENCY__LEASE_SECONDS",
+                "1",
+                "consistency.lease_seconds",
+            ),
+            (
+                "PMP_FTM__CONSISTENCY__RECONCILE_INTERVAL_SECONDS",
+                "0",
+                "consistency.reconcile_interval_seconds",
+            ),
+        ] {
+            let message = with_env(&[(key, value)])
+                .expect_err("must be refused")
+                .to_string();
+            assert!(message.contains(expected), "{key}: {message}");
+        }
+    }
+}

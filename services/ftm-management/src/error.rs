@@ -1,0 +1,263 @@
+//! Every way an FTM management call can fail, and the one mapping to gRPC statuses.
+//!
+//! Statuses from the registry and the certificate store are relayed with their business
+//! reason (e.g. `KER-PCM-006`); transport failures become `UNAVAILABLE` or
+//! `DEADLINE_EXCEEDED`; database and internal failures are logged with the trace id and
+//! answered with a generic message.
+
+use tonic::{Code, Status};
+
+use pmp_common::error::{self as common_error, error_status, field_status};
+
+/// Errors of the FTM management service.
+#[derive(Debug, thiserror::Error)]
+pub enum FtmError {
+    /// A required field is blank or over its length limit.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    /// The caller lacks the role or does not own the FTM.
+    #[error("the caller is not allowed to perform this action")]
+    PermissionDenied,
+    #[error("FTM does not exist")]
+    FtmNotFound,
+    /// The provider partner is missing, not active, or not an FTM provider.
+    #[error("the FTM provider is missing, inactive or not of type FTM_Provider")]
+    ProviderNotUsable,
+    #[error("an FTM with the same make and model is already registered for this partner")]
+    DuplicateMakeModel,
+    #[error("no certificate was uploaded for this FTM")]
+    CertificateMissing,
+    #[error(
+        "a certificate can only be uploaded for an FTM that is pending certificate upload or approved"
+    )]
+    UploadNotAllowed,
+    #[error("the FTM is deactivated")]
+    FtmDeactivated,
+    #[error("the FTM is not pending approval")]
+    NotPendingApproval,
+    #[error("the FTM is not approved")]
+    NotApproved,
+    #[error("the FTM is already deactivated")]
+    AlreadyDeactivated,
+    #[error(
+        "order_by must be one of create_time, update_time, make, model, partner_id, status, optionally followed by desc"
+    )]
+    InvalidOrderBy,
+    #[error("page_size must not be negative")]
+    InvalidPageSize,
+    #[error("page_token is not valid for this query")]
+    InvalidPageToken,
+    /// Another change of the same FTM is in progress and did not finish in time.
+    #[error("the FTM is being changed by another request, retry shortly")]
+    Busy,
+    /// The step's lease was taken over before it could record its result.
+    #[error("the change could not be completed in time, retry")]
+    Interrupted,
+    /// A status from the partner registry (reason kept, transport failures generalised).
+    #[error("partner registry: {0}")]
+    Registry(Status),
+    /// A status from the certificate store (reason kept, transport failures generalised).
+    #[error("certificate store: {0}")]
+    CertificateStore(Status),
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Reason of the lease errors: a retry is expected to succeed.
+const REASON_RETRY: &str = common_error::REASON_UNAVAILABLE;
+
+impl FtmError {
+    /// The contract's reason code.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FtmError::InvalidField { .. } => common_error::REASON_INVALID_FIELD,
+            FtmError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
+            FtmError::FtmNotFound => "PMP_AUT_031",
+            FtmError::ProviderNotUsable => "PMP_AUT_030",
+            FtmError::DuplicateMakeModel => "PMP_AUT_032",
+            FtmError::CertificateMissing => "PMP_AUT_033",
+            FtmError::UploadNotAllowed => "PMP_AUT_038",
+            FtmError::FtmDeactivated => "PMP_AUT_039",
+            FtmError::NotPendingApproval => "PMS_FTM_ERROR_012",
+            FtmError::NotApproved => "PMS_FTM_ERROR_010",
+            FtmError::AlreadyDeactivated => "PMS_FTM_ERROR_007",
+            FtmError::InvalidOrderBy => "PMS_PRT_357",
+            FtmError::InvalidPageSize => "PMS_PRT_361",
+            FtmError::InvalidPageToken => "PMS_PRT_362",
+            FtmError::Busy | FtmError::Interrupted => REASON_RETRY,
+            FtmError::Registry(_) => "PMS_PARTNER_REGISTRY",
+            FtmError::CertificateStore(_) => "PMS_CERTIFICATE_STORE",
+            FtmError::Database(_) | FtmError::Internal(_) => common_error::REASON_INTERNAL,
+        }
+    }
+
+    fn field(&self) -> &'static str {
+        match self {
+            FtmError::InvalidField { field, .. } => field,
+            FtmError::InvalidOrderBy => "order_by",
+            FtmError::InvalidPageSize => "page_size",
+            FtmError::InvalidPageToken => "page_token",
+            _ => "",
+        }
+    }
+}
+
+impl From<FtmError> for Status {
+    fn from(error: FtmError) -> Status {
+        let reason = error.reason();
+        match &error {
+            FtmError::InvalidField { .. }
+            | FtmError::InvalidOrderBy
+            | FtmError::InvalidPageSize
+            | FtmError::InvalidPageToken => field_status(reason, error.field(), error.to_string()),
+            FtmError::PermissionDenied => common_error::permission_denied(),
+            FtmError::FtmNotFound => error_status(Code::NotFound, reason, error.to_string()),
+            FtmError::DuplicateMakeModel => {
+                error_status(Code::AlreadyExists, reason, error.to_string())
+            }
+            FtmError::ProviderNotUsable
+            | FtmError::CertificateMissing
+            | FtmError::UploadNotAllowed
+            | FtmError::FtmDeactivated
+            | FtmError::NotPendingApproval
+            | FtmError::NotApproved
+            | FtmError::AlreadyDeactivated => {
+                error_status(Code::FailedPrecondition, reason, error.to_string())
+            }
+            FtmError::Busy | FtmError::Interrupted => {
+                error_status(Code::Unavailable, reason, error.to_string())
+            }
+            FtmError::Registry(status) => common_error::relay_status("partner registry", status),
+            FtmError::CertificateStore(status) => {
+                common_error::relay_status("certificate store", status)
+            }
+            FtmError::Database(db_error) => common_error::database(db_error),
+            FtmError::Internal(detail) => common_error::internal(detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pmp_common::error::reason_of;
+
+    #[test]
+    fn statuses_carry_code_and_reason() {
+        let cases: Vec<(FtmError, Code, &str)> = vec![
+            (
+                FtmError::InvalidField {
+                    field: "make",
+                    message: "make is required".into(),
+                },
+                Code::InvalidArgument,
+                "PMS_COR_001",
+            ),
+            (
+                FtmError::PermissionDenied,
+                Code::PermissionDenied,
+                "KER-ATH-403",
+            ),
+            (FtmError::FtmNotFound, Code::NotFound, "PMP_AUT_031"),
+            (
+                FtmError::ProviderNotUsable,
+                Code::FailedPrecondition,
+                "PMP_AUT_030",
+            ),
+            (
+                FtmError::DuplicateMakeModel,
+                Code::AlreadyExists,
+                "PMP_AUT_032",
+            ),
+            (
+                FtmError::CertificateMissing,
+                Code::FailedPrecondition,
+                "PMP_AUT_033",
+            ),
+            (
+                FtmError::UploadNotAllowed,
+                Code::FailedPrecondition,
+                "PMP_AUT_038",
+            ),
+            (
+                FtmError::FtmDeactivated,
+                Code::FailedPrecondition,
+                "PMP_AUT_039",
+            ),
+            (
+                FtmError::NotPendingApproval,
+                Code::FailedPrecondition,
+                "PMS_FTM_ERROR_012",
+            ),
+            (
+                FtmError::NotApproved,
+                Code::FailedPrecondition,
+                "PMS_FTM_ERROR_010",
+            ),
+            (
+                FtmError::AlreadyDeactivated,
+                Code::FailedPrecondition,
+                "PMS_FTM_ERROR_007",
+            ),
+            (
+                FtmError::InvalidOrderBy,
+                Code::InvalidArgument,
+                "PMS_PRT_357",
+            ),
+            (
+                FtmError::InvalidPageSize,
+                Code::InvalidArgument,
+                "PMS_PRT_361",
+            ),
+            (
+                FtmError::InvalidPageToken,
+                Code::InvalidArgument,
+                "PMS_PRT_362",
+            ),
+            (FtmError::Busy, Code::Unavailable, "PMS_UNAVAILABLE"),
+            (FtmError::Interrupted, Code::Unavailable, "PMS_UNAVAILABLE"),
+            (
+                FtmError::Internal("disk on fire at /var/lib/x".into()),
+                Code::Internal,
+                "PMS_INTERNAL",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            assert_eq!(error.reason(), reason);
+            let status = Status::from(error);
+            assert_eq!(status.code(), code, "{reason}");
+            assert_eq!(reason_of(&status).as_deref(), Some(reason));
+            assert!(!status.message().contains("/var/lib"), "no internals leak");
+        }
+    }
+
+    #[test]
+    fn dependency_statuses_are_relayed() {
+        let upstream = error_status(Code::FailedPrecondition, "KER-PCM-006", "no chain");
+        let status = Status::from(FtmError::CertificateStore(upstream));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(reason_of(&status).as_deref(), Some("KER-PCM-006"));
+        let down = Status::from(FtmError::Registry(Status::unavailable(
+            "tcp connect error 127.0.0.1:50051",
+        )));
+        assert_eq!(down.code(), Code::Unavailable);
+        assert!(!down.message().contains("127.0.0.1"));
+        let slow = Status::from(FtmError::CertificateStore(Status::deadline_exceeded(
+            "timeout",
+        )));
+        assert_eq!(slow.code(), Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn field_errors_name_their_field() {
+        let status = Status::from(FtmError::InvalidOrderBy);
+        let violations =
+            tonic_types::StatusExt::get_details_bad_request(&status).expect("violations");
+        assert_eq!(violations.field_violations[0].field, "order_by");
+    }
+}
