@@ -28,14 +28,16 @@ pub struct Process {
 
 impl Process {
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its exit status.
-    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+    /// Waiting is async so that this process's own client connections keep answering the
+    /// server's graceful-shutdown handshake (HTTP/2 GOAWAY and PING).
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.child.kill()?;
         anyhow::bail!("{} did not stop within 10 s of SIGTERM", self.name)
