@@ -16,6 +16,10 @@ build:
 run: build
 	./deploy/local/run.sh
 
+demo:
+	$(CARGO) build -p pmpctl
+	./deploy/local/demo.sh
+
 test: fmt lint check
 
 fmt:
@@ -24,7 +28,9 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The end-to-end tests start the real binaries: build them first.
 check:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 bench:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the platform's services on this machine with SQLite databases under ./data/ and
-# keeps them in the foreground; Ctrl-C (or SIGTERM) stops all of them gracefully.
+# Starts the three services on this machine with SQLite databases under ./data/, runs the
+# seed workflow once (deploy/local/demo.sh), then keeps the services in the foreground;
+# Ctrl-C (or SIGTERM) stops all of them gracefully. DEMO=0 skips the demo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -11,8 +12,12 @@ export PMP_REGISTRY__ADMIN__PASSWORD=${PMP_REGISTRY__ADMIN__PASSWORD:-admin-dev-
 mkdir -p data
 
 pids=()
+stopping=0
 stop() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
   trap - INT TERM
+  echo
   echo "stopping services..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -20,16 +25,18 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-start() {
-  local name=$1
-  "$BIN/$name" &
+for service in partner-registry certificate-store ftm-management; do
+  "$BIN/$service" > "data/$service.log" 2>&1 &
   pids+=($!)
-}
-
-start partner-registry
-for service in certificate-store ftm-management; do
-  if [ -x "$BIN/$service" ]; then start "$service"; fi
+  echo "started $service (pid $!, log data/$service.log)"
 done
 
-echo "services started; press Ctrl-C to stop"
+if [ "${DEMO:-1}" != 0 ]; then
+  PMPCTL="$BIN/pmpctl" ./deploy/local/demo.sh
+fi
+
+echo
+echo "services are running: registry 127.0.0.1:50051, certificate store 127.0.0.1:50052, FTM management 127.0.0.1:50053"
+echo "metrics: http://127.0.0.1:9101/metrics, :9102, :9103 — press Ctrl-C to stop"
+# Returns when a service exits on its own, or when Ctrl-C runs `stop`.
 wait -n "${pids[@]}" || true

@@ -131,6 +131,16 @@ pub enum Command {
     /// Development helpers (never for production).
     #[command(subcommand)]
     Dev(DevCommand),
+    /// gRPC health of the three services; exit 7 unless all are SERVING.
+    Health(HealthArgs),
+}
+
+/// `pmpctl health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Keep checking for up to this many seconds until every service is SERVING.
+    #[arg(long, default_value_t = 0)]
+    pub wait: u64,
 }
 
 /// Where a password comes from; never from an echoing prompt.

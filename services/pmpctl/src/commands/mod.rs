@@ -5,6 +5,7 @@ mod account;
 mod ca;
 mod dev;
 mod ftm;
+mod health;
 mod partner;
 mod verify;
 
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ftm(command) => ftm::run(&context, command).await?,
         Command::Verify(args) => verify::run(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
+        Command::Health(args) => health::run(&context, args).await?,
     };
     outcome.finish(context.mode)
 }

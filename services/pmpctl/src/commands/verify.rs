@@ -6,7 +6,6 @@ use pmp_proto::certstore::v1::VerifyCertificateTrustRequest;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 
 use super::Context;
-use super::ca::concatenated_pem;
 use crate::certificate_file::read_certificate;
 use crate::cli::VerifyArgs;
 use crate::failure::{CliError, Service};
@@ -45,15 +44,32 @@ pub async fn run(context: &Context, args: VerifyArgs) -> Result<Outcome, CliErro
         reason: non_empty(&response.reason),
         chain_pem: response.chain_pem,
     };
-    let mut text = Table::fields(vec![
+    let mut fields = vec![
         ("TRUSTED", yes_no(view.trusted)),
         ("REASON", or_dash(view.reason.as_deref().unwrap_or(""))),
-        ("CHAIN LENGTH", view.chain_pem.len().to_string()),
-    ])
-    .render();
-    if context.mode == crate::output::OutputMode::Table && !view.chain_pem.is_empty() {
-        text.push_str(&concatenated_pem(&view.chain_pem));
+    ];
+    // The chain as subjects, leaf first; `-o json` carries the PEMs themselves.
+    for (index, pem) in view.chain_pem.iter().enumerate() {
+        fields.push((if index == 0 { "CHAIN" } else { "" }, subject_of(pem)));
     }
+    let text = Table::fields(fields).render();
     let verdict = if view.trusted { "trusted" } else { "untrusted" };
     Outcome::new(&view, text, vec![verdict.to_owned()])
+}
+
+/// The one-line subject of a PEM certificate (or a note when it does not parse).
+fn subject_of(pem: &str) -> String {
+    let Ok(certificate) = openssl::x509::X509::from_pem(pem.as_bytes()) else {
+        return "(unreadable certificate)".to_owned();
+    };
+    certificate
+        .subject_name()
+        .entries()
+        .filter_map(|entry| {
+            let key = entry.object().nid().short_name().ok()?;
+            let value = entry.data().to_string().ok()?;
+            Some(format!("{key}={value}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
