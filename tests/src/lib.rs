@@ -164,6 +164,7 @@ impl Platform {
             "PMP_REGISTRY",
             &[
                 ("SERVER__LISTEN", format!("127.0.0.1:{registry_port}")),
+                ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[0].clone()),
                 (
                     "TOKENS__SIGNING_KEY_FILE",
@@ -178,6 +179,7 @@ impl Platform {
             "PMP_CERTSTORE",
             &[
                 ("SERVER__LISTEN", format!("127.0.0.1:{store_port}")),
+                ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[1].clone()),
                 ("SERVICE_AUTH__SECRET_FILE", secret.clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
@@ -199,6 +201,7 @@ impl Platform {
             "PMP_FTM",
             &[
                 ("SERVER__LISTEN", format!("127.0.0.1:{ftm_port}")),
+                ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[2].clone()),
                 ("SERVICE_AUTH__SECRET_FILE", secret.clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),

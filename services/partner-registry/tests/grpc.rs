@@ -905,3 +905,42 @@ async fn every_authenticated_rpc_checks_token_role_and_ownership() {
         assert_error(result, Code::PermissionDenied, "KER-ATH-403");
     }
 }
+
+#[tokio::test]
+async fn no_bootstrap_admin_without_a_configured_password() {
+    let database = TestDatabase::sqlite().await.expect("database");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let mut settings = testing::settings(
+        directory.path(),
+        database.settings.clone(),
+        UNREACHABLE_STORE,
+        &directory.path().join("s.secret"),
+    )
+    .expect("settings");
+    settings.admin.password = String::new();
+    let server = testing::spawn(settings).await.expect("spawn");
+    wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
+        .await
+        .expect("serving");
+    let mut client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+    for password in [TEST_ADMIN_PASSWORD, ""] {
+        let login = client
+            .login(LoginRequest {
+                username: "admin".into(),
+                password: password.into(),
+            })
+            .await;
+        assert!(login.is_err(), "no admin account exists");
+    }
+    assert_error(
+        client
+            .login(LoginRequest {
+                username: "admin".into(),
+                password: TEST_ADMIN_PASSWORD.into(),
+            })
+            .await,
+        Code::Unauthenticated,
+        "KER-ATH-401",
+    );
+    server.stop().await.expect("clean stop");
+}
