@@ -157,6 +157,16 @@ pub fn load(file: Option<&Path>) -> Result<CertStoreSettings, ConfigError> {
     config::load(ENV_PREFIX, DEFAULTS, file)
 }
 
+impl pmp_common::binary::ServiceSettings for CertStoreSettings {
+    fn telemetry_mut(&mut self) -> &mut pmp_common::config::TelemetrySettings {
+        &mut self.telemetry
+    }
+
+    fn listen(&self) -> std::net::SocketAddr {
+        self.server.listen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

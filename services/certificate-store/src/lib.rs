@@ -66,7 +66,7 @@ pub async fn run(
         listener: metrics::bind(&settings.metrics.listen).await?,
     };
     let init = initialise(settings, verifier, signer, Arc::clone(&metrics));
-    server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await
+    server::serve(listener, init, shutdown, grace, Some(endpoint)).await
 }
 
 /// Loads the platform signing certificate and key, generating a development platform PKI on

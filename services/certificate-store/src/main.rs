@@ -1,51 +1,13 @@
 //! `certificate-store` binary.
 
-use std::path::PathBuf;
-
-use clap::Parser;
-
-use pmp_common::config::LogFormat;
-
-/// Certificate store of the FTM partner management platform.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Configuration file (TOML); environment variables `PMP_CERTSTORE__*` override it.
-    #[arg(long, env = "PMP_CERTSTORE_CONFIG")]
-    config: Option<PathBuf>,
-    /// Log format, overriding `telemetry.log_format`.
-    #[arg(long, value_parser = ["pretty", "json"])]
-    log_format: Option<String>,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let mut settings = match certificate_store::config::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("certificate-store: {error}");
-            std::process::exit(2);
-        }
-    };
-    if let Some(format) = cli.log_format.as_deref() {
-        settings.telemetry.log_format = if format == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::Pretty
-        };
-    }
-    let telemetry =
-        pmp_common::telemetry::init(certificate_store::SERVICE_NAME, &settings.telemetry)?;
-    let listener = tokio::net::TcpListener::bind(settings.server.listen).await?;
-    let result =
-        certificate_store::run(settings, listener, pmp_common::server::shutdown_signal()).await;
-    if let Err(error) = &result {
-        tracing::error!(
-            error = format!("{error:#}"),
-            "certificate-store stopped with an error"
-        );
-    }
-    telemetry.shutdown();
-    result
+    pmp_common::binary::main(
+        certificate_store::SERVICE_NAME,
+        "Certificate store of the FTM partner management platform: CA trust store, partner and FTM certificates, trust verification.",
+        certificate_store::config::ENV_PREFIX,
+        certificate_store::config::load,
+        certificate_store::run,
+    )
+    .await
 }

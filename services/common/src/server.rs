@@ -95,33 +95,12 @@ pub struct MetricsEndpoint {
     pub listener: Option<TcpListener>,
 }
 
-/// Runs a tonic server for one platform service until `shutdown` resolves.
+/// Runs a tonic server for one platform service until `shutdown` resolves, recording request
+/// metrics into `metrics` and serving them at `/metrics` when it has a listener.
 ///
 /// `init` builds the service (database, keys, clients); while it runs, health is
 /// NOT_SERVING. An error from `init` stops the server and is returned.
 pub async fn serve<S, B, I>(
-    listener: TcpListener,
-    init: I,
-    shutdown: impl Future<Output = ()> + Send,
-    grace: Duration,
-) -> anyhow::Result<()>
-where
-    S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError>,
-    I: Future<Output = anyhow::Result<S>> + Send + 'static,
-{
-    serve_with_metrics(listener, init, shutdown, grace, None).await
-}
-
-/// [`serve`], recording request metrics and serving them at `/metrics`.
-pub async fn serve_with_metrics<S, B, I>(
     listener: TcpListener,
     init: I,
     shutdown: impl Future<Output = ()> + Send,
@@ -142,18 +121,15 @@ where
 {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(S::NAME)
-        .with_service_name(HEALTH_SERVICE_NAME)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(S::NAME)
-        .with_service_name(HEALTH_SERVICE_NAME)
-        .build_v1alpha()?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(S::NAME)
+            .with_service_name(HEALTH_SERVICE_NAME)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let layer = match &metrics {
         Some(endpoint) => GrpcTraceLayer::with_metrics(Arc::clone(&endpoint.metrics)),

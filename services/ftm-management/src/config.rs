@@ -176,6 +176,16 @@ pub fn load(file: Option<&Path>) -> Result<FtmSettings, ConfigError> {
     config::load(ENV_PREFIX, DEFAULTS, file)
 }
 
+impl pmp_common::binary::ServiceSettings for FtmSettings {
+    fn telemetry_mut(&mut self) -> &mut pmp_common::config::TelemetrySettings {
+        &mut self.telemetry
+    }
+
+    fn listen(&self) -> std::net::SocketAddr {
+        self.server.listen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

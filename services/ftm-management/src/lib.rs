@@ -91,7 +91,7 @@ pub async fn run_with(
         metrics,
         stop_receiver,
     );
-    let result = server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await;
+    let result = server::serve(listener, init, shutdown, grace, Some(endpoint)).await;
     drop(stop_sender);
     result
 }

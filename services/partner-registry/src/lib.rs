@@ -61,7 +61,7 @@ pub async fn run(
         listener: metrics::bind(&settings.metrics.listen).await?,
     };
     let init = initialise(settings, issuer, verifier, token_keys, identity, metrics);
-    server::serve_with_metrics(listener, init, shutdown, grace, Some(endpoint)).await
+    server::serve(listener, init, shutdown, grace, Some(endpoint)).await
 }
 
 /// Loads (or generates) the token signing key; returns the issuer, a verifier for the

@@ -1,0 +1,89 @@
+//! The `main` of every service binary: command line, layered configuration, telemetry,
+//! binding, running until SIGTERM/SIGINT, and flushing spans on the way out.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+
+use crate::config::{ConfigError, LogFormat, TelemetrySettings};
+
+/// Command line shared by the service binaries.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct ServiceCli {
+    /// Configuration file (TOML); environment variables `<PREFIX>__SECTION__KEY` override it.
+    /// Also taken from `<PREFIX>_CONFIG` (e.g. `PMP_REGISTRY_CONFIG`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Log format, overriding `telemetry.log_format`.
+    #[arg(long, value_parser = ["pretty", "json"])]
+    pub log_format: Option<String>,
+}
+
+/// What the binary entry point needs to know about a service's settings.
+pub trait ServiceSettings: Send + 'static {
+    /// The logging settings (the command line may override the format).
+    fn telemetry_mut(&mut self) -> &mut TelemetrySettings;
+    /// The gRPC listen address.
+    fn listen(&self) -> SocketAddr;
+}
+
+/// Runs a service binary: parses the command line, loads the settings with `load` (exit
+/// code 2 and a clear message when they are invalid), sets up telemetry, binds, and runs
+/// `run` until a shutdown signal, then flushes spans.
+pub async fn main<S, L, R, Fut>(
+    service_name: &'static str,
+    about: &'static str,
+    env_prefix: &str,
+    load: L,
+    run: R,
+) -> anyhow::Result<()>
+where
+    S: ServiceSettings,
+    L: FnOnce(Option<&Path>) -> Result<S, ConfigError>,
+    R: FnOnce(S, TcpListener, BoxFuture<'static, ()>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let matches = ServiceCli::command()
+        .name(service_name)
+        .about(about)
+        .get_matches();
+    let cli = ServiceCli::from_arg_matches(&matches)?;
+    let config = cli
+        .config
+        .or_else(|| std::env::var_os(format!("{env_prefix}_CONFIG")).map(PathBuf::from));
+    let mut settings = match load(config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{service_name}: {error}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(format) = cli.log_format.as_deref() {
+        settings.telemetry_mut().log_format = if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Pretty
+        };
+    }
+    let telemetry = crate::telemetry::init(service_name, settings.telemetry_mut())?;
+    let listener = TcpListener::bind(settings.listen()).await?;
+    let result = run(
+        settings,
+        listener,
+        Box::pin(crate::server::shutdown_signal()),
+    )
+    .await;
+    if let Err(error) = &result {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "{service_name} stopped with an error"
+        );
+    }
+    telemetry.shutdown();
+    result
+}
