@@ -20,7 +20,7 @@ use pmp_proto::service_names::PARTNER_REGISTRY;
 const UNREACHABLE_STORE: &str = "http://127.0.0.1:9";
 
 struct Registry {
-    _server: Spawned,
+    server: Spawned,
     client: PartnerRegistryClient<Channel>,
     directory: tempfile::TempDir,
     _database: TestDatabase,
@@ -28,26 +28,40 @@ struct Registry {
 
 impl Registry {
     async fn start() -> Registry {
-        let database = TestDatabase::sqlite().await.expect("database");
+        Self::start_with("sqlite", |_| {}).await
+    }
+
+    /// A registry on `backend` whose test settings `adjust` may change before it starts.
+    async fn start_with(
+        backend: &str,
+        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
+    ) -> Registry {
+        let database = TestDatabase::new(backend).await.expect("database");
         let directory = tempfile::tempdir().expect("tempdir");
-        let settings = testing::settings(
+        let mut settings = testing::settings(
             directory.path(),
             database.settings.clone(),
             UNREACHABLE_STORE,
             &directory.path().join("service.secret"),
         )
         .expect("settings");
+        adjust(&mut settings);
         let server = testing::spawn(settings).await.expect("spawn");
         wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
             .await
             .expect("serving");
         let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
         Registry {
-            _server: server,
+            server,
             client,
             directory,
             _database: database,
         }
+    }
+
+    /// Stops the server gracefully; it must stop cleanly.
+    async fn stop(self) {
+        self.server.stop().await.expect("clean stop");
     }
 
     fn client(&self) -> PartnerRegistryClient<Channel> {
@@ -667,20 +681,8 @@ async fn token_keys_are_published_and_verify_login_tokens() {
 #[tokio::test]
 async fn concurrent_registrations_of_one_id_create_exactly_one_partner() {
     for backend in pmp_common::db::testing::backends() {
-        let database = TestDatabase::new(backend).await.expect("database");
-        let directory = tempfile::tempdir().expect("tempdir");
-        let settings = testing::settings(
-            directory.path(),
-            database.settings.clone(),
-            UNREACHABLE_STORE,
-            &directory.path().join("service.secret"),
-        )
-        .expect("settings");
-        let server = testing::spawn(settings).await.expect("spawn");
-        wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
-            .await
-            .expect("serving");
-        let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+        let registry = Registry::start_with(backend, |_| {}).await;
+        let client = registry.client();
         let attempts = (0..20).map(|_| {
             let mut client = client.clone();
             tokio::spawn(async move { client.register_partner(registration("same-id")).await })
@@ -721,7 +723,7 @@ async fn concurrent_registrations_of_one_id_create_exactly_one_partner() {
             .expect("list")
             .into_inner();
         assert_eq!(listed.total_size, 1, "{backend}: one row stored");
-        server.stop().await.expect("clean stop");
+        registry.stop().await;
     }
 }
 
@@ -908,21 +910,9 @@ async fn every_authenticated_rpc_checks_token_role_and_ownership() {
 
 #[tokio::test]
 async fn no_bootstrap_admin_without_a_configured_password() {
-    let database = TestDatabase::sqlite().await.expect("database");
-    let directory = tempfile::tempdir().expect("tempdir");
-    let mut settings = testing::settings(
-        directory.path(),
-        database.settings.clone(),
-        UNREACHABLE_STORE,
-        &directory.path().join("s.secret"),
-    )
-    .expect("settings");
-    settings.admin.password = String::new();
-    let server = testing::spawn(settings).await.expect("spawn");
-    wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
-        .await
-        .expect("serving");
-    let mut client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+    let registry =
+        Registry::start_with("sqlite", |settings| settings.admin.password = String::new()).await;
+    let mut client = registry.client();
     for password in [TEST_ADMIN_PASSWORD, ""] {
         let login = client
             .login(LoginRequest {
@@ -942,5 +932,5 @@ async fn no_bootstrap_admin_without_a_configured_password() {
         Code::Unauthenticated,
         "KER-ATH-401",
     );
-    server.stop().await.expect("clean stop");
+    registry.stop().await;
 }
