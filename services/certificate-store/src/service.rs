@@ -320,6 +320,27 @@ impl CertificateStoreService {
         let certificate = blocking(move || Ok(x509::parse_partner_certificate(&data)?)).await?;
         let domain = self.domain(&request.partner_domain)?;
         let facts = CertificateFacts::of(&certificate)?;
+        // Every rule runs on every upload, a repeated one included: a certificate that has
+        // expired, or whose CA left the store, since it was first accepted is refused now.
+        self.trust.refresh().await?;
+        let snapshot = self.trust.snapshot();
+        let policy = self.policy.clone();
+        let organization = request.organization_name.clone();
+        let validating_domain = domain.clone();
+        let validated = certificate.clone();
+        let chain = blocking(move || {
+            let trust = snapshot
+                .domain(&validating_domain)
+                .ok_or(StoreError::InvalidDomain)?;
+            Ok(x509::validate_partner_upload(
+                &validated,
+                &organization,
+                trust.material(),
+                Utc::now(),
+                &policy,
+            )?)
+        })
+        .await?;
         if let Some(existing) = self
             .repository
             .find_partner_certificate_by_owner(&request.owner_id, &domain, &facts.thumbprint)
@@ -328,27 +349,10 @@ impl CertificateStoreService {
             tracing::info!(certificate_id = %existing.certificate_id, "repeated upload: returning the stored certificate");
             return Ok(existing);
         }
-        self.trust.refresh().await?;
-        let snapshot = self.trust.snapshot();
-        let policy = self.policy.clone();
         let signer = Arc::clone(&self.signer);
-        let organization = request.organization_name.clone();
         let signing_domain = domain.clone();
-        let (chain, platform_signed) = blocking(move || {
-            let trust = snapshot
-                .domain(&signing_domain)
-                .ok_or(StoreError::InvalidDomain)?;
-            let chain = x509::validate_partner_upload(
-                &certificate,
-                &organization,
-                trust.material(),
-                Utc::now(),
-                &policy,
-            )?;
-            let platform_signed = signer.resign(&certificate, &signing_domain)?;
-            Ok((chain, platform_signed))
-        })
-        .await?;
+        let platform_signed =
+            blocking(move || Ok(signer.resign(&certificate, &signing_domain)?)).await?;
         let now = Utc::now();
         let record = PartnerCertificate {
             certificate_id: uuid::Uuid::now_v7().to_string(),

@@ -610,6 +610,19 @@ async fn partner_certificate_is_resigned_stored_and_idempotent() {
         again.certificate_id, first.certificate_id,
         "a retry returns the stored certificate"
     );
+    // A repeated upload is validated again: it cannot bypass a rule the first one passed.
+    assert_error(
+        store
+            .upload_partner(
+                "acme",
+                "Another Org",
+                &pem(&partner),
+                CertificateKind::Partner,
+            )
+            .await,
+        Code::InvalidArgument,
+        "KER-PCM-008",
+    );
 
     let bundle = store
         .client()
