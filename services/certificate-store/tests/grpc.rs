@@ -360,42 +360,34 @@ async fn ca_uploads_need_an_admin() {
         Code::Unauthenticated,
         "KER-ATH-401",
     );
-    let partner = store.tokens.token("acme", &["FTM_PROVIDER"]);
-    assert_error(
-        store
-            .client()
-            .upload_ca_certificate(with_token(request(), &partner))
-            .await,
-        Code::PermissionDenied,
-        "KER-ATH-403",
-    );
-    let expired = store.tokens.expired_token("admin", &["PARTNER_ADMIN"]);
-    assert_error(
-        store
-            .client()
-            .upload_ca_certificate(with_token(request(), &expired))
-            .await,
-        Code::Unauthenticated,
-        "KER-ATH-401",
-    );
-    let foreign = store.tokens.foreign_token("admin", &["PARTNER_ADMIN"]);
-    assert_error(
-        store
-            .client()
-            .upload_ca_certificate(with_token(request(), &foreign))
-            .await,
-        Code::Unauthenticated,
-        "KER-ATH-401",
-    );
-    let service = store.service_token();
-    assert_error(
-        store
-            .client()
-            .upload_ca_certificate(with_token(request(), &service))
-            .await,
-        Code::PermissionDenied,
-        "KER-ATH-403",
-    );
+    let cases = [
+        (
+            store.tokens.token("acme", &["FTM_PROVIDER"]),
+            Code::PermissionDenied,
+            "KER-ATH-403",
+        ),
+        (
+            store.tokens.expired_token("admin", &["PARTNER_ADMIN"]),
+            Code::Unauthenticated,
+            "KER-ATH-401",
+        ),
+        (
+            store.tokens.foreign_token("admin", &["PARTNER_ADMIN"]),
+            Code::Unauthenticated,
+            "KER-ATH-401",
+        ),
+        (store.service_token(), Code::PermissionDenied, "KER-ATH-403"),
+    ];
+    for (token, code, reason) in cases {
+        assert_error(
+            store
+                .client()
+                .upload_ca_certificate(with_token(request(), &token))
+                .await,
+            code,
+            reason,
+        );
+    }
 }
 
 #[tokio::test]

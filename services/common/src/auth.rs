@@ -280,14 +280,6 @@ impl TokenVerifier {
         Ok(())
     }
 
-    /// Whether user-token keys are loaded (a service is not ready before).
-    pub fn has_user_keys(&self) -> bool {
-        self.user_keys
-            .read()
-            .map(|keys| !keys.is_empty())
-            .unwrap_or(false)
-    }
-
     /// Verifies an end-user token.
     pub fn verify_user(&self, token: &str) -> Result<User, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| error.to_string())?;

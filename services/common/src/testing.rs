@@ -73,11 +73,6 @@ impl Spawned {
             None => Ok(()),
         }
     }
-
-    /// Whether the server task has ended (e.g. because initialisation failed).
-    pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(JoinHandle::is_finished)
-    }
 }
 
 impl Drop for Spawned {
