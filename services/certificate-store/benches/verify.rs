@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm_migration::MigratorTrait;
 
-use certificate_store::domain::{AuditEvent, CaCertificate, CaType};
+use certificate_store::domain::{AuditEvent, CaCertificate, CaType, TrustPolicy};
 use certificate_store::storage::{CertificateRepository, SqlCertificateRepository};
-use certificate_store::trust::TrustStore;
+use certificate_store::trust::{TrustSettings, TrustStore};
 use certificate_store::x509::{CertificateFacts, pem_string};
 use pmp_common::db::testing::TestDatabase;
 use pmp_dev_certs::{CertificateSpec, Issued, KeySpec};
@@ -25,6 +25,7 @@ fn record(issued: &Issued, ca_type: CaType) -> CaCertificate {
         issuer: facts.issuer,
         serial_number: facts.serial_number,
         thumbprint: facts.thumbprint,
+        identity: facts.identity,
         not_before: facts.not_before,
         not_after: facts.not_after,
         upload_time: chrono::Utc::now(),
@@ -68,7 +69,16 @@ async fn main() {
         )
         .await
         .expect("insert");
-    let store = TrustStore::load(Arc::clone(&repository), vec!["FTM".into()])
+    // MOSIP's `chain` policy: the devices are not registered, and what is measured here is
+    // path validation and the cache.
+    let settings = TrustSettings {
+        domains: vec!["FTM".into()],
+        policies: [("FTM".to_owned(), TrustPolicy::Chain)]
+            .into_iter()
+            .collect(),
+        cache_bytes: 256 * 1024 * 1024,
+    };
+    let store = TrustStore::load(Arc::clone(&repository), settings)
         .await
         .expect("trust store");
 

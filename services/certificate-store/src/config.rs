@@ -2,7 +2,12 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
+
+use crate::domain::TrustPolicy;
+use crate::trust::TrustSettings;
 
 use pmp_common::config::{
     self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
@@ -44,6 +49,12 @@ allowed_domains = ["FTM", "DEVICE", "AUTH"]
 ca_min_validity_months = 12
 partner_min_validity_days = 335
 trust_refresh_interval_ms = 2000
+verify_cache_bytes = 67108864
+
+# Per-domain trust policy: "registered" (default; only approved partner/FTM certificates and
+# what they issue verify) or "chain" (MOSIP's rule: anything that chains to the domain's
+# CAs). E.g. PMP_CERTSTORE__CERTIFICATES__TRUST_POLICY__DEVICE=chain.
+[certificates.trust_policy]
 
 [platform]
 root_certificate_file = "data/certificate-store/platform-root.pem"
@@ -78,6 +89,11 @@ pub struct CertificateSettings {
     pub partner_min_validity_days: u32,
     /// How often the trust-store version is polled for changes made by other replicas.
     pub trust_refresh_interval_ms: u64,
+    /// Bound of `VerifyCertificateTrust`'s verdict cache, in bytes.
+    pub verify_cache_bytes: u64,
+    /// Trust policy per domain (keys case-insensitive); unlisted domains are `registered`.
+    #[serde(default)]
+    pub trust_policy: HashMap<String, TrustPolicy>,
 }
 
 /// The platform signing certificate and key (MOSIP's "PMS" key) that re-sign partner
@@ -101,6 +117,24 @@ impl CertStoreSettings {
             .iter()
             .map(|domain| domain.trim().to_ascii_uppercase())
             .collect()
+    }
+
+    /// The trust policy of each configured domain, keys upper-case.
+    pub fn trust_policies(&self) -> HashMap<String, TrustPolicy> {
+        self.certificates
+            .trust_policy
+            .iter()
+            .map(|(domain, policy)| (domain.trim().to_ascii_uppercase(), *policy))
+            .collect()
+    }
+
+    /// What the in-memory trust store is built with.
+    pub fn trust_settings(&self) -> TrustSettings {
+        TrustSettings {
+            domains: self.domains(),
+            policies: self.trust_policies(),
+            cache_bytes: self.certificates.verify_cache_bytes,
+        }
     }
 }
 
@@ -127,6 +161,20 @@ impl Validate for CertStoreSettings {
         }
         if !(1..=3650).contains(&self.certificates.partner_min_validity_days) {
             return Err("certificates.partner_min_validity_days must be between 1 and 3650".into());
+        }
+        let domains = self.domains();
+        if let Some(unknown) = self
+            .trust_policies()
+            .keys()
+            .find(|domain| !domains.contains(domain))
+        {
+            return Err(format!(
+                "certificates.trust_policy.{unknown} names a domain that is not in certificates.allowed_domains"
+            ));
+        }
+        if !(1024 * 1024..=16 * 1024 * 1024 * 1024).contains(&self.certificates.verify_cache_bytes)
+        {
+            return Err("certificates.verify_cache_bytes must be between 1 MiB and 16 GiB".into());
         }
         if !(100..=600_000).contains(&self.certificates.trust_refresh_interval_ms) {
             return Err(
@@ -193,5 +241,55 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(settings.domains(), ["FTM", "DEVICE"]);
+    }
+
+    #[test]
+    fn trust_policy_per_domain_from_environment_any_case() {
+        let environment = [
+            (
+                "PMP_CERTSTORE__CERTIFICATES__TRUST_POLICY__FTM".to_owned(),
+                "chain".to_owned(),
+            ),
+            (
+                "PMP_CERTSTORE__CERTIFICATES__TRUST_POLICY__device".to_owned(),
+                "registered".to_owned(),
+            ),
+        ];
+        let settings: CertStoreSettings = config::load_with_env(
+            ENV_PREFIX,
+            DEFAULTS,
+            None,
+            Some(environment.into_iter().collect()),
+        )
+        .expect("valid");
+        let policies = settings.trust_policies();
+        assert_eq!(policies.get("FTM"), Some(&TrustPolicy::Chain));
+        assert_eq!(policies.get("DEVICE"), Some(&TrustPolicy::Registered));
+        assert_eq!(policies.get("AUTH"), None, "unlisted domains default");
+        let trust = settings.trust_settings();
+        assert_eq!(
+            trust.policies.get("AUTH").copied().unwrap_or_default(),
+            TrustPolicy::Registered
+        );
+    }
+
+    #[test]
+    fn trust_policy_refuses_unknown_domains_and_values() {
+        for (key, value) in [
+            (
+                "PMP_CERTSTORE__CERTIFICATES__TRUST_POLICY__PASSPORT",
+                "chain",
+            ),
+            ("PMP_CERTSTORE__CERTIFICATES__TRUST_POLICY__FTM", "anything"),
+        ] {
+            let environment = [(key.to_owned(), value.to_owned())];
+            let loaded: Result<CertStoreSettings, _> = config::load_with_env(
+                ENV_PREFIX,
+                DEFAULTS,
+                None,
+                Some(environment.into_iter().collect()),
+            );
+            assert!(loaded.is_err(), "{key}={value} must be refused");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use pmp_common::time::timestamp;
 use pmp_proto::certstore::v1 as proto;
 
-use crate::domain::{CaCertificate, CaType, CertificateKind, PartnerCertificate};
+use crate::domain::{CaCertificate, CaType, Owner, PartnerCertificate};
 use crate::error::StoreError;
 
 impl From<CaType> for proto::CaType {
@@ -28,17 +28,33 @@ pub fn ca_type_filter(value: i32) -> Result<Option<CaType>, StoreError> {
     }
 }
 
-/// The kind of an uploaded certificate; unspecified fails closed (untrusted until approved).
-pub fn certificate_kind(value: i32) -> Result<CertificateKind, StoreError> {
-    match proto::CertificateKind::try_from(value) {
-        Ok(proto::CertificateKind::Partner) => Ok(CertificateKind::Partner),
-        Ok(proto::CertificateKind::FtmChip | proto::CertificateKind::Unspecified) => {
-            Ok(CertificateKind::FtmChip)
+/// The typed owner of an uploaded certificate: `owner_type` is required; a partner
+/// certificate belongs to its owner (a different `partner_id` is refused), a chip
+/// certificate to the partner named in `partner_id` (required).
+pub fn owner(request: &proto::UploadPartnerCertificateRequest) -> Result<Owner, StoreError> {
+    let invalid = |field: &'static str, message: &str| StoreError::InvalidField {
+        field,
+        message: message.to_owned(),
+    };
+    let owner_id = request.owner_id.trim();
+    let partner_id = request.partner_id.trim();
+    match proto::OwnerType::try_from(request.owner_type) {
+        Ok(proto::OwnerType::Partner) if partner_id.is_empty() || partner_id == owner_id => {
+            Ok(Owner::partner(owner_id))
         }
-        Err(_) => Err(StoreError::InvalidField {
-            field: "certificate_kind",
-            message: "certificate_kind is not a known kind".into(),
-        }),
+        Ok(proto::OwnerType::Partner) => Err(invalid(
+            "partner_id",
+            "a partner certificate belongs to its owner: partner_id must be empty or equal owner_id",
+        )),
+        Ok(proto::OwnerType::Ftm) if !partner_id.is_empty() => Ok(Owner::ftm(owner_id, partner_id)),
+        Ok(proto::OwnerType::Ftm) => Err(invalid(
+            "partner_id",
+            "partner_id is required for an FTM chip certificate",
+        )),
+        Ok(proto::OwnerType::Unspecified) | Err(_) => Err(invalid(
+            "owner_type",
+            "owner_type is required: PARTNER or FTM",
+        )),
     }
 }
 

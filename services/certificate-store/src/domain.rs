@@ -30,36 +30,71 @@ impl CaType {
     }
 }
 
-/// What a partner-side certificate is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CertificateKind {
-    /// A partner's own certificate: trusted once accepted.
+/// Who holds a partner-side certificate. Owners are typed so that a partner and an FTM can
+/// never be confused, whatever their ids look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OwnerType {
+    /// A partner's own certificate (the owner id is the partner id).
     Partner,
-    /// An FTM chip certificate: trusted only while its FTM is approved.
-    FtmChip,
+    /// An FTM chip certificate (the owner id is the FTM id).
+    Ftm,
 }
 
-impl CertificateKind {
+impl OwnerType {
     /// Stored name.
     pub fn as_str(self) -> &'static str {
         match self {
-            CertificateKind::Partner => "PARTNER",
-            CertificateKind::FtmChip => "FTM_CHIP",
+            OwnerType::Partner => "PARTNER",
+            OwnerType::Ftm => "FTM",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
-            "PARTNER" => Some(CertificateKind::Partner),
-            "FTM_CHIP" => Some(CertificateKind::FtmChip),
+            "PARTNER" => Some(OwnerType::Partner),
+            "FTM" => Some(OwnerType::Ftm),
             _ => None,
         }
     }
+}
 
-    /// Whether certificates of this kind are trusted as soon as they are accepted.
-    pub fn trusted_on_acceptance(self) -> bool {
-        matches!(self, CertificateKind::Partner)
+/// The typed owner of a stored partner-side certificate and the partner it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub owner_type: OwnerType,
+    /// Partner id or FTM id, by `owner_type`.
+    pub owner_id: String,
+    /// The partner whose deactivation untrusts the certificate: the owner itself for a
+    /// partner certificate, the FTM's provider for a chip certificate. Empty only for chip
+    /// certificates stored before owners were linked to partners, until ftm-management
+    /// links them.
+    pub partner_id: String,
+}
+
+impl Owner {
+    /// A partner's own certificate.
+    pub fn partner(partner_id: &str) -> Self {
+        Owner {
+            owner_type: OwnerType::Partner,
+            owner_id: partner_id.to_owned(),
+            partner_id: partner_id.to_owned(),
+        }
+    }
+
+    /// The chip certificate of FTM `ftm_id`, provided by partner `partner_id`.
+    pub fn ftm(ftm_id: &str, partner_id: &str) -> Self {
+        Owner {
+            owner_type: OwnerType::Ftm,
+            owner_id: ftm_id.to_owned(),
+            partner_id: partner_id.to_owned(),
+        }
+    }
+
+    /// Whether `other` is the same owner (type and id; the partner link may be filled in
+    /// later for legacy chip certificates).
+    pub fn same_holder(&self, other: &Owner) -> bool {
+        self.owner_type == other.owner_type && self.owner_id == other.owner_id
     }
 }
 
@@ -73,7 +108,10 @@ pub struct CaCertificate {
     pub subject: String,
     pub issuer: String,
     pub serial_number: String,
+    /// SHA-256 of the DER, for display.
     pub thumbprint: String,
+    /// SHA-256 of the `tbsCertificate`: duplicates are detected by it.
+    pub identity: String,
     pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     pub upload_time: DateTime<Utc>,
@@ -86,11 +124,12 @@ pub struct CaCertificate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerCertificate {
     pub certificate_id: String,
-    /// Partner id or FTM id.
-    pub owner_id: String,
+    pub owner: Owner,
     pub partner_domain: String,
-    pub kind: CertificateKind,
     pub organization_name: String,
+    /// SHA-256 of the `tbsCertificate`: one owner per identity and domain.
+    pub identity: String,
+    /// SHA-256 of the DER, for display.
     pub thumbprint: String,
     pub subject: String,
     pub issuer: String,
@@ -103,6 +142,9 @@ pub struct PartnerCertificate {
     pub platform_signed_pem: String,
     /// The CA path at upload time, leaf first.
     pub chain_pem: Vec<String>,
+    /// Marked trusted by the owning service (partner certificate recorded by the registry,
+    /// chip certificate approved); trusted in effect only while its partner is not
+    /// deactivated as well.
     pub trusted: bool,
     pub upload_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -122,15 +164,42 @@ pub struct TrustData {
     /// (domain, PEM) of every CA certificate.
     pub ca_certificates: Vec<(String, String)>,
     /// Every partner/FTM certificate the store holds.
-    pub partner_certificates: Vec<PartnerTrustEntry>,
+    pub stored_certificates: Vec<StoredTrustEntry>,
+    /// Partners whose certificates (and their FTMs' chip certificates) are untrusted.
+    pub deactivated_partners: Vec<String>,
 }
 
 /// The trust-relevant facts of one stored partner/FTM certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartnerTrustEntry {
+pub struct StoredTrustEntry {
     pub partner_domain: String,
-    pub thumbprint: String,
+    pub identity: String,
+    pub partner_id: String,
+    /// The flag set by the owning service.
     pub trusted: bool,
-    /// PEM, kept only for trusted CA certificates (usable as issuers in chains).
+    /// PEM, kept only for marked-trusted CA certificates (usable as issuers in chains).
     pub issuer_pem: Option<String>,
+}
+
+/// How a domain decides whether a certificate the store has not registered is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustPolicy {
+    /// Trusted only if a trusted stored partner/FTM certificate is on the validated path
+    /// (the leaf itself, or an issuer such as an approved chip certificate): the platform's
+    /// approvals gate verification. The default.
+    #[default]
+    Registered,
+    /// MOSIP's rule: a certificate the store has never seen is judged by its chain alone.
+    Chain,
+}
+
+impl TrustPolicy {
+    /// Configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustPolicy::Registered => "registered",
+            TrustPolicy::Chain => "chain",
+        }
+    }
 }

@@ -16,6 +16,16 @@ pub enum StoreError {
     InvalidDomain,
     #[error("certificate already exists in the store for this domain")]
     DuplicateCa,
+    /// The certificate is already held by another owner in the domain (or is one of the
+    /// domain's CA certificates).
+    #[error("certificate is already registered in this domain by another owner")]
+    HeldByAnotherOwner,
+    /// The certificate belongs to a partner other than the one named in the request.
+    #[error("the certificate does not belong to this partner")]
+    PartnerMismatch,
+    /// The partner is deactivated: it cannot add certificates.
+    #[error("partner is not active")]
+    PartnerDeactivated,
     #[error("{message}")]
     InvalidField {
         field: &'static str,
@@ -39,7 +49,9 @@ impl StoreError {
         match self {
             StoreError::Certificate(error) => error.reason(),
             StoreError::InvalidDomain => "KER-PCM-011",
-            StoreError::DuplicateCa => "KER-PCM-003",
+            StoreError::DuplicateCa | StoreError::HeldByAnotherOwner => "KER-PCM-003",
+            StoreError::PartnerMismatch => common_error::REASON_INVALID_FIELD,
+            StoreError::PartnerDeactivated => "PMS_PMP_016",
             StoreError::InvalidField { .. } => common_error::REASON_INVALID_FIELD,
             StoreError::CaNotFound => "KER-PMS-019",
             StoreError::CertificateNotFound => "KER-PCM-012",
@@ -68,7 +80,13 @@ impl From<StoreError> for Status {
             StoreError::InvalidField { field, message } => {
                 field_status(reason, field, message.clone())
             }
-            StoreError::DuplicateCa => error_status(Code::AlreadyExists, reason, error.to_string()),
+            StoreError::DuplicateCa | StoreError::HeldByAnotherOwner => {
+                error_status(Code::AlreadyExists, reason, error.to_string())
+            }
+            StoreError::PartnerMismatch => field_status(reason, "partner_id", error.to_string()),
+            StoreError::PartnerDeactivated => {
+                error_status(Code::FailedPrecondition, reason, error.to_string())
+            }
             StoreError::CaNotFound | StoreError::CertificateNotFound => {
                 error_status(Code::NotFound, reason, error.to_string())
             }

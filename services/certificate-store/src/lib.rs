@@ -2,11 +2,13 @@
 //! certificates with their platform-signed copies, and the trust decision
 //! (`VerifyCertificateTrust`, answered from memory).
 //!
-//! Trust rule: a certificate the store holds as a partner or FTM certificate is trusted — as
-//! the certificate being verified and as an issuer inside a chain — only while it is marked
-//! trusted; partner certificates are marked trusted on acceptance, FTM chip certificates only
-//! when ftm-management approves them. Certificates the store has never seen are judged by
-//! their chain alone.
+//! Trust model (see [`trust`]): a certificate is identified by the SHA-256 of its
+//! `tbsCertificate` and held by one owner per domain; it is stored untrusted and trusted in
+//! effect only while its owning service has marked it trusted (the registry once it has
+//! recorded a partner certificate, ftm-management on approval) and its partner is not
+//! deactivated. Under a domain's `registered` policy (the default) a certificate verifies
+//! only if such a trusted certificate is on its validated path; under `chain` (MOSIP's rule)
+//! a certificate the store has never seen is judged by its chain alone.
 
 pub mod config;
 pub mod convert;
@@ -52,7 +54,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    let server_settings = settings.server.clone();
     let secret = settings.service_auth.load_secret()?;
     let verifier = Arc::new(TokenVerifier::new(
         &settings.user_tokens.issuer,
@@ -66,7 +68,7 @@ pub async fn run(
         listener: metrics::bind(&settings.metrics.listen).await?,
     };
     let init = initialise(settings, verifier, signer, Arc::clone(&metrics));
-    server::serve(listener, init, shutdown, grace, Some(endpoint)).await
+    server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await
 }
 
 /// Loads the platform signing certificate and key, generating a development platform PKI on
@@ -114,7 +116,7 @@ async fn initialise(
     let repository: Arc<dyn CertificateRepository> =
         Arc::new(SqlCertificateRepository::new(connection));
     let domains = settings.domains();
-    let trust = TrustStore::load(Arc::clone(&repository), domains.clone()).await?;
+    let trust = TrustStore::load(Arc::clone(&repository), settings.trust_settings()).await?;
     trust.spawn_poller(Duration::from_millis(
         settings.certificates.trust_refresh_interval_ms,
     ));
@@ -126,7 +128,8 @@ async fn initialise(
     };
     let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
     Ok(InterceptedService::new(
-        CertificateStoreServer::new(service),
+        CertificateStoreServer::new(service)
+            .max_decoding_message_size(settings.server.max_message_bytes),
         AuthInterceptor::new(verifier),
     ))
 }

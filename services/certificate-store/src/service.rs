@@ -1,13 +1,17 @@
 //! The `CertificateStore` gRPC service.
 //!
 //! CPU-bound certificate work (parsing, path validation, re-signing) runs on the blocking
-//! thread pool. Every write that changes what is trusted refreshes the in-memory trust store
-//! before the RPC answers, so a caller that uploads a CA or flips a trust flag sees the
-//! effect in its very next `VerifyCertificateTrust`.
+//! thread pool, with the thread's OpenSSL error queue emptied before and after. Every write
+//! that changes what is trusted refreshes the in-memory trust store before the RPC answers,
+//! so a caller that uploads a CA or flips a trust flag sees the effect in its very next
+//! `VerifyCertificateTrust`.
 //!
-//! `UploadPartnerCertificate` is idempotent for the same (owner, domain, certificate): a retry
+//! Certificates are identified by the SHA-256 of their `tbsCertificate` (see
+//! [`crate::trust`]): one owner per certificate and domain. `UploadPartnerCertificate` stores
+//! a certificate *untrusted* and is idempotent for the same owner and certificate: a retry
 //! after a lost reply returns the certificate id stored the first time, which is what lets
-//! the registry and ftm-management complete a step after a failure on their side.
+//! the registry and ftm-management complete a step after a failure on their side; they mark
+//! the certificate trusted only once they have committed their own side.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +25,8 @@ use pmp_common::pagination;
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
 
-use crate::convert::{ca_type_filter, certificate_kind};
-use crate::domain::{AuditEvent, CaCertificate, CaFilter, CaType, PartnerCertificate};
+use crate::convert::{self, ca_type_filter};
+use crate::domain::{AuditEvent, CaCertificate, CaFilter, CaType, Owner, PartnerCertificate};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
 use crate::trust::TrustStore;
@@ -37,13 +41,14 @@ pub struct CertificateStoreService {
     domains: Vec<String>,
 }
 
-/// Runs CPU-bound certificate work on the blocking pool.
+/// Runs CPU-bound certificate work on the blocking pool, isolated from the OpenSSL errors
+/// of other work on the same pooled thread.
 async fn blocking<T, F>(work: F) -> Result<T, StoreError>
 where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
+    tokio::task::spawn_blocking(move || x509::isolated(work))
         .await
         .map_err(|error| StoreError::Internal(format!("certificate task failed: {error}")))?
 }
@@ -63,17 +68,18 @@ fn required(field: &'static str, value: &str) -> Result<(), StoreError> {
 struct CaOutcome {
     facts: Option<CertificateFacts>,
     certificate: X509,
-    /// Thumbprint of the issuer in the validated path (intermediates only).
-    issuer_thumbprint: Option<String>,
+    /// Identity of the issuer in the validated path (intermediates only).
+    issuer_identity: Option<String>,
     result: Result<CaType, StoreError>,
 }
 
 /// Applies the CA rules to each certificate of an (ordered) upload, in the contract's order:
-/// duplicate (KER-PCM-003), v3, CA:TRUE, dates, minimum validity, and for an intermediate
-/// the path to a root of the domain or of this upload (KER-PCM-005). CPU-bound.
+/// duplicate by identity (KER-PCM-003), v3, CA:TRUE, key, signature algorithm, dates,
+/// minimum validity, and for an intermediate the path to a root of the domain or of this
+/// upload (KER-PCM-005). CPU-bound.
 fn evaluate_ca_bundle(
     ordered: Vec<X509>,
-    stored_thumbprints: &std::collections::HashSet<String>,
+    stored_identities: &std::collections::HashSet<String>,
     roots: &[X509],
     intermediates: &[X509],
     policy: &ValidationPolicy,
@@ -84,16 +90,14 @@ fn evaluate_ca_bundle(
     let mut outcomes = Vec::with_capacity(ordered.len());
     for certificate in ordered {
         let facts = CertificateFacts::of(&certificate).ok();
-        let mut issuer_thumbprint = None;
+        let mut issuer_identity = None;
         let result = (|| -> Result<CaType, StoreError> {
             let facts = facts
                 .as_ref()
                 .ok_or(StoreError::Certificate(CertError::Unparsable {
                     detail: "certificate facts could not be read".into(),
                 }))?;
-            if stored_thumbprints.contains(&facts.thumbprint)
-                || !seen.insert(facts.thumbprint.clone())
-            {
+            if stored_identities.contains(&facts.identity) || !seen.insert(facts.identity.clone()) {
                 return Err(StoreError::DuplicateCa);
             }
             x509::validate_ca_certificate(&certificate, now, policy)?;
@@ -110,10 +114,10 @@ fn evaluate_ca_bundle(
             .map_err(|error| CertError::RootNotFound {
                 detail: error.reason,
             })?;
-            issuer_thumbprint = path
+            issuer_identity = path
                 .get(1)
                 .and_then(|issuer| CertificateFacts::of(issuer).ok())
-                .map(|f| f.thumbprint);
+                .map(|f| f.identity);
             Ok(CaType::Intermediate)
         })();
         if result.is_ok() {
@@ -122,7 +126,7 @@ fn evaluate_ca_bundle(
         outcomes.push(CaOutcome {
             facts,
             certificate,
-            issuer_thumbprint,
+            issuer_identity,
             result,
         });
     }
@@ -170,11 +174,19 @@ impl CertificateStoreService {
             blocking(move || Ok(x509::order_bundle(x509::parse_ca_bundle(&data)?))).await?;
         let domain = self.domain(&request.partner_domain)?;
         self.trust.refresh().await?;
-        let mut stored_thumbprints = std::collections::HashSet::new();
+        // A certificate is a duplicate when the domain holds it already, as a CA or as a
+        // partner/FTM certificate (which must never become a trust anchor of its own).
+        let mut stored_identities = std::collections::HashSet::new();
         for certificate in &certificates {
-            let thumbprint = CertificateFacts::of(certificate)?.thumbprint;
-            if self.repository.ca_exists(&domain, &thumbprint).await? {
-                stored_thumbprints.insert(thumbprint);
+            let identity = CertificateFacts::of(certificate)?.identity;
+            if self.repository.ca_exists(&domain, &identity).await?
+                || self
+                    .repository
+                    .find_partner_certificate_by_identity(&domain, &identity)
+                    .await?
+                    .is_some()
+            {
+                stored_identities.insert(identity);
             }
         }
         let snapshot = self.trust.snapshot();
@@ -185,7 +197,7 @@ impl CertificateStoreService {
         let mut outcomes = blocking(move || {
             Ok(evaluate_ca_bundle(
                 certificates,
-                &stored_thumbprints,
+                &stored_identities,
                 &roots,
                 &intermediates,
                 &policy,
@@ -267,26 +279,26 @@ impl CertificateStoreService {
         outcomes: &[CaOutcome],
     ) -> Result<Vec<CaCertificate>, StoreError> {
         let now = Utc::now();
-        let mut ids_by_thumbprint: HashMap<String, String> = HashMap::new();
+        let mut ids_by_identity: HashMap<String, String> = HashMap::new();
         let mut records = Vec::new();
         for outcome in outcomes {
             let (Ok(ca_type), Some(facts)) = (&outcome.result, &outcome.facts) else {
                 continue;
             };
             let certificate_id = uuid::Uuid::now_v7().to_string();
-            let issuer_certificate_id = match (ca_type, &outcome.issuer_thumbprint) {
+            let issuer_certificate_id = match (ca_type, &outcome.issuer_identity) {
                 (CaType::Root, _) | (_, None) => certificate_id.clone(),
-                (CaType::Intermediate, Some(issuer)) => match ids_by_thumbprint.get(issuer) {
+                (CaType::Intermediate, Some(issuer)) => match ids_by_identity.get(issuer) {
                     Some(id) => id.clone(),
                     None => self
                         .repository
-                        .find_ca_by_thumbprint(domain, issuer)
+                        .find_ca_by_identity(domain, issuer)
                         .await?
                         .map(|ca| ca.certificate_id)
                         .unwrap_or_else(|| certificate_id.clone()),
                 },
             };
-            ids_by_thumbprint.insert(facts.thumbprint.clone(), certificate_id.clone());
+            ids_by_identity.insert(facts.identity.clone(), certificate_id.clone());
             records.push(CaCertificate {
                 certificate_id,
                 partner_domain: domain.to_owned(),
@@ -295,6 +307,7 @@ impl CertificateStoreService {
                 issuer: facts.issuer.clone(),
                 serial_number: facts.serial_number.clone(),
                 thumbprint: facts.thumbprint.clone(),
+                identity: facts.identity.clone(),
                 not_before: facts.not_before,
                 not_after: facts.not_after,
                 upload_time: now,
@@ -315,51 +328,35 @@ impl CertificateStoreService {
         required("organization_name", &request.organization_name)?;
         required("certificate_data", &request.certificate_data)?;
         required("partner_domain", &request.partner_domain)?;
-        let kind = certificate_kind(request.certificate_kind)?;
+        let owner = convert::owner(&request)?;
         let data = request.certificate_data;
         let certificate = blocking(move || Ok(x509::parse_partner_certificate(&data)?)).await?;
         let domain = self.domain(&request.partner_domain)?;
         let facts = CertificateFacts::of(&certificate)?;
         // Every rule runs on every upload, a repeated one included: a certificate that has
         // expired, or whose CA left the store, since it was first accepted is refused now.
-        self.trust.refresh().await?;
-        let snapshot = self.trust.snapshot();
-        let policy = self.policy.clone();
-        let organization = request.organization_name.clone();
-        let validating_domain = domain.clone();
-        let validated = certificate.clone();
-        let chain = blocking(move || {
-            let trust = snapshot
-                .domain(&validating_domain)
-                .ok_or(StoreError::InvalidDomain)?;
-            Ok(x509::validate_partner_upload(
-                &validated,
-                &organization,
-                trust.material(),
-                Utc::now(),
-                &policy,
-            )?)
-        })
-        .await?;
-        if let Some(existing) = self
-            .repository
-            .find_partner_certificate_by_owner(&request.owner_id, &domain, &facts.thumbprint)
-            .await?
-        {
+        let chain = self
+            .validate_partner(&certificate, &domain, &request.organization_name)
+            .await?;
+        if let Some(existing) = self.holder(&domain, &facts.identity, &owner).await? {
             tracing::info!(certificate_id = %existing.certificate_id, "repeated upload: returning the stored certificate");
             return Ok(existing);
         }
+        if self
+            .repository
+            .is_partner_deactivated(&owner.partner_id)
+            .await?
+        {
+            return Err(StoreError::PartnerDeactivated);
+        }
         let signer = Arc::clone(&self.signer);
-        let signing_domain = domain.clone();
-        let platform_signed =
-            blocking(move || Ok(signer.resign(&certificate, &signing_domain)?)).await?;
-        let now = Utc::now();
+        let platform_signed = blocking(move || Ok(signer.resign(&certificate)?)).await?;
         let record = PartnerCertificate {
             certificate_id: uuid::Uuid::now_v7().to_string(),
-            owner_id: request.owner_id,
+            owner,
             partner_domain: domain,
-            kind,
             organization_name: request.organization_name,
+            identity: facts.identity,
             thumbprint: facts.thumbprint,
             subject: facts.subject,
             issuer: facts.issuer,
@@ -377,47 +374,125 @@ impl CertificateStoreService {
                 .iter()
                 .map(|c| x509::pem_string(c))
                 .collect::<Result<_, _>>()?,
-            trusted: kind.trusted_on_acceptance(),
-            upload_time: now,
-            update_time: now,
-        };
-        let trust_state = if record.trusted {
-            "TRUSTED"
-        } else {
-            "UNTRUSTED"
+            trusted: false,
+            upload_time: Utc::now(),
+            update_time: Utc::now(),
         };
         let audit = AuditEvent::now(
             &caller.actor(),
             "PARTNER_CERTIFICATE_UPLOADED",
             &record.certificate_id,
             None,
-            Some(trust_state),
+            Some("UNTRUSTED"),
         );
         let stored = self
             .repository
             .insert_partner_certificate(&record, audit)
             .await?;
+        if !stored.owner.same_holder(&record.owner) {
+            return Err(StoreError::HeldByAnotherOwner);
+        }
         self.trust.refresh().await?;
-        tracing::info!(certificate_id = %stored.certificate_id, owner_id = %stored.owner_id, kind = stored.kind.as_str(), "partner certificate stored");
+        tracing::info!(certificate_id = %stored.certificate_id, owner_id = %stored.owner.owner_id, owner_type = stored.owner.owner_type.as_str(), "partner certificate stored, untrusted");
         Ok(stored)
+    }
+
+    /// The partner upload rules that need the trust store (after refreshing it): the chain to
+    /// a CA of the domain (KER-PCM-006) and the organisation (KER-PCM-008), after every
+    /// certificate-only rule. Returns the chain, leaf first.
+    async fn validate_partner(
+        &self,
+        certificate: &X509,
+        domain: &str,
+        organization: &str,
+    ) -> Result<Vec<X509>, StoreError> {
+        self.trust.refresh().await?;
+        let snapshot = self.trust.snapshot();
+        let policy = self.policy.clone();
+        let organization = organization.to_owned();
+        let domain = domain.to_owned();
+        let certificate = certificate.clone();
+        blocking(move || {
+            let trust = snapshot.domain(&domain).ok_or(StoreError::InvalidDomain)?;
+            Ok(x509::validate_partner_upload(
+                &certificate,
+                &organization,
+                trust.material(),
+                Utc::now(),
+                &policy,
+            )?)
+        })
+        .await
+    }
+
+    /// The stored certificate of this identity when `owner` holds it already (a repeat);
+    /// `HeldByAnotherOwner` when another owner does, or when it is a CA of the domain.
+    async fn holder(
+        &self,
+        domain: &str,
+        identity: &str,
+        owner: &Owner,
+    ) -> Result<Option<PartnerCertificate>, StoreError> {
+        if self.repository.ca_exists(domain, identity).await? {
+            return Err(StoreError::HeldByAnotherOwner);
+        }
+        match self
+            .repository
+            .find_partner_certificate_by_identity(domain, identity)
+            .await?
+        {
+            Some(existing) if existing.owner.same_holder(owner) => Ok(Some(existing)),
+            Some(_) => Err(StoreError::HeldByAnotherOwner),
+            None => Ok(None),
+        }
     }
 
     async fn set_trusted(
         &self,
         caller: &Caller,
-        certificate_id: &str,
-        trusted: bool,
+        request: proto::SetCertificateTrustedRequest,
     ) -> Result<PartnerCertificate, StoreError> {
         caller.require_service()?;
-        required("certificate_id", certificate_id)?;
+        required("certificate_id", &request.certificate_id)?;
+        let link_partner = Some(request.partner_id.trim()).filter(|id| !id.is_empty());
         let updated = self
             .repository
-            .set_trusted(certificate_id, trusted, &caller.actor())
+            .set_trusted(
+                &request.certificate_id,
+                request.trusted,
+                link_partner,
+                &caller.actor(),
+            )
             .await?
             .ok_or(StoreError::CertificateNotFound)?;
         self.trust.refresh().await?;
-        tracing::info!(certificate_id, trusted, "certificate trust set");
+        tracing::info!(certificate_id = %request.certificate_id, trusted = request.trusted, "certificate trust set");
         Ok(updated)
+    }
+
+    async fn set_partner_deactivated(
+        &self,
+        caller: &Caller,
+        request: proto::SetPartnerDeactivatedRequest,
+    ) -> Result<proto::SetPartnerDeactivatedResponse, StoreError> {
+        caller.require_service()?;
+        required("partner_id", &request.partner_id)?;
+        let partner_id = request.partner_id.trim();
+        let changed = self
+            .repository
+            .set_partner_deactivated(partner_id, request.deactivated, &caller.actor())
+            .await?;
+        self.trust.refresh().await?;
+        tracing::info!(
+            partner_id,
+            deactivated = request.deactivated,
+            changed,
+            "partner state recorded"
+        );
+        Ok(proto::SetPartnerDeactivatedResponse {
+            partner_id: partner_id.to_owned(),
+            deactivated: request.deactivated,
+        })
     }
 
     async fn partner_certificate(
@@ -606,14 +681,22 @@ impl CertificateStore for CertificateStoreService {
         request: Request<proto::SetCertificateTrustedRequest>,
     ) -> Result<Response<proto::SetCertificateTrustedResponse>, Status> {
         let caller = caller(&request)?;
-        let request = request.into_inner();
-        let updated = self
-            .set_trusted(&caller, &request.certificate_id, request.trusted)
-            .await?;
+        let updated = self.set_trusted(&caller, request.into_inner()).await?;
         Ok(Response::new(proto::SetCertificateTrustedResponse {
             certificate_id: updated.certificate_id,
             trusted: updated.trusted,
         }))
+    }
+
+    async fn set_partner_deactivated(
+        &self,
+        request: Request<proto::SetPartnerDeactivatedRequest>,
+    ) -> Result<Response<proto::SetPartnerDeactivatedResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.set_partner_deactivated(&caller, request.into_inner())
+                .await?,
+        ))
     }
 
     async fn verify_certificate_trust(

@@ -1,41 +1,54 @@
-//! The in-memory trust store behind `VerifyCertificateTrust`, the hot path of the platform.
+//! The in-memory trust store behind `VerifyCertificateTrust`, the hot path of the platform,
+//! and the one place where the contract's trust model is decided.
 //!
 //! A [`TrustSnapshot`] holds, per domain, an OpenSSL `X509Store` built once from the CA
-//! certificates (roots as anchors; intermediates plus trusted CA-capable partner
-//! certificates as the issuer pool) and the trust flag of every partner/FTM certificate the
-//! store holds. Snapshots are immutable: a change builds a new one off to the side and swaps
-//! it in atomically (`arc-swap`), so a verification never sees a half-built store.
+//! certificates (roots as anchors; intermediates plus the stored CA-capable partner/FTM
+//! certificates that are trusted in effect as the issuer pool), the effective trust of every
+//! stored partner/FTM certificate by identity (SHA-256 of its `tbsCertificate`), and the
+//! domain's [`TrustPolicy`]. A stored certificate is trusted in effect only while it is
+//! marked trusted *and* its partner is not deactivated, so deactivating a partner untrusts
+//! its certificates and its FTMs' chip certificates in one write, and re-activating it
+//! restores exactly those that were marked. Snapshots are immutable: a change builds a new
+//! one off to the side and swaps it in atomically (`arc-swap`), so a verification never sees
+//! a half-built store and never touches the database.
 //!
-//! Each snapshot carries its own result cache keyed by a SHA-256 of the request (domain and
-//! certificate data), so a repeated certificate costs one hash and one map look-up, never a
-//! database query. A new snapshot starts with an empty cache: every change of CA
-//! certificates or trust flags invalidates all cached results at once. Cached results also
-//! expire with the certificates they vouch for.
+//! Each snapshot carries its own verdict cache, keyed by the certificates of the request
+//! (their identities and DER digests, see [`x509::chain_key`]) and the domain, bounded in
+//! bytes with least-recently-used eviction. A new snapshot starts with an empty cache:
+//! every change of CA certificates, trust flags or partner states invalidates all cached
+//! results at once. Cached results also expire with the certificates they vouch for.
 //!
 //! Writes on this replica refresh the snapshot before the RPC answers; writes on other
 //! replicas move the version row, which a poller reads every few seconds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use openssl::x509::X509;
 
-use crate::domain::TrustData;
+use crate::domain::{TrustData, TrustPolicy};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
 use crate::x509::{self, CertError, CertificateFacts, TrustMaterial};
 
-/// Most results a snapshot caches before it starts over.
-const CACHE_CAPACITY: usize = 100_000;
 /// How long a trusted result may be served from the cache at most.
 const TRUSTED_TTL: chrono::Duration = chrono::Duration::minutes(10);
 /// How long an untrusted result may be served from the cache (a not-yet-valid certificate
 /// may become valid).
 const UNTRUSTED_TTL: chrono::Duration = chrono::Duration::seconds(60);
+/// Reason for a stored certificate that is not trusted in effect.
+pub const REASON_NOT_TRUSTED: &str =
+    "certificate is not trusted: not approved, replaced, or its partner is deactivated";
+/// Reason for a stored, not trusted certificate among the issuers of a path.
+pub const REASON_ISSUER_NOT_TRUSTED: &str = "an issuer in the chain is not trusted";
+/// Reason, under the `registered` policy, for a valid path without any trusted stored
+/// partner/FTM certificate.
+pub const REASON_NOT_REGISTERED: &str =
+    "not registered: no approved partner or FTM certificate is on its certification path";
 
 /// The answer to "is this certificate trusted in this domain right now?".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,31 +60,129 @@ pub struct Verdict {
     pub reason: String,
 }
 
+impl Verdict {
+    fn untrusted(reason: &str) -> Self {
+        Verdict {
+            trusted: false,
+            chain_pem: Vec::new(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Approximate memory held by a cached copy, for the cache's byte bound.
+    fn weight(&self) -> u32 {
+        let bytes = self.chain_pem.iter().map(String::len).sum::<usize>() + self.reason.len();
+        u32::try_from(bytes + 128).unwrap_or(u32::MAX)
+    }
+}
+
+#[derive(Clone)]
 struct CachedVerdict {
     verdict: Arc<Verdict>,
     valid_until: DateTime<Utc>,
 }
 
+/// Expires each cached verdict at its own `valid_until`.
+struct VerdictExpiry;
+
+impl moka::Expiry<[u8; 32], CachedVerdict> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &CachedVerdict,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(
+            (value.valid_until - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+}
+
 /// Trust material of one domain.
 pub struct DomainTrust {
-    /// Roots and intermediates from the CA store plus trusted CA-capable partner certificates.
+    policy: TrustPolicy,
+    /// Roots and intermediates from the CA store plus the stored CA-capable certificates
+    /// that are trusted in effect.
     material: TrustMaterial,
     /// Roots of the CA store (anchors for CA uploads).
     pub roots: Vec<X509>,
     /// Intermediates of the CA store (pool for CA uploads).
     pub intermediates: Vec<X509>,
-    /// Trust flag of each stored partner/FTM certificate, by thumbprint.
-    partner_trust: HashMap<String, bool>,
+    /// Effective trust of each stored partner/FTM certificate, by identity.
+    stored: HashMap<String, bool>,
 }
 
 impl DomainTrust {
-    /// Material for validating partner uploads: CA certificates plus trusted partner CAs.
+    /// Material for validating partner uploads: CA certificates plus trusted stored CAs.
     pub fn material(&self) -> &TrustMaterial {
         &self.material
     }
 
-    fn is_known_untrusted(&self, thumbprint: &str) -> bool {
-        self.partner_trust.get(thumbprint) == Some(&false)
+    /// The domain's trust policy.
+    pub fn policy(&self) -> TrustPolicy {
+        self.policy
+    }
+
+    /// `Some(effective trust)` for a stored partner/FTM certificate, `None` if not stored.
+    fn stored_trust(&self, identity: &str) -> Option<bool> {
+        self.stored.get(identity).copied()
+    }
+
+    /// The contract's trust decision for a parsed request (leaf first, then helpers) at
+    /// `now`, with how long the verdict may be cached. CPU-bound.
+    fn decide(
+        &self,
+        certificates: &[X509],
+        now: DateTime<Utc>,
+    ) -> Result<(Verdict, DateTime<Utc>), StoreError> {
+        let untrusted = |reason: &str| (Verdict::untrusted(reason), now + UNTRUSTED_TTL);
+        let Some((leaf, supplied)) = certificates.split_first() else {
+            return Err(StoreError::Certificate(CertError::NoCertificate));
+        };
+        if self.stored_trust(&CertificateFacts::of(leaf)?.identity) == Some(false) {
+            return Ok(untrusted(REASON_NOT_TRUSTED));
+        }
+        // Stored certificates that are not trusted may not lend their signature to a path.
+        let mut helpers = Vec::with_capacity(supplied.len());
+        let mut withheld = false;
+        for certificate in supplied {
+            let identity = CertificateFacts::of(certificate)?.identity;
+            if self.stored_trust(&identity) == Some(false) {
+                withheld = true;
+            } else {
+                helpers.push(certificate.clone());
+            }
+        }
+        let chain = match self.material.verify(leaf, &helpers, None) {
+            Ok(chain) => chain,
+            // Without the withheld certificate there is no path: that is why.
+            Err(_) if withheld => return Ok(untrusted(REASON_ISSUER_NOT_TRUSTED)),
+            Err(error) => return Ok(untrusted(&error.reason)),
+        };
+        let mut registered = false;
+        let mut chain_pem = Vec::with_capacity(chain.len());
+        let mut valid_until = now + TRUSTED_TTL;
+        for certificate in &chain {
+            let facts = CertificateFacts::of(certificate)?;
+            match self.stored_trust(&facts.identity) {
+                Some(false) => return Ok(untrusted(REASON_ISSUER_NOT_TRUSTED)),
+                Some(true) => registered = true,
+                None => {}
+            }
+            valid_until = valid_until.min(facts.not_after);
+            chain_pem.push(x509::pem_string(certificate)?);
+        }
+        if self.policy == TrustPolicy::Registered && !registered {
+            return Ok(untrusted(REASON_NOT_REGISTERED));
+        }
+        let verdict = Verdict {
+            trusted: true,
+            chain_pem,
+            reason: String::new(),
+        };
+        Ok((verdict, valid_until))
     }
 }
 
@@ -79,12 +190,39 @@ impl DomainTrust {
 pub struct TrustSnapshot {
     pub version: i64,
     domains: HashMap<String, DomainTrust>,
-    cache: RwLock<HashMap<[u8; 32], CachedVerdict>>,
+    cache: moka::sync::Cache<[u8; 32], CachedVerdict>,
+}
+
+/// What a snapshot is built with besides the data: the allowed domains, their policies and
+/// the verdict cache's size.
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    /// Allowed domains, upper-case.
+    pub domains: Vec<String>,
+    /// Policy per domain; a domain without an entry is `registered`.
+    pub policies: HashMap<String, TrustPolicy>,
+    /// Bound of the verdict cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl TrustSettings {
+    /// The allowed `domains`, all `registered`, with a small cache (tests and tools).
+    pub fn registered(domains: &[&str]) -> Self {
+        TrustSettings {
+            domains: domains.iter().map(|domain| domain.to_string()).collect(),
+            policies: HashMap::new(),
+            cache_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 impl TrustSnapshot {
     /// Builds a snapshot (CPU-bound: parses every certificate; run it off the async workers).
-    pub fn build(data: &TrustData, allowed_domains: &[String]) -> Result<Self, StoreError> {
+    pub fn build(data: &TrustData, settings: &TrustSettings) -> Result<Self, StoreError> {
+        x509::isolated(|| Self::build_isolated(data, settings))
+    }
+
+    fn build_isolated(data: &TrustData, settings: &TrustSettings) -> Result<Self, StoreError> {
         let mut roots: HashMap<&str, Vec<X509>> = HashMap::new();
         let mut intermediates: HashMap<&str, Vec<X509>> = HashMap::new();
         for (domain, pem) in &data.ca_certificates {
@@ -96,42 +234,51 @@ impl TrustSnapshot {
             };
             target.entry(domain.as_str()).or_default().push(certificate);
         }
+        let deactivated: HashSet<&str> = data
+            .deactivated_partners
+            .iter()
+            .map(String::as_str)
+            .collect();
         let mut domains = HashMap::new();
-        for domain in allowed_domains {
+        for domain in &settings.domains {
             let domain_roots = roots.remove(domain.as_str()).unwrap_or_default();
             let domain_intermediates = intermediates.remove(domain.as_str()).unwrap_or_default();
             let mut pool = domain_intermediates.clone();
-            let mut partner_trust = HashMap::new();
+            let mut stored = HashMap::new();
             for entry in data
-                .partner_certificates
+                .stored_certificates
                 .iter()
                 .filter(|entry| &entry.partner_domain == domain)
             {
-                let trusted = partner_trust
-                    .get(&entry.thumbprint)
-                    .copied()
-                    .unwrap_or(true)
-                    && entry.trusted;
-                partner_trust.insert(entry.thumbprint.clone(), trusted);
-                if let Some(pem) = entry.issuer_pem.as_deref().filter(|_| entry.trusted) {
+                let effective = entry.trusted && !deactivated.contains(entry.partner_id.as_str());
+                stored.insert(entry.identity.clone(), effective);
+                if let Some(pem) = entry.issuer_pem.as_deref().filter(|_| effective) {
                     pool.push(X509::from_pem(pem.as_bytes()).map_err(CertError::from)?);
                 }
             }
             let material = TrustMaterial::build(domain_roots.clone(), pool)?;
+            let policy = settings.policies.get(domain).copied().unwrap_or_default();
             domains.insert(
                 domain.clone(),
                 DomainTrust {
+                    policy,
                     material,
                     roots: domain_roots,
                     intermediates: domain_intermediates,
-                    partner_trust,
+                    stored,
                 },
             );
         }
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(settings.cache_bytes)
+            .weigher(|_key: &[u8; 32], value: &CachedVerdict| value.verdict.weight())
+            .expire_after(VerdictExpiry)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build();
         Ok(TrustSnapshot {
             version: data.version,
             domains,
-            cache: RwLock::new(HashMap::new()),
+            cache,
         })
     }
 
@@ -140,98 +287,46 @@ impl TrustSnapshot {
         self.domains.get(domain)
     }
 
-    /// How many CA certificates and partner certificates the snapshot holds.
+    /// How many CA certificates and stored partner/FTM certificates the snapshot holds.
     pub fn size(&self) -> (usize, usize) {
-        self.domains
-            .values()
-            .fold((0, 0), |(cas, partners), domain| {
-                (
-                    cas + domain.roots.len() + domain.intermediates.len(),
-                    partners + domain.partner_trust.len(),
-                )
-            })
+        self.domains.values().fold((0, 0), |(cas, stored), domain| {
+            (
+                cas + domain.roots.len() + domain.intermediates.len(),
+                stored + domain.stored.len(),
+            )
+        })
     }
 
-    fn cached(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<Arc<Verdict>> {
-        let cache = self.cache.read().ok()?;
-        cache
-            .get(key)
-            .filter(|entry| entry.valid_until > now)
-            .map(|entry| Arc::clone(&entry.verdict))
-    }
-
-    fn remember(&self, key: [u8; 32], verdict: Arc<Verdict>, valid_until: DateTime<Utc>) {
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-            cache.insert(
-                key,
-                CachedVerdict {
-                    verdict,
-                    valid_until,
-                },
-            );
-        }
-    }
-
-    /// Verifies a PEM certificate or chain (leaf first) against `domain` at `now`.
-    /// CPU-bound on a cache miss.
-    fn evaluate(
+    /// Verifies a PEM certificate or chain (leaf first) against `domain` at `now`, without
+    /// the cache. CPU-bound.
+    pub fn evaluate(
         &self,
-        domain: &DomainTrust,
+        domain: &str,
         data: &str,
         now: DateTime<Utc>,
     ) -> Result<(Verdict, DateTime<Utc>), StoreError> {
-        let certificates = x509::parse_chain(data)?;
-        let Some((leaf, supplied)) = certificates.split_first() else {
-            return Err(StoreError::Certificate(CertError::NoCertificate));
-        };
-        let untrusted = |reason: &str| {
-            (
-                Verdict {
-                    trusted: false,
-                    chain_pem: Vec::new(),
-                    reason: reason.to_owned(),
-                },
-                now + UNTRUSTED_TTL,
-            )
-        };
-        let leaf_facts = CertificateFacts::of(leaf)?;
-        if domain.is_known_untrusted(&leaf_facts.thumbprint) {
-            return Ok(untrusted(
-                "certificate is not trusted: not approved, or its owner is deactivated",
-            ));
-        }
-        // Certificates the store holds as untrusted may not lend their signature to a chain.
-        let mut helpers = Vec::with_capacity(supplied.len());
-        for certificate in supplied {
-            if !domain.is_known_untrusted(&CertificateFacts::of(certificate)?.thumbprint) {
-                helpers.push(certificate.clone());
-            }
-        }
-        let chain = match domain.material.verify(leaf, &helpers, None) {
-            Ok(chain) => chain,
-            Err(error) => return Ok(untrusted(&error.reason)),
-        };
-        let mut chain_pem = Vec::with_capacity(chain.len());
-        let mut valid_until = now + TRUSTED_TTL;
-        for certificate in &chain {
-            let facts = CertificateFacts::of(certificate)?;
-            if domain.is_known_untrusted(&facts.thumbprint) {
-                return Ok(untrusted("an issuer in the chain is not trusted"));
-            }
-            valid_until = valid_until.min(facts.not_after);
-            chain_pem.push(x509::pem_string(certificate)?);
-        }
-        Ok((
-            Verdict {
-                trusted: true,
-                chain_pem,
-                reason: String::new(),
+        let trust = self.domain(domain).ok_or(StoreError::InvalidDomain)?;
+        x509::isolated(|| {
+            let certificates = x509::parse_chain(data)?;
+            trust.decide(&certificates, now)
+        })
+    }
+
+    fn cached(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<Arc<Verdict>> {
+        self.cache
+            .get(key)
+            .filter(|entry| entry.valid_until > now)
+            .map(|entry| entry.verdict)
+    }
+
+    fn remember(&self, key: [u8; 32], verdict: Arc<Verdict>, valid_until: DateTime<Utc>) {
+        self.cache.insert(
+            key,
+            CachedVerdict {
+                verdict,
+                valid_until,
             },
-            valid_until,
-        ))
+        );
     }
 }
 
@@ -239,7 +334,7 @@ impl TrustSnapshot {
 pub struct TrustStore {
     current: ArcSwap<TrustSnapshot>,
     repository: Arc<dyn CertificateRepository>,
-    allowed_domains: Vec<String>,
+    settings: TrustSettings,
     rebuild: tokio::sync::Mutex<()>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -249,14 +344,14 @@ impl TrustStore {
     /// Loads the first snapshot from the database.
     pub async fn load(
         repository: Arc<dyn CertificateRepository>,
-        allowed_domains: Vec<String>,
+        settings: TrustSettings,
     ) -> Result<Arc<Self>, StoreError> {
         let data = repository.trust_data().await?;
-        let snapshot = build_blocking(data, allowed_domains.clone()).await?;
+        let snapshot = build_blocking(data, settings.clone()).await?;
         Ok(Arc::new(TrustStore {
             current: ArcSwap::from_pointee(snapshot),
             repository,
-            allowed_domains,
+            settings,
             rebuild: tokio::sync::Mutex::new(()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -276,7 +371,7 @@ impl TrustStore {
             return Ok(());
         }
         let data = self.repository.trust_data().await?;
-        let snapshot = build_blocking(data, self.allowed_domains.clone()).await?;
+        let snapshot = build_blocking(data, self.settings.clone()).await?;
         tracing::info!(version = snapshot.version, "trust store rebuilt");
         self.current.store(Arc::new(snapshot));
         Ok(())
@@ -304,9 +399,9 @@ impl TrustStore {
         if snapshot.domain(domain).is_none() {
             return Err(StoreError::InvalidDomain);
         }
-        let key = cache_key(domain, data);
+        let key = x509::chain_key(domain, data);
         let now = Utc::now();
-        if let Some(verdict) = snapshot.cached(&key, now) {
+        if let Some(verdict) = key.and_then(|key| snapshot.cached(&key, now)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(verdict);
         }
@@ -314,14 +409,16 @@ impl TrustStore {
         let domain = domain.to_owned();
         let data = data.to_owned();
         let computed = Arc::clone(&snapshot);
-        let (verdict, valid_until) = tokio::task::spawn_blocking(move || {
-            let trust = computed.domain(&domain).ok_or(StoreError::InvalidDomain)?;
-            computed.evaluate(trust, &data, now)
-        })
-        .await
-        .map_err(|error| StoreError::Internal(format!("verification task failed: {error}")))??;
+        let (verdict, valid_until) =
+            tokio::task::spawn_blocking(move || computed.evaluate(&domain, &data, now))
+                .await
+                .map_err(|error| {
+                    StoreError::Internal(format!("verification task failed: {error}"))
+                })??;
         let verdict = Arc::new(verdict);
-        snapshot.remember(key, Arc::clone(&verdict), valid_until);
+        if let Some(key) = key {
+            snapshot.remember(key, Arc::clone(&verdict), valid_until);
+        }
         Ok(verdict)
     }
 
@@ -334,19 +431,11 @@ impl TrustStore {
     }
 }
 
-fn cache_key(domain: &str, data: &str) -> [u8; 32] {
-    let mut hasher = openssl::sha::Sha256::new();
-    hasher.update(domain.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(data.trim().as_bytes());
-    hasher.finish()
-}
-
 async fn build_blocking(
     data: TrustData,
-    domains: Vec<String>,
+    settings: TrustSettings,
 ) -> Result<TrustSnapshot, StoreError> {
-    tokio::task::spawn_blocking(move || TrustSnapshot::build(&data, &domains))
+    tokio::task::spawn_blocking(move || TrustSnapshot::build(&data, &settings))
         .await
         .map_err(|error| StoreError::Internal(format!("trust store build failed: {error}")))?
 }
@@ -379,11 +468,16 @@ pub fn register_metrics(
         "verify_cache_hit_ratio",
         "Share of VerifyCertificateTrust calls answered from the cache",
     )?;
+    let cache_bytes = IntGauge::new(
+        "verify_cache_bytes",
+        "Approximate bytes held by the verdict cache of the current trust store",
+    )?;
     for collector in [
         Box::new(certificates.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(version.clone()),
         Box::new(lookups.clone()),
         Box::new(hit_ratio.clone()),
+        Box::new(cache_bytes.clone()),
     ] {
         metrics.registry().register(collector)?;
     }
@@ -391,14 +485,16 @@ pub fn register_metrics(
     metrics.on_scrape(move || {
         if let Some(store) = store.upgrade() {
             let snapshot = store.snapshot();
-            let (cas, partners) = snapshot.size();
+            let (cas, stored) = snapshot.size();
             certificates
                 .with_label_values(&["ca"])
                 .set(i64::try_from(cas).unwrap_or(i64::MAX));
             certificates
-                .with_label_values(&["partner"])
-                .set(i64::try_from(partners).unwrap_or(i64::MAX));
+                .with_label_values(&["stored"])
+                .set(i64::try_from(stored).unwrap_or(i64::MAX));
             version.set(snapshot.version);
+            snapshot.cache.run_pending_tasks();
+            cache_bytes.set(i64::try_from(snapshot.cache.weighted_size()).unwrap_or(i64::MAX));
             let (hits, misses) = store.cache_statistics();
             lookups
                 .with_label_values(&["hit"])

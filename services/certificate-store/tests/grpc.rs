@@ -8,6 +8,8 @@ use base64::Engine;
 use tonic::Code;
 use tonic::transport::Channel;
 
+use certificate_store::domain::TrustPolicy;
+use certificate_store::trust::{REASON_NOT_REGISTERED, REASON_NOT_TRUSTED};
 use certificate_store::x509::{self, CertificateFacts};
 use pmp_common::auth::testing::{TEST_AUDIENCE, TEST_ISSUER, TEST_SERVICE_SECRET, TestTokens};
 use pmp_common::db::testing::TestDatabase;
@@ -32,10 +34,19 @@ struct Store {
 
 impl Store {
     async fn start() -> Store {
-        Self::start_with_metrics("").await
+        Self::start_with("", TrustPolicy::Registered).await
+    }
+
+    /// A store whose FTM domain follows MOSIP's `chain` policy.
+    async fn start_chain_policy() -> Store {
+        Self::start_with("", TrustPolicy::Chain).await
     }
 
     async fn start_with_metrics(metrics_listen: &str) -> Store {
+        Self::start_with(metrics_listen, TrustPolicy::Registered).await
+    }
+
+    async fn start_with(metrics_listen: &str, ftm_policy: TrustPolicy) -> Store {
         let database = TestDatabase::sqlite().await.expect("database");
         let directory = tempfile::tempdir().expect("tempdir");
         let tokens = TestTokens::new();
@@ -54,6 +65,10 @@ impl Store {
         settings.user_tokens.audience = TEST_AUDIENCE.into();
         settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
         settings.metrics.listen = metrics_listen.to_owned();
+        settings
+            .certificates
+            .trust_policy
+            .insert("FTM".into(), ftm_policy);
         let server = certificate_store::testing::spawn(settings)
             .await
             .expect("spawn");
@@ -98,19 +113,44 @@ impl Store {
             .map(tonic::Response::into_inner)
     }
 
+    /// Uploads a partner's own certificate (domain FTM).
     async fn upload_partner(
         &self,
-        owner: &str,
+        partner: &str,
         organisation: &str,
         data: &str,
-        kind: CertificateKind,
+    ) -> Result<UploadPartnerCertificateResponse, tonic::Status> {
+        self.upload_owned(OwnerType::Partner, partner, partner, organisation, data)
+            .await
+    }
+
+    /// Uploads the chip certificate of FTM `ftm` of partner `partner` (domain FTM).
+    async fn upload_chip(
+        &self,
+        ftm: &str,
+        partner: &str,
+        organisation: &str,
+        data: &str,
+    ) -> Result<UploadPartnerCertificateResponse, tonic::Status> {
+        self.upload_owned(OwnerType::Ftm, ftm, partner, organisation, data)
+            .await
+    }
+
+    async fn upload_owned(
+        &self,
+        owner_type: OwnerType,
+        owner: &str,
+        partner: &str,
+        organisation: &str,
+        data: &str,
     ) -> Result<UploadPartnerCertificateResponse, tonic::Status> {
         let request = UploadPartnerCertificateRequest {
             owner_id: owner.into(),
             organization_name: organisation.into(),
             certificate_data: data.into(),
             partner_domain: "FTM".into(),
-            certificate_kind: kind as i32,
+            owner_type: owner_type as i32,
+            partner_id: partner.into(),
         };
         self.client()
             .upload_partner_certificate(with_token(request, &self.service_token()))
@@ -142,6 +182,7 @@ impl Store {
         let request = SetCertificateTrustedRequest {
             certificate_id: certificate_id.into(),
             trusted,
+            partner_id: String::new(),
         };
         self.client()
             .set_certificate_trusted(with_token(request, &self.service_token()))
@@ -182,7 +223,10 @@ fn leaf(pki: &Pki, organisation: &str) -> Issued {
 }
 
 async fn store_with_pki() -> (Store, Pki) {
-    let store = Store::start().await;
+    with_pki(Store::start().await).await
+}
+
+async fn with_pki(store: Store) -> (Store, Pki) {
     let pki = make_pki("ACME");
     store.upload_ca(&pem(&pki.root), "ftm").await.expect("root");
     store
@@ -571,7 +615,7 @@ async fn partner_certificate_is_resigned_stored_and_idempotent() {
     let (store, pki) = store_with_pki().await;
     let partner = leaf(&pki, ORG);
     let first = store
-        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .upload_partner("acme", ORG, &pem(&partner))
         .await
         .expect("accepted");
     assert_eq!(first.ca_signed_certificate_pem, pem(&partner));
@@ -595,22 +639,34 @@ async fn partner_certificate_is_resigned_stored_and_idempotent() {
     );
 
     let again = store
-        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .upload_partner("acme", ORG, &pem(&partner))
         .await
         .expect("retry");
     assert_eq!(
         again.certificate_id, first.certificate_id,
         "a retry returns the stored certificate"
     );
+    let verdict = store.verify(&pem(&partner), "FTM").await.expect("answered");
+    assert!(
+        !verdict.trusted,
+        "stored untrusted until its owner marks it"
+    );
+    assert_eq!(verdict.reason, REASON_NOT_TRUSTED);
+    // One owner per certificate: another partner, or an FTM, cannot hold it too.
+    assert_error(
+        store.upload_partner("other", ORG, &pem(&partner)).await,
+        Code::AlreadyExists,
+        "KER-PCM-003",
+    );
+    assert_error(
+        store.upload_chip("acme", "acme", ORG, &pem(&partner)).await,
+        Code::AlreadyExists,
+        "KER-PCM-003",
+    );
     // A repeated upload is validated again: it cannot bypass a rule the first one passed.
     assert_error(
         store
-            .upload_partner(
-                "acme",
-                "Another Org",
-                &pem(&partner),
-                CertificateKind::Partner,
-            )
+            .upload_partner("acme", "Another Org", &pem(&partner))
             .await,
         Code::InvalidArgument,
         "KER-PCM-008",
@@ -731,9 +787,7 @@ async fn each_partner_rule_has_its_reason_in_order() {
         ),
     ];
     for (data, organisation, reason) in cases {
-        let result = store
-            .upload_partner("acme", organisation, &data, CertificateKind::Partner)
-            .await;
+        let result = store.upload_partner("acme", organisation, &data).await;
         let code = match reason {
             "KER-PCM-006" => Code::FailedPrecondition,
             _ => Code::InvalidArgument,
@@ -745,7 +799,8 @@ async fn each_partner_rule_has_its_reason_in_order() {
         organization_name: ORG.into(),
         certificate_data: pem(&leaf(&pki, ORG)),
         partner_domain: "BANK".into(),
-        certificate_kind: CertificateKind::Partner as i32,
+        owner_type: OwnerType::Partner as i32,
+        partner_id: String::new(),
     };
     assert_error(
         store
@@ -768,7 +823,7 @@ async fn each_partner_rule_has_its_reason_in_order() {
             .expect("p256"),
     ] {
         store
-            .upload_partner("acme", ORG, &pem(&accepted), CertificateKind::Partner)
+            .upload_partner("acme", ORG, &pem(&accepted))
             .await
             .expect("accepted");
     }
@@ -786,7 +841,8 @@ async fn partner_uploads_are_for_services_only() {
         organization_name: ORG.into(),
         certificate_data: pem(&leaf(&pki, ORG)),
         partner_domain: "FTM".into(),
-        certificate_kind: CertificateKind::Partner as i32,
+        owner_type: OwnerType::Partner as i32,
+        partner_id: String::new(),
     };
     assert_error(
         store
@@ -804,6 +860,7 @@ async fn partner_uploads_are_for_services_only() {
     let trust = SetCertificateTrustedRequest {
         certificate_id: "x".into(),
         trusted: true,
+        partner_id: String::new(),
     };
     assert_error(
         store
@@ -816,6 +873,7 @@ async fn partner_uploads_are_for_services_only() {
     let unknown = SetCertificateTrustedRequest {
         certificate_id: "unknown".into(),
         trusted: true,
+        partner_id: String::new(),
     };
     assert_error(
         store
@@ -829,7 +887,7 @@ async fn partner_uploads_are_for_services_only() {
 
 #[tokio::test]
 async fn verify_follows_chains_ca_uploads_and_trust_flags() {
-    let store = Store::start().await;
+    let store = Store::start_chain_policy().await;
     let pki = make_pki("ACME");
     let device = leaf(&pki, ORG);
 
@@ -903,7 +961,7 @@ async fn verify_follows_chains_ca_uploads_and_trust_flags() {
         .issued_by(&pki.intermediate)
         .expect("chip");
     let stored = store
-        .upload_partner("ftm_1", ORG, &pem(&chip), CertificateKind::FtmChip)
+        .upload_chip("ftm_1", "acme", ORG, &pem(&chip))
         .await
         .expect("chip stored");
     assert!(
@@ -943,12 +1001,16 @@ async fn verify_follows_chains_ca_uploads_and_trust_flags() {
         "deactivated"
     );
 
-    // A partner certificate is trusted from acceptance on.
+    // A partner certificate is stored untrusted too, until the registry has recorded it.
     let partner = leaf(&pki, ORG);
     let partner_id = store
-        .upload_partner("acme", ORG, &pem(&partner), CertificateKind::Partner)
+        .upload_partner("acme", ORG, &pem(&partner))
         .await
         .expect("partner");
+    let verdict = store.verify(&pem(&partner), "FTM").await.expect("answered");
+    assert!(!verdict.trusted);
+    assert_eq!(verdict.reason, REASON_NOT_TRUSTED);
+    store.set_trusted(&partner_id.certificate_id, true).await;
     assert!(
         store
             .verify(&pem(&partner), "FTM")
@@ -976,12 +1038,21 @@ async fn untrusted_issuers_do_not_lend_their_signature() {
         .issued_by(&pki.intermediate)
         .expect("partner ca");
     let stored = store
-        .upload_partner("acme", ORG, &pem(&partner_ca), CertificateKind::Partner)
+        .upload_partner("acme", ORG, &pem(&partner_ca))
         .await
         .expect("stored");
     let device = CertificateSpec::leaf("device")
         .issued_by(&partner_ca)
         .expect("device");
+    assert!(
+        !store
+            .verify(&pem(&device), "FTM")
+            .await
+            .expect("answered")
+            .trusted,
+        "the partner CA is not trusted before it is marked"
+    );
+    store.set_trusted(&stored.certificate_id, true).await;
     assert!(
         store
             .verify(&pem(&device), "FTM")
@@ -1028,6 +1099,23 @@ async fn verify_input_errors_and_authentication() {
         Code::InvalidArgument,
         "KER-PCM-011",
     );
+    // At most 10 certificates per request, counted before any is parsed.
+    let pki = make_pki("Many");
+    let one = pem(&leaf(&pki, ORG));
+    assert!(store.verify(&one.repeat(10), "FTM").await.is_ok());
+    assert_error(
+        store.verify(&one.repeat(11), "FTM").await,
+        Code::InvalidArgument,
+        "KER-PCM-001",
+    );
+    // A message over the server's limit (1 MiB) is refused from its length prefix, with the
+    // contract's error.
+    let huge = format!("{one}{}", " ".repeat(1024 * 1024));
+    assert_error(
+        store.verify(&huge, "FTM").await,
+        Code::InvalidArgument,
+        "PMS_COR_001",
+    );
     let anonymous = VerifyCertificateTrustRequest {
         certificate_data: root,
         partner_domain: "FTM".into(),
@@ -1041,7 +1129,7 @@ async fn verify_input_errors_and_authentication() {
 
 #[tokio::test]
 async fn concurrent_verifies_during_ca_uploads_always_see_a_whole_store() {
-    let (store, pki) = store_with_pki().await;
+    let (store, pki) = with_pki(Store::start_chain_policy().await).await;
     let device = pem(&leaf(&pki, ORG));
     let token = store.tokens.token("verifier", &[]);
     let verifiers: Vec<_> = (0..4)
@@ -1111,7 +1199,8 @@ async fn metrics_are_scraped_and_parsed() {
         .expect("upload");
     let device = pem(&leaf(&pki, ORG));
     for _ in 0..3 {
-        assert!(store.verify(&device, "FTM").await.expect("verify").trusted);
+        let verdict = store.verify(&device, "FTM").await.expect("verify");
+        assert_eq!(verdict.reason, REASON_NOT_REGISTERED);
     }
     assert_error(
         store.upload_ca("garbage", "FTM").await,
@@ -1163,6 +1252,7 @@ async fn metrics_are_scraped_and_parsed() {
         1.0
     );
     assert!((value("pmp_verify_cache_hit_ratio", &[service]) - 2.0 / 3.0).abs() < 1e-9);
+    assert!(value("pmp_verify_cache_bytes", &[service]) > 0.0);
     assert!(value("pmp_db_pool_connections", &[service, ("state", "open")]) >= 1.0);
     assert_eq!(value("pmp_grpc_requests_in_flight", &[service]), 0.0);
 }

@@ -11,11 +11,11 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use certificate_store::domain::{
-    AuditEvent, CaCertificate, CaFilter, CaType, CertificateKind, PartnerCertificate,
+    AuditEvent, CaCertificate, CaFilter, CaType, Owner, PartnerCertificate, TrustPolicy,
 };
 use certificate_store::error::StoreError;
 use certificate_store::storage::{CertificateRepository, SqlCertificateRepository};
-use certificate_store::trust::{TrustStore, Verdict};
+use certificate_store::trust::{TrustSettings, TrustStore, Verdict};
 use certificate_store::x509::{CertificateFacts, PlatformSigner, pem_string};
 use certificate_store_migration::Migrator;
 use pmp_common::db::testing::{TestDatabase, backends};
@@ -57,11 +57,36 @@ async fn replica_repository(database: &TestDatabase) -> Arc<SqlCertificateReposi
     Arc::new(SqlCertificateRepository::new(connection))
 }
 
+/// A trust store over `repository` whose domains all follow MOSIP's `chain` policy (the
+/// path-building tests below); the `registered` policy has tests of its own.
 async fn trust_store(repository: &Arc<SqlCertificateRepository>) -> Arc<TrustStore> {
+    trust_store_with(repository, TrustPolicy::Chain).await
+}
+
+async fn trust_store_with(
+    repository: &Arc<SqlCertificateRepository>,
+    policy: TrustPolicy,
+) -> Arc<TrustStore> {
     let repository: Arc<dyn CertificateRepository> = repository.clone();
-    TrustStore::load(repository, domains())
+    let settings = TrustSettings {
+        domains: domains(),
+        policies: domains()
+            .into_iter()
+            .map(|domain| (domain, policy))
+            .collect(),
+        cache_bytes: 16 * 1024 * 1024,
+    };
+    TrustStore::load(repository, settings)
         .await
         .expect("trust store")
+}
+
+fn partner_owner(partner: &str) -> Owner {
+    Owner::partner(partner)
+}
+
+fn chip_owner(ftm: &str, partner: &str) -> Owner {
+    Owner::ftm(ftm, partner)
 }
 
 /// Second precision: PostgreSQL keeps microseconds only, and round trips compare whole records.
@@ -115,6 +140,7 @@ fn ca_record(issued: &Issued, domain: &str, issuer_id: Option<&str>) -> CaCertif
         issuer: facts.issuer,
         serial_number: facts.serial_number,
         thumbprint: facts.thumbprint,
+        identity: facts.identity,
         not_before: facts.not_before,
         not_after: facts.not_after,
         upload_time: now(),
@@ -125,9 +151,8 @@ fn ca_record(issued: &Issued, domain: &str, issuer_id: Option<&str>) -> CaCertif
 /// A partner/FTM record with its platform-signed copy; the chain is `certificate` then
 /// `issuers`.
 fn partner_record(
-    owner: &str,
+    owner: Owner,
     domain: &str,
-    kind: CertificateKind,
     certificate: &Issued,
     issuers: &[&Issued],
     trusted: bool,
@@ -136,17 +161,17 @@ fn partner_record(
     let ca_signed_pem = pem(certificate);
     let platform_signed = FIXTURE
         .signer
-        .resign(&certificate.certificate, domain)
+        .resign(&certificate.certificate)
         .expect("resign");
     let mut chain_pem = vec![ca_signed_pem.clone()];
     chain_pem.extend(issuers.iter().copied().map(pem));
     let time = now();
     PartnerCertificate {
         certificate_id: Uuid::new_v4().to_string(),
-        owner_id: owner.into(),
+        owner,
         partner_domain: domain.into(),
-        kind,
         organization_name: facts.organisations.first().cloned().unwrap_or_default(),
+        identity: facts.identity,
         thumbprint: facts.thumbprint,
         subject: facts.subject,
         issuer: facts.issuer,
@@ -302,23 +327,23 @@ async fn ca_certificates_store_find_reject_duplicates_atomically_and_page() {
             );
             assert_eq!(
                 repository
-                    .find_ca_by_thumbprint("FTM", &stored.thumbprint)
+                    .find_ca_by_identity("FTM", &stored.identity)
                     .await
                     .expect("query")
                     .as_ref(),
                 Some(stored),
-                "{backend}: find by thumbprint"
+                "{backend}: find by identity"
             );
             assert!(
                 repository
-                    .ca_exists("FTM", &stored.thumbprint)
+                    .ca_exists("FTM", &stored.identity)
                     .await
                     .expect("query"),
                 "{backend}"
             );
             assert!(
                 !repository
-                    .ca_exists("DEVICE", &stored.thumbprint)
+                    .ca_exists("DEVICE", &stored.identity)
                     .await
                     .expect("query"),
                 "{backend}: exists per domain"
@@ -336,7 +361,7 @@ async fn ca_certificates_store_find_reject_duplicates_atomically_and_page() {
         );
         assert!(
             repository
-                .find_ca_by_thumbprint("FTM", &"0".repeat(64))
+                .find_ca_by_identity("FTM", &"0".repeat(64))
                 .await
                 .expect("query")
                 .is_none(),
@@ -372,7 +397,7 @@ async fn ca_certificates_store_find_reject_duplicates_atomically_and_page() {
         }
         assert!(
             !repository
-                .ca_exists("FTM", &fresh.thumbprint)
+                .ca_exists("FTM", &fresh.identity)
                 .await
                 .expect("query"),
             "{backend}: the new certificate of a refused batch is not stored"
@@ -390,7 +415,7 @@ async fn ca_certificates_store_find_reject_duplicates_atomically_and_page() {
             .expect("same thumbprint, other domain");
         assert!(
             repository
-                .ca_exists("DEVICE", &device_root.thumbprint)
+                .ca_exists("DEVICE", &device_root.identity)
                 .await
                 .expect("query"),
             "{backend}"
@@ -497,9 +522,8 @@ async fn partner_certificates_store_find_and_are_idempotent() {
     for backend in backends() {
         let (_database, repository) = repository(backend).await;
         let record = partner_record(
-            "acme",
+            partner_owner("acme"),
             "FTM",
-            CertificateKind::Partner,
             &pki.partner,
             &[&pki.intermediate, &pki.root],
             true,
@@ -519,29 +543,27 @@ async fn partner_certificates_store_find_and_are_idempotent() {
             .expect("stored");
         assert_eq!(found, record, "{backend}: round trip");
         assert_eq!(found.chain_pem, acme_path(&pki.partner), "{backend}");
-        assert_eq!(found.kind, CertificateKind::Partner);
+        assert_eq!(found.owner, partner_owner("acme"));
         assert_eq!(found.organization_name, ORG);
         assert!(!found.is_ca, "{backend}");
         assert_ne!(found.platform_signed_pem, found.ca_signed_pem);
         assert_eq!(
             repository
-                .find_partner_certificate_by_owner("acme", "FTM", &record.thumbprint)
+                .find_partner_certificate_by_identity("FTM", &record.identity)
                 .await
                 .expect("query")
                 .as_ref(),
             Some(&record),
             "{backend}"
         );
-        for (owner, domain) in [("other", "FTM"), ("acme", "DEVICE")] {
-            assert!(
-                repository
-                    .find_partner_certificate_by_owner(owner, domain, &record.thumbprint)
-                    .await
-                    .expect("query")
-                    .is_none(),
-                "{backend}: {owner}/{domain}"
-            );
-        }
+        assert!(
+            repository
+                .find_partner_certificate_by_identity("DEVICE", &record.identity)
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: per domain"
+        );
         assert!(
             repository
                 .find_partner_certificate(&Uuid::new_v4().to_string())
@@ -554,9 +576,8 @@ async fn partner_certificates_store_find_and_are_idempotent() {
         // A second upload of the same certificate by the same owner (the loser of a race):
         // the first record is returned and nothing of the second is written.
         let mut again = partner_record(
-            "acme",
+            partner_owner("acme"),
             "FTM",
-            CertificateKind::Partner,
             &pki.partner,
             &[&pki.intermediate],
             true,
@@ -596,17 +617,36 @@ async fn partner_certificates_store_find_and_are_idempotent() {
             "{backend}"
         );
 
-        // The same certificate for another owner is another record; an empty chain
-        // round-trips as an empty list.
-        let mut chip = partner_record(
-            "ftm-1",
+        // The same certificate for another owner: one owner per certificate and domain, so
+        // the database keeps the first holder and answers with it.
+        let mut claim = partner_record(
+            chip_owner("ftm-1", "mallory"),
             "FTM",
-            CertificateKind::FtmChip,
             &pki.partner,
             &[],
             false,
         );
-        chip.organization_name = "Other".into();
+        claim.organization_name = "Other".into();
+        let holder = insert_partner(&repository, &claim).await;
+        assert_eq!(holder, record, "{backend}: the first holder keeps it");
+        assert!(
+            repository
+                .find_partner_certificate(&claim.certificate_id)
+                .await
+                .expect("query")
+                .is_none(),
+            "{backend}: nothing of the claim is written"
+        );
+
+        // The same certificate in another domain is another record; an empty chain
+        // round-trips as an empty list.
+        let chip = partner_record(
+            chip_owner("ftm-1", "acme"),
+            "DEVICE",
+            &pki.partner,
+            &[],
+            false,
+        );
         assert_eq!(insert_partner(&repository, &chip).await, chip, "{backend}");
         let found = repository
             .find_partner_certificate(&chip.certificate_id)
@@ -614,7 +654,7 @@ async fn partner_certificates_store_find_and_are_idempotent() {
             .expect("query")
             .expect("stored");
         assert_eq!(found.chain_pem, [pem(&pki.partner)], "{backend}");
-        assert_eq!(found.kind, CertificateKind::FtmChip, "{backend}");
+        assert_eq!(found.owner, chip_owner("ftm-1", "acme"), "{backend}");
         assert!(!found.trusted, "{backend}");
     }
 }
@@ -625,9 +665,8 @@ async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
     for backend in backends() {
         let (_database, repository) = repository(backend).await;
         let chip = partner_record(
-            "ftm-1",
+            chip_owner("ftm-1", "acme"),
             "FTM",
-            CertificateKind::FtmChip,
             &pki.ftm_chip,
             &[&pki.intermediate, &pki.root],
             false,
@@ -639,7 +678,7 @@ async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
         let unknown = Uuid::new_v4().to_string();
         assert_eq!(
             repository
-                .set_trusted(&unknown, true, "ftm-management")
+                .set_trusted(&unknown, true, None, "ftm-management")
                 .await
                 .expect("query"),
             None,
@@ -660,7 +699,7 @@ async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
         );
 
         let trusted = repository
-            .set_trusted(id, true, "ftm-management")
+            .set_trusted(id, true, None, "ftm-management")
             .await
             .expect("query")
             .expect("known");
@@ -681,7 +720,7 @@ async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
 
         // Same value again: answered, but no version step and no audit row.
         let same = repository
-            .set_trusted(id, true, "ftm-management")
+            .set_trusted(id, true, None, "ftm-management")
             .await
             .expect("query")
             .expect("known");
@@ -698,7 +737,7 @@ async fn set_trusted_flips_the_flag_bumps_the_version_and_audits() {
         );
 
         let untrusted = repository
-            .set_trusted(id, false, "admin")
+            .set_trusted(id, false, None, "admin")
             .await
             .expect("query")
             .expect("known");
@@ -747,33 +786,29 @@ async fn trust_data_lists_cas_and_partner_entries() {
         insert_cas(&repository, &[&device]).await.expect("stored");
 
         let leaf = partner_record(
-            "acme",
+            partner_owner("acme"),
             "FTM",
-            CertificateKind::Partner,
             &pki.partner,
             &[&pki.intermediate, &pki.root],
             true,
         );
         let trusted_ca = partner_record(
-            "acme",
+            partner_owner("acme"),
             "FTM",
-            CertificateKind::Partner,
             &sub_ca,
             &[&pki.intermediate, &pki.root],
             true,
         );
         let untrusted_ca = partner_record(
-            "ftm-1",
+            chip_owner("ftm-1", "acme"),
             "FTM",
-            CertificateKind::FtmChip,
             &untrusted_sub_ca,
             &[&pki.intermediate, &pki.root],
             false,
         );
         let chip = partner_record(
-            "ftm-1",
+            chip_owner("ftm-1", "acme"),
             "DEVICE",
-            CertificateKind::FtmChip,
             &pki.ftm_chip,
             &[&pki.intermediate, &pki.root],
             false,
@@ -799,13 +834,13 @@ async fn trust_data_lists_cas_and_partner_entries() {
         assert_eq!(cas, expected, "{backend}");
         assert_eq!(data.ca_certificates.len(), 3, "{backend}");
 
-        assert_eq!(data.partner_certificates.len(), 4, "{backend}");
+        assert_eq!(data.stored_certificates.len(), 4, "{backend}");
         let entry = |record: &PartnerCertificate| {
-            data.partner_certificates
+            data.stored_certificates
                 .iter()
                 .find(|entry| {
                     entry.partner_domain == record.partner_domain
-                        && entry.thumbprint == record.thumbprint
+                        && entry.identity == record.identity
                 })
                 .cloned()
                 .expect("entry of every stored certificate")
@@ -828,15 +863,15 @@ async fn trust_data_lists_cas_and_partner_entries() {
         assert_eq!(chip_entry.issuer_pem, None, "{backend}");
 
         repository
-            .set_trusted(&untrusted_ca.certificate_id, true, "ftm-management")
+            .set_trusted(&untrusted_ca.certificate_id, true, None, "ftm-management")
             .await
             .expect("query")
             .expect("known");
         let data = repository.trust_data().await.expect("trust data");
         let now_trusted = data
-            .partner_certificates
+            .stored_certificates
             .iter()
-            .find(|entry| entry.thumbprint == untrusted_ca.thumbprint)
+            .find(|entry| entry.identity == untrusted_ca.identity)
             .expect("entry");
         assert!(now_trusted.trusted, "{backend}");
         assert_eq!(
@@ -914,9 +949,8 @@ async fn trust_store_verifies_chains_flags_and_domains() {
         );
         // Stored untrusted (FTM not approved yet): untrusted despite a valid chain.
         let chip = partner_record(
-            "ftm-1",
+            chip_owner("ftm-1", "acme"),
             "FTM",
-            CertificateKind::FtmChip,
             &pki.ftm_chip,
             &[&pki.intermediate, &pki.root],
             false,
@@ -946,7 +980,7 @@ async fn trust_store_verifies_chains_flags_and_domains() {
         );
 
         repository
-            .set_trusted(&chip.certificate_id, true, "ftm-management")
+            .set_trusted(&chip.certificate_id, true, None, "ftm-management")
             .await
             .expect("query")
             .expect("known");
@@ -1031,9 +1065,8 @@ async fn trusted_partner_ca_lends_its_signature_only_while_trusted() {
         );
 
         let record = partner_record(
-            "acme",
+            partner_owner("acme"),
             "FTM",
-            CertificateKind::Partner,
             &partner_ca,
             &[&intermediate, &root],
             true,
@@ -1047,7 +1080,7 @@ async fn trusted_partner_ca_lends_its_signature_only_while_trusted() {
         );
 
         repository
-            .set_trusted(&record.certificate_id, false, "admin")
+            .set_trusted(&record.certificate_id, false, None, "admin")
             .await
             .expect("query")
             .expect("known");
@@ -1229,8 +1262,8 @@ async fn migrations_roll_back_and_forward() {
         let repository = SqlCertificateRepository::new(database.connection.clone());
         assert_eq!(
             repository.trust_version().await.expect("version"),
-            1,
-            "{backend}: seeded version row"
+            2,
+            "{backend}: seeded version row, moved by the trust-model migration"
         );
         Migrator::down(&database.connection, None)
             .await
@@ -1251,7 +1284,7 @@ async fn migrations_roll_back_and_forward() {
             .expect("up again");
         assert_eq!(
             repository.trust_version().await.expect("version"),
-            1,
+            2,
             "{backend}: seeded again"
         );
         let page = repository
@@ -1282,9 +1315,8 @@ async fn concurrent_uploads_of_the_same_certificate_return_the_first_record() {
             .map(|_| {
                 let repository = Arc::clone(&repository);
                 let record = partner_record(
-                    "acme",
+                    partner_owner("acme"),
                     "FTM",
-                    CertificateKind::Partner,
                     &pki.partner,
                     &[&pki.intermediate, &pki.root],
                     true,
@@ -1310,7 +1342,7 @@ async fn concurrent_uploads_of_the_same_certificate_return_the_first_record() {
         );
         let winner = winners.first().expect("winner");
         let stored = repository
-            .find_partner_certificate_by_owner("acme", "FTM", &facts(&pki.partner).thumbprint)
+            .find_partner_certificate_by_identity("FTM", &facts(&pki.partner).identity)
             .await
             .expect("query")
             .expect("stored");
@@ -1338,10 +1370,9 @@ async fn concurrent_set_trusted_on_different_certificates_all_succeed() {
         let mut ids = Vec::new();
         for index in 0..CERTIFICATES {
             let record = partner_record(
-                &format!("ftm-{index}"),
+                chip_owner(&format!("ftm-{index}"), "acme"),
                 "FTM",
-                CertificateKind::FtmChip,
-                &pki.ftm_chip,
+                &ec_leaf(&format!("chip {index}"), &pki.intermediate),
                 &[],
                 false,
             );
@@ -1358,7 +1389,9 @@ async fn concurrent_set_trusted_on_different_certificates_all_succeed() {
                     let mut errors = Vec::new();
                     for round in 0..ROUNDS {
                         let trusted = round % 2 == 0;
-                        if let Err(error) = repository.set_trusted(&id, trusted, "admin").await {
+                        if let Err(error) =
+                            repository.set_trusted(&id, trusted, None, "admin").await
+                        {
                             errors.push(error.to_string());
                         }
                     }
@@ -1396,10 +1429,9 @@ async fn concurrent_identical_set_trusted_changes_and_audits_once() {
         let (_database, repository) = repository(backend).await;
         for round in 0..ROUNDS {
             let record = partner_record(
-                &format!("ftm-{round}"),
+                chip_owner(&format!("ftm-{round}"), "acme"),
                 "FTM",
-                CertificateKind::FtmChip,
-                &pki.ftm_chip,
+                &ec_leaf(&format!("chip {round}"), &pki.intermediate),
                 &[],
                 false,
             );
@@ -1410,7 +1442,9 @@ async fn concurrent_identical_set_trusted_changes_and_audits_once() {
                     let repository = Arc::clone(&repository);
                     let id = record.certificate_id.clone();
                     tokio::spawn(async move {
-                        repository.set_trusted(&id, true, "ftm-management").await
+                        repository
+                            .set_trusted(&id, true, None, "ftm-management")
+                            .await
                     })
                 })
                 .collect();

@@ -80,6 +80,29 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// Largest request message accepted, in bytes (1 MiB by default): a larger one is
+    /// refused from its length prefix, before it is read.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Calls served at once, server-wide; beyond it calls are refused with
+    /// `RESOURCE_EXHAUSTED` (health and reflection are never refused).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_max_concurrent_requests() -> usize {
+    256
+}
+
+impl ServerSettings {
+    /// The grace period of a graceful shutdown.
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_grace_seconds)
+    }
 }
 
 /// The service's own database.
@@ -198,10 +221,102 @@ impl Validate for ServiceAuthSettings {
     }
 }
 
+/// Another platform service this one calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencySettings {
+    /// e.g. `http://127.0.0.1:50052`.
+    pub address: String,
+    /// Deadline of every call.
+    pub deadline_ms: u64,
+}
+
+impl DependencySettings {
+    /// The deadline as a duration.
+    pub fn deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.deadline_ms)
+    }
+
+    /// Checks the address and deadline; `name` is the settings section, e.g. `registry`.
+    pub fn validate_as(&self, name: &str) -> Result<(), String> {
+        if !self.address.starts_with("http") {
+            return Err(format!("{name}.address must be an http:// or https:// URL"));
+        }
+        if !(100..=120_000).contains(&self.deadline_ms) {
+            return Err(format!("{name}.deadline_ms must be between 100 and 120000"));
+        }
+        Ok(())
+    }
+}
+
+/// How a service keeps steps that span another service consistent: per-record leases taken
+/// before the first remote call, and a reconciler that completes the steps a failure or a
+/// crash interrupted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencySettings {
+    /// How long a step may hold a record's lease before the reconciler may take it over.
+    /// Must exceed the time the step's remote calls can take (their deadlines).
+    pub lease_seconds: u64,
+    /// How long a request waits for a concurrent change of the same record to finish before
+    /// it answers `UNAVAILABLE`.
+    pub lease_wait_ms: u64,
+    /// Period of the reconciliation pass (it also runs once at start-up).
+    pub reconcile_interval_seconds: u64,
+    /// Records repaired per reconciliation round.
+    pub reconcile_batch_size: u64,
+}
+
+impl ConsistencySettings {
+    /// The lease duration.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_seconds)
+    }
+
+    /// The lease wait.
+    pub fn lease_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.lease_wait_ms)
+    }
+
+    /// The reconciliation period.
+    pub fn reconcile_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.reconcile_interval_seconds)
+    }
+
+    /// Checks the values; a step holds its lease across at most `remote_calls` calls of
+    /// `remote_deadline_ms` each, and the lease must outlive them with room to spare.
+    pub fn validate_for(&self, remote_calls: u64, remote_deadline_ms: u64) -> Result<(), String> {
+        let needed_ms = remote_deadline_ms.saturating_mul(remote_calls);
+        if self.lease_seconds.saturating_mul(1000) < needed_ms || self.lease_seconds > 3600 {
+            return Err(format!(
+                "consistency.lease_seconds must cover {remote_calls} remote call deadlines and be at most 3600"
+            ));
+        }
+        if !(10..=600_000).contains(&self.lease_wait_ms) {
+            return Err("consistency.lease_wait_ms must be between 10 and 600000".into());
+        }
+        if !(1..=86_400).contains(&self.reconcile_interval_seconds) {
+            return Err(
+                "consistency.reconcile_interval_seconds must be between 1 and 86400".into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.reconcile_batch_size) {
+            return Err("consistency.reconcile_batch_size must be between 1 and 10000".into());
+        }
+        Ok(())
+    }
+}
+
 impl Validate for ServerSettings {
     fn validate(&self) -> Result<(), String> {
         if self.shutdown_grace_seconds == 0 || self.shutdown_grace_seconds > 600 {
             return Err("server.shutdown_grace_seconds must be between 1 and 600".into());
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return Err("server.max_message_bytes must be between 1024 and 67108864".into());
+        }
+        if !(1..=100_000).contains(&self.max_concurrent_requests) {
+            return Err("server.max_concurrent_requests must be between 1 and 100000".into());
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod pagination;
 pub mod server;

@@ -21,6 +21,8 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::Service;
 
+use crate::config::ServerSettings;
+use crate::limits::LimitsLayer;
 use crate::metrics::Metrics;
 use crate::telemetry::GrpcTraceLayer;
 
@@ -96,7 +98,9 @@ pub struct MetricsEndpoint {
 }
 
 /// Runs a tonic server for one platform service until `shutdown` resolves, recording request
-/// metrics into `metrics` and serving them at `/metrics` when it has a listener.
+/// metrics into `metrics` and serving them at `/metrics` when it has a listener. The server
+/// admits at most `settings.max_concurrent_requests` calls at once (see [`crate::limits`]);
+/// the service itself must be built with `max_decoding_message_size(settings.max_message_bytes)`.
 ///
 /// `init` builds the service (database, keys, clients); while it runs, health is
 /// NOT_SERVING. An error from `init` stops the server and is returned.
@@ -104,7 +108,7 @@ pub async fn serve<S, B, I>(
     listener: TcpListener,
     init: I,
     shutdown: impl Future<Output = ()> + Send,
-    grace: Duration,
+    settings: &ServerSettings,
     metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<()>
 where
@@ -156,8 +160,11 @@ where
     };
     let address = listener.local_addr()?;
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+    let grace = settings.grace();
+    let limits = LimitsLayer::new(settings.max_concurrent_requests, settings.max_message_bytes);
     let server = tonic::transport::Server::builder()
         .layer(layer)
+        .layer(limits)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -22,6 +22,8 @@
 //! Nothing here is meant for production key material: keys are unencrypted and serials are
 //! random, with no persistence.
 
+pub mod attacks;
+
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +40,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509, X509Builder, X509NameBuilder};
+pub mod variants;
 
 /// Seconds in a day, for the day-based validity helpers.
 const DAY: i64 = 86_400;

@@ -1,7 +1,6 @@
 //! Settings of the FTM management service (see [`DEFAULTS`] for every key and its default).
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -9,6 +8,7 @@ use pmp_common::config::{
     self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
     TelemetrySettings, UserTokenSettings, Validate,
 };
+pub use pmp_common::config::{ConsistencySettings, DependencySettings};
 
 /// Prefix of environment variables, e.g. `PMP_FTM__DATABASE__URL`.
 pub const ENV_PREFIX: &str = "PMP_FTM";
@@ -74,66 +74,6 @@ pub struct FtmSettings {
     pub consistency: ConsistencySettings,
 }
 
-/// Another platform service this one calls.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DependencySettings {
-    /// e.g. `http://127.0.0.1:50052`.
-    pub address: String,
-    /// Deadline of every call.
-    pub deadline_ms: u64,
-}
-
-impl DependencySettings {
-    /// The deadline as a duration.
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.deadline_ms)
-    }
-}
-
-/// How steps that span the certificate store are kept consistent (see `service`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsistencySettings {
-    /// How long a step may hold an FTM's lease before the reconciler may take it over. Must
-    /// exceed the time the step's store calls can take (their deadlines).
-    pub lease_seconds: u64,
-    /// How long a request waits for a concurrent change of the same FTM to finish before it
-    /// answers `UNAVAILABLE`.
-    pub lease_wait_ms: u64,
-    /// Period of the reconciliation pass (it also runs once at start-up).
-    pub reconcile_interval_seconds: u64,
-    /// FTMs repaired per reconciliation round.
-    pub reconcile_batch_size: u64,
-}
-
-impl ConsistencySettings {
-    /// The lease duration.
-    pub fn lease(&self) -> Duration {
-        Duration::from_secs(self.lease_seconds)
-    }
-
-    /// The lease wait.
-    pub fn lease_wait(&self) -> Duration {
-        Duration::from_millis(self.lease_wait_ms)
-    }
-
-    /// The reconciliation period.
-    pub fn reconcile_interval(&self) -> Duration {
-        Duration::from_secs(self.reconcile_interval_seconds)
-    }
-}
-
-fn validate_dependency(name: &str, dependency: &DependencySettings) -> Result<(), String> {
-    if !dependency.address.starts_with("http") {
-        return Err(format!("{name}.address must be an http:// or https:// URL"));
-    }
-    if !(100..=120_000).contains(&dependency.deadline_ms) {
-        return Err(format!("{name}.deadline_ms must be between 100 and 120000"));
-    }
-    Ok(())
-}
-
 impl Validate for FtmSettings {
     fn validate(&self) -> Result<(), String> {
         self.server.validate()?;
@@ -142,31 +82,12 @@ impl Validate for FtmSettings {
         self.metrics.validate()?;
         self.service_auth.validate()?;
         self.user_tokens.validate()?;
-        validate_dependency("registry", &self.registry)?;
-        validate_dependency("certificate_store", &self.certificate_store)?;
-        let consistency = &self.consistency;
-        // A step holds the lease across at most two store calls (upload, then untrusting the
-        // previous certificate); the lease must outlive both deadlines with room to spare.
-        let needed_ms = self.certificate_store.deadline_ms.saturating_mul(3);
-        if consistency.lease_seconds.saturating_mul(1000) < needed_ms
-            || consistency.lease_seconds > 3600
-        {
-            return Err(
-                "consistency.lease_seconds must cover three certificate_store deadlines and be at most 3600"
-                    .into(),
-            );
-        }
-        if !(10..=600_000).contains(&consistency.lease_wait_ms) {
-            return Err("consistency.lease_wait_ms must be between 10 and 600000".into());
-        }
-        if !(1..=86_400).contains(&consistency.reconcile_interval_seconds) {
-            return Err(
-                "consistency.reconcile_interval_seconds must be between 1 and 86400".into(),
-            );
-        }
-        if !(1..=10_000).contains(&consistency.reconcile_batch_size) {
-            return Err("consistency.reconcile_batch_size must be between 1 and 10000".into());
-        }
+        self.registry.validate_as("registry")?;
+        self.certificate_store.validate_as("certificate_store")?;
+        // A step holds the lease across at most three store calls (upload, then untrusting
+        // the previous certificate, with the registry look-up before).
+        self.consistency
+            .validate_for(3, self.certificate_store.deadline_ms)?;
         Ok(())
     }
 }
@@ -217,7 +138,7 @@ mod tests {
         assert!(settings.user_tokens.public_key_files.is_empty());
         assert_eq!(
             settings.consistency.reconcile_interval(),
-            Duration::from_secs(30)
+            std::time::Duration::from_secs(30)
         );
     }
 
@@ -230,7 +151,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             settings.certificate_store.deadline(),
-            Duration::from_millis(2500)
+            std::time::Duration::from_millis(2500)
         );
         assert_eq!(settings.user_tokens.public_key_files, ["/a.pem", "/b.pem"]);
     }

@@ -67,7 +67,7 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send,
     wrapper: Option<RepositoryWrapper>,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    let server_settings = settings.server.clone();
     let secret = settings.service_auth.load_secret()?;
     let identity =
         Arc::new(ServiceIdentity::new(SERVICE_NAME, &secret).map_err(anyhow::Error::msg)?);
@@ -91,7 +91,7 @@ pub async fn run_with(
         metrics,
         stop_receiver,
     );
-    let result = server::serve(listener, init, shutdown, grace, Some(endpoint)).await;
+    let result = server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await;
     drop(stop_sender);
     result
 }
@@ -144,7 +144,8 @@ async fn initialise(
         lease_wait: consistency.lease_wait(),
     });
     Ok(InterceptedService::new(
-        FtmManagementServer::new(service),
+        FtmManagementServer::new(service)
+            .max_decoding_message_size(settings.server.max_message_bytes),
         AuthInterceptor::new(verifier),
     ))
 }

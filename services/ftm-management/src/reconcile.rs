@@ -117,7 +117,7 @@ impl Reconciler {
             let trusted = ftm.status.trusts_certificate();
             match self
                 .upstream
-                .set_trusted(None, certificate_id, trusted)
+                .set_trusted(None, certificate_id, &ftm.partner_id, trusted)
                 .await
             {
                 Ok(_) => {

@@ -424,8 +424,10 @@ impl FtmService {
             organization_name: partner.organization_name,
             certificate_data: request.certificate_data,
             partner_domain: FTM_DOMAIN.to_owned(),
-            // Chip certificates stay untrusted until ApproveFtm marks them trusted.
-            certificate_kind: store::CertificateKind::FtmChip as i32,
+            // The store keeps the chip certificate untrusted until ApproveFtm marks it, and
+            // untrusts it whenever the provider partner is deactivated.
+            owner_type: store::OwnerType::Ftm as i32,
+            partner_id: ftm.partner_id.clone(),
         };
         let uploaded = self
             .upstream
@@ -447,7 +449,7 @@ impl FtmService {
             trust_touched = true;
             let untrusted = self
                 .upstream
-                .set_trusted(caller.user(), previous, false)
+                .set_trusted(caller.user(), previous, &ftm.partner_id, false)
                 .await;
             self.store_step(&lease, true, untrusted).await?;
         }
@@ -481,9 +483,15 @@ impl FtmService {
             self.end_failed(&lease, false).await;
             return Err(FtmError::CertificateMissing);
         };
+        // A deactivated (or otherwise unusable) provider's FTMs cannot be approved: its
+        // certificates are untrusted, and approving would queue trust for its return.
+        if let Err(error) = self.provider(caller, &ftm.partner_id).await {
+            self.end_failed(&lease, false).await;
+            return Err(error);
+        }
         let trusted = self
             .upstream
-            .set_trusted(caller.user(), &certificate_id, true)
+            .set_trusted(caller.user(), &certificate_id, &ftm.partner_id, true)
             .await;
         self.store_step(&lease, true, trusted).await?;
         let change = FtmChange {
@@ -512,7 +520,7 @@ impl FtmService {
             trust_touched = true;
             let untrusted = self
                 .upstream
-                .set_trusted(caller.user(), certificate_id, false)
+                .set_trusted(caller.user(), certificate_id, &ftm.partner_id, false)
                 .await;
             self.store_step(&lease, true, untrusted).await?;
         }

@@ -85,16 +85,19 @@ impl Upstream {
         .await
     }
 
-    /// `CertificateStore/SetCertificateTrusted`.
+    /// `CertificateStore/SetCertificateTrusted` for a chip certificate of `partner_id`'s FTM
+    /// (the store links chip certificates stored before it knew their partner).
     pub async fn set_trusted(
         &self,
         user: Option<&User>,
         certificate_id: &str,
+        partner_id: &str,
         trusted: bool,
     ) -> Result<store::SetCertificateTrustedResponse, Status> {
         let message = store::SetCertificateTrustedRequest {
             certificate_id: certificate_id.to_owned(),
             trusted,
+            partner_id: partner_id.to_owned(),
         };
         call(
             "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",

@@ -654,9 +654,10 @@ async fn upload_certificate_goes_to_the_store_and_awaits_approval() {
         "the registry's organisation"
     );
     assert_eq!(
-        stored.certificate_kind,
-        pmp_proto::certstore::v1::CertificateKind::FtmChip as i32
+        stored.owner_type,
+        pmp_proto::certstore::v1::OwnerType::Ftm as i32
     );
+    assert_eq!(stored.partner_id, "acme", "linked to the provider partner");
     assert!(!stored.trusted, "not trusted before approval");
 
     // The call carried a service token, the user's token, and a deadline.

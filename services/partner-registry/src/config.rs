@@ -8,6 +8,7 @@ use pmp_common::config::{
     self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
     TelemetrySettings, Validate,
 };
+pub use pmp_common::config::{ConsistencySettings, DependencySettings};
 
 /// Prefix of environment variables, e.g. `PMP_REGISTRY__DATABASE__URL`.
 pub const ENV_PREFIX: &str = "PMP_REGISTRY";
@@ -52,6 +53,12 @@ default_language = "eng"
 [certificate_store]
 address = "http://127.0.0.1:50052"
 deadline_ms = 5000
+
+[consistency]
+lease_seconds = 30
+lease_wait_ms = 5000
+reconcile_interval_seconds = 30
+reconcile_batch_size = 100
 "#;
 
 /// All settings of the registry.
@@ -67,6 +74,8 @@ pub struct RegistrySettings {
     pub admin: AdminSettings,
     pub registration: RegistrationSettings,
     pub certificate_store: DependencySettings,
+    /// How steps that span the certificate store are kept consistent (see `service`).
+    pub consistency: ConsistencySettings,
 }
 
 /// Access tokens issued by `Login`.
@@ -120,16 +129,6 @@ pub struct RegistrationSettings {
     pub default_language: String,
 }
 
-/// Another platform service this one calls.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DependencySettings {
-    /// e.g. `http://127.0.0.1:50052`.
-    pub address: String,
-    /// Deadline of every call.
-    pub deadline_ms: u64,
-}
-
 impl Validate for RegistrySettings {
     fn validate(&self) -> Result<(), String> {
         self.server.validate()?;
@@ -160,12 +159,11 @@ impl Validate for RegistrySettings {
                 "registration.default_language must be one of registration.languages".into(),
             );
         }
-        if !self.certificate_store.address.starts_with("http") {
-            return Err("certificate_store.address must be an http:// or https:// URL".into());
-        }
-        if !(100..=120_000).contains(&self.certificate_store.deadline_ms) {
-            return Err("certificate_store.deadline_ms must be between 100 and 120000".into());
-        }
+        self.certificate_store.validate_as("certificate_store")?;
+        // A step holds the lease across at most three store calls (upload, untrust the
+        // replaced certificate, trust the new one).
+        self.consistency
+            .validate_for(4, self.certificate_store.deadline_ms)?;
         Ok(())
     }
 }

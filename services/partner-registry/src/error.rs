@@ -40,6 +40,12 @@ pub enum RegistryError {
     PartnerNotActive,
     #[error("the caller is not allowed to perform this action")]
     PermissionDenied,
+    /// Another change to the same partner did not finish within the wait.
+    #[error("another change to this partner is in progress, retry")]
+    Busy,
+    /// The step's lease was taken over before it could record its result.
+    #[error("the change could not be completed in time, retry")]
+    Interrupted,
     /// A status relayed from the certificate store (its reason is kept).
     #[error("certificate store: {0}")]
     CertificateStore(Status),
@@ -68,6 +74,7 @@ impl RegistryError {
             RegistryError::CertificateNotFound => "KER-PCM-012",
             RegistryError::PartnerNotActive => "PMS_PMP_016",
             RegistryError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
+            RegistryError::Busy | RegistryError::Interrupted => common_error::REASON_UNAVAILABLE,
             RegistryError::CertificateStore(_) => "PMS_CERTIFICATE_STORE",
             RegistryError::Database(_) | RegistryError::Internal(_) => {
                 common_error::REASON_INTERNAL
@@ -118,6 +125,9 @@ impl From<RegistryError> for Status {
                 error_status(Code::FailedPrecondition, reason, error.to_string())
             }
             RegistryError::PermissionDenied => common_error::permission_denied(),
+            RegistryError::Busy | RegistryError::Interrupted => {
+                error_status(Code::Unavailable, reason, error.to_string())
+            }
             RegistryError::CertificateStore(status) => {
                 common_error::relay_status("certificate store", status)
             }

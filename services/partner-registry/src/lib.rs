@@ -10,9 +10,11 @@ pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod password;
+pub mod reconcile;
 pub mod service;
 pub mod storage;
 pub mod testing;
+pub mod upstream;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,12 +31,13 @@ use pmp_common::auth::{
 use pmp_common::metrics::{self, Metrics};
 use pmp_common::server::MetricsEndpoint;
 use pmp_common::{client, db, keys, server};
-use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
 
 use crate::config::RegistrySettings;
+use crate::reconcile::Reconciler;
 use crate::service::{RegistryParts, RegistryService, TokenKeys};
 use crate::storage::{PartnerRepository, SqlPartnerRepository};
+use crate::upstream::CertificateStore;
 
 /// Name of this service in traces, logs and service tokens.
 pub const SERVICE_NAME: &str = "partner-registry";
@@ -43,13 +46,28 @@ pub const SERVICE_NAME: &str = "partner-registry";
 pub type RegistryGrpcService =
     InterceptedService<PartnerRegistryServer<RegistryService>, AuthInterceptor>;
 
+/// Replaces the repository the service uses, e.g. with a test double that injects failures.
+pub type RepositoryWrapper =
+    Box<dyn FnOnce(Arc<dyn PartnerRepository>) -> Arc<dyn PartnerRepository> + Send>;
+
 /// Runs the registry on `listener` until `shutdown` resolves.
 pub async fn run(
     settings: RegistrySettings,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_secs(settings.server.shutdown_grace_seconds);
+    run_with(settings, listener, shutdown, None).await
+}
+
+/// Like [`run`], with the repository passed through `wrapper` first (tests use it to make
+/// the database fail at chosen points).
+pub async fn run_with(
+    settings: RegistrySettings,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    wrapper: Option<RepositoryWrapper>,
+) -> anyhow::Result<()> {
+    let server_settings = settings.server.clone();
     let (issuer, verifier, token_keys) = token_material(&settings)?;
     let identity = Arc::new(
         ServiceIdentity::new(SERVICE_NAME, &settings.service_auth.load_secret()?)
@@ -60,8 +78,13 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         listener: metrics::bind(&settings.metrics.listen).await?,
     };
-    let init = initialise(settings, issuer, verifier, token_keys, identity, metrics);
-    server::serve(listener, init, shutdown, grace, Some(endpoint)).await
+    // Dropping the sender when the server stops ends the reconciliation task.
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
+    let parts = (issuer, verifier, token_keys, identity);
+    let init = initialise(settings, parts, wrapper, metrics, stop_receiver);
+    let result = server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await;
+    drop(stop_sender);
+    result
 }
 
 /// Loads (or generates) the token signing key; returns the issuer, a verifier for the
@@ -107,14 +130,18 @@ fn token_material(
 }
 
 /// Connects and migrates the database (waiting for it if needed), creates the bootstrap
-/// admin, and builds the service.
+/// admin, starts the reconciler, and builds the service.
 async fn initialise(
     settings: RegistrySettings,
-    issuer: Arc<TokenIssuer>,
-    verifier: Arc<TokenVerifier>,
-    token_keys: TokenKeys,
-    identity: Arc<ServiceIdentity>,
+    (issuer, verifier, token_keys, identity): (
+        Arc<TokenIssuer>,
+        Arc<TokenVerifier>,
+        TokenKeys,
+        Arc<ServiceIdentity>,
+    ),
+    wrapper: Option<RepositoryWrapper>,
     metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<()>,
 ) -> anyhow::Result<RegistryGrpcService> {
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
@@ -123,22 +150,36 @@ async fn initialise(
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
     metrics.watch_pool(connection.clone())?;
-    let repository: Arc<dyn PartnerRepository> = Arc::new(SqlPartnerRepository::new(connection));
+    let mut repository: Arc<dyn PartnerRepository> =
+        Arc::new(SqlPartnerRepository::new(connection));
+    if let Some(wrap) = wrapper {
+        repository = wrap(repository);
+    }
     bootstrap_admin(&settings, repository.as_ref()).await?;
     let channel =
         client::lazy_channel(&settings.certificate_store.address, Duration::from_secs(2))?;
+    let store = CertificateStore::new(channel, identity, settings.certificate_store.deadline());
+    let consistency = &settings.consistency;
+    let reconciler = Reconciler::new(
+        Arc::clone(&repository),
+        store.clone(),
+        consistency.lease(),
+        consistency.reconcile_batch_size,
+    );
+    tokio::spawn(reconciler.run(consistency.reconcile_interval(), stop));
     let service = RegistryService::new(RegistryParts {
         repository,
         tokens: issuer,
         token_keys,
         registration: settings.registration.clone(),
-        store: CertificateStoreClient::new(channel),
-        identity,
-        store_deadline: Duration::from_millis(settings.certificate_store.deadline_ms),
+        store,
+        lease: consistency.lease(),
+        lease_wait: consistency.lease_wait(),
     })
     .await?;
     Ok(InterceptedService::new(
-        PartnerRegistryServer::new(service),
+        PartnerRegistryServer::new(service)
+            .max_decoding_message_size(settings.server.max_message_bytes),
         AuthInterceptor::new(verifier),
     ))
 }

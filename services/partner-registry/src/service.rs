@@ -1,27 +1,37 @@
 //! The `PartnerRegistry` gRPC service.
 //!
-//! Cross-service steps and how they stay consistent:
-//! * `UploadPartnerCertificate`: the certificate store validates and stores the certificate
-//!   first (idempotent for the same partner and certificate), then the registry records the
-//!   certificate id and activates the partner in one local transaction. If the local write
-//!   fails the certificate is stored but unreferenced; the client's retry gets the same id
-//!   back and completes the step.
-//! * `SetPartnerActive(false)`: the certificate is made untrusted in the store *before* the
-//!   partner is marked deactivated, so a failure in between leaves an untrusted certificate
-//!   (safe) and a retry completes. `SetPartnerActive(true)` writes the status first and trusts
-//!   the certificate last, so the failure mode is again "not trusted yet".
+//! # Consistency with the certificate store
+//!
+//! The store holds, for every partner, what the registry's record says: its current
+//! certificate marked trusted, any certificate it replaced not, and a deactivation fact
+//! exactly while the partner is DEACTIVATED (which untrusts the partner's certificates and
+//! its FTMs' chip certificates in one write). Every step that calls the store first takes
+//! the partner's *lease* in the local database (a compare-and-set: no live lease), so steps
+//! on one partner never interleave, and orders its calls so that a failure anywhere leaves
+//! a certificate "not trusted yet", never "trusted but not recorded":
+//!
+//! * `UploadPartnerCertificate`: store upload (stored untrusted; idempotent for the same
+//!   partner and certificate) → untrust the certificate it replaces → local write (record
+//!   the certificate, IN_PROGRESS → ACTIVE, audit) → mark the new certificate trusted.
+//! * `SetPartnerActive(false)`: store deactivation fact → local write DEACTIVATED.
+//! * `SetPartnerActive(true)`: local write ACTIVE (IN_PROGRESS without a certificate) →
+//!   remove the deactivation fact and re-mark the current certificate trusted.
+//!
+//! A failed store call is answered with the store's status (relayed) and the step's lease
+//! is left behind as an expired marker when the store may have changed; a retry takes it
+//! again and completes the step (every store call is idempotent), and otherwise the
+//! reconciler ([`crate::reconcile`]) re-applies the partner's record to the store within
+//! `consistency.reconcile_interval_seconds`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, ServiceIdentity, TokenIssuer, caller};
+use pmp_common::auth::{Caller, TokenIssuer, caller};
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as store;
-use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1 as proto;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistry;
 
@@ -33,6 +43,7 @@ use crate::domain::{
 use crate::error::RegistryError;
 use crate::password;
 use crate::storage::PartnerRepository;
+use crate::upstream::CertificateStore;
 
 /// Public half of the token signing key, as published to other services.
 #[derive(Debug, Clone)]
@@ -48,9 +59,9 @@ pub struct RegistryService {
     tokens: Arc<TokenIssuer>,
     token_keys: TokenKeys,
     registration: RegistrationSettings,
-    store: CertificateStoreClient<Channel>,
-    identity: Arc<ServiceIdentity>,
-    store_deadline: Duration,
+    store: CertificateStore,
+    lease: Duration,
+    lease_wait: Duration,
     /// Hash checked when the user does not exist, so that a failed login takes as long
     /// whether or not the user name is known.
     dummy_hash: String,
@@ -62,9 +73,30 @@ pub struct RegistryParts {
     pub tokens: Arc<TokenIssuer>,
     pub token_keys: TokenKeys,
     pub registration: RegistrationSettings,
-    pub store: CertificateStoreClient<Channel>,
-    pub identity: Arc<ServiceIdentity>,
-    pub store_deadline: Duration,
+    pub store: CertificateStore,
+    /// How long a step may hold a partner's lease.
+    pub lease: Duration,
+    /// How long a request waits for another step on the same partner.
+    pub lease_wait: Duration,
+}
+
+/// A partner's lease, held by the current request.
+struct Lease {
+    partner_id: String,
+    token: String,
+}
+
+/// A fresh random lease token.
+pub(crate) fn lease_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// `now + duration`, saturating.
+pub(crate) fn later(now: chrono::DateTime<Utc>, duration: Duration) -> chrono::DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|delta| now.checked_add_signed(delta))
+        .unwrap_or(now)
 }
 
 impl RegistryService {
@@ -77,8 +109,8 @@ impl RegistryService {
             token_keys: parts.token_keys,
             registration: parts.registration,
             store: parts.store,
-            identity: parts.identity,
-            store_deadline: parts.store_deadline,
+            lease: parts.lease,
+            lease_wait: parts.lease_wait,
             dummy_hash,
         })
     }
@@ -212,25 +244,39 @@ impl RegistryService {
             .map_err(|_| RegistryError::PermissionDenied)?;
         require_field("certificate_data", &request.certificate_data)?;
         require_field("partner_domain", &request.partner_domain)?;
-        let partner = self.existing_partner(&request.partner_id).await?;
+        let (partner, lease) = self.begin(&request.partner_id).await?;
         if partner.status == PartnerStatus::Deactivated {
+            self.release(&lease).await;
             return Err(RegistryError::PartnerNotActive);
         }
-        let message = store::UploadPartnerCertificateRequest {
-            owner_id: partner.partner_id.clone(),
-            organization_name: partner.organization_name.clone(),
-            certificate_data: request.certificate_data,
-            partner_domain: request.partner_domain,
-            certificate_kind: store::CertificateKind::Partner as i32,
-        };
-        let stored = self
-            .call_store(
-                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
-                message,
-                caller,
-                |mut store, request| async move { store.upload_partner_certificate(request).await },
+        let uploaded = self
+            .store
+            .upload(
+                caller.user(),
+                &partner,
+                request.certificate_data,
+                request.partner_domain,
             )
-            .await?;
+            .await;
+        let stored = match uploaded {
+            Ok(stored) => stored,
+            Err(status) => {
+                self.release(&lease).await;
+                return Err(RegistryError::CertificateStore(status));
+            }
+        };
+        if let Some(previous) = partner
+            .certificate_id
+            .as_deref()
+            .filter(|previous| *previous != stored.certificate_id)
+        {
+            // The replaced certificate stops being trusted before the new one is recorded.
+            let untrusted = self
+                .store
+                .set_trusted(caller.user(), &partner.partner_id, previous, false)
+                .await;
+            self.after_store_call(&lease, untrusted).await?;
+        }
         let audit = self.audit(
             &caller.actor(),
             "PARTNER_CERTIFICATE_UPLOADED",
@@ -242,11 +288,28 @@ impl RegistryService {
                 partner.status
             },
         );
-        let updated = self
+        let recorded = self
             .repository
-            .attach_certificate(&partner.partner_id, &stored.certificate_id, audit)
-            .await?;
-        tracing::info!(partner_id = %updated.partner_id, certificate_id = %stored.certificate_id, "partner certificate accepted");
+            .attach_certificate(
+                &partner.partner_id,
+                &stored.certificate_id,
+                audit,
+                &lease.token,
+            )
+            .await;
+        let updated = self.after_local_write(&lease, recorded).await?;
+        let trusted = self
+            .store
+            .set_trusted(
+                caller.user(),
+                &partner.partner_id,
+                &stored.certificate_id,
+                true,
+            )
+            .await;
+        self.after_store_call(&lease, trusted).await?;
+        self.release(&lease).await;
+        tracing::info!(partner_id = %updated.partner_id, certificate_id = %stored.certificate_id, "partner certificate accepted and trusted");
         Ok(proto::UploadPartnerCertificateResponse {
             certificate_id: stored.certificate_id,
             signed_certificate_data: stored.platform_signed_certificate_pem,
@@ -267,14 +330,10 @@ impl RegistryService {
         let certificate_id = partner
             .certificate_id
             .ok_or(RegistryError::CertificateNotFound)?;
-        let message = store::GetPartnerCertificateRequest { certificate_id };
-        self.call_store(
-            "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
-            message,
-            caller,
-            |mut store, request| async move { store.get_partner_certificate(request).await },
-        )
-        .await
+        self.store
+            .certificate(caller.user(), certificate_id)
+            .await
+            .map_err(RegistryError::CertificateStore)
     }
 
     async fn set_active(
@@ -287,7 +346,7 @@ impl RegistryService {
             .require_admin()
             .map_err(|_| RegistryError::PermissionDenied)?;
         require_field("partner_id", partner_id)?;
-        let partner = self.existing_partner(partner_id).await?;
+        let (partner, lease) = self.begin(partner_id).await?;
         let target = match (active, &partner.certificate_id) {
             (false, _) => PartnerStatus::Deactivated,
             (true, Some(_)) => PartnerStatus::Active,
@@ -298,26 +357,34 @@ impl RegistryService {
         } else {
             "PARTNER_DEACTIVATED"
         };
-        if !active {
-            self.set_trusted(caller, &partner, false).await?;
+        // A partner without a certificate has nothing in the store to (un)trust: it never
+        // had a trusted certificate, nor FTMs (only ACTIVE partners create them).
+        let in_store = partner.certificate_id.is_some();
+        if !active && in_store {
+            // Untrusted in the store first: the failure mode is "not trusted yet".
+            let deactivated = self
+                .store
+                .set_deactivated(caller.user(), partner_id, true)
+                .await;
+            self.after_store_call(&lease, deactivated).await?;
         }
-        let updated = if partner.status == target {
-            partner.clone()
-        } else {
-            let audit = self.audit(
-                &caller.actor(),
-                action,
-                partner_id,
-                Some(partner.status),
-                target,
-            );
-            self.repository
-                .set_status(partner_id, target, audit)
-                .await?
-        };
-        if active {
-            self.set_trusted(caller, &updated, true).await?;
+        let audit = self.audit(
+            &caller.actor(),
+            action,
+            partner_id,
+            Some(partner.status),
+            target,
+        );
+        let written = self
+            .repository
+            .set_status(partner_id, target, audit, &lease.token)
+            .await;
+        let updated = self.after_local_write(&lease, written).await?;
+        if active && in_store {
+            let restored = self.store.apply(caller.user(), &updated).await;
+            self.after_store_call(&lease, restored).await?;
         }
+        self.release(&lease).await;
         tracing::info!(
             partner_id,
             status = updated.status.as_str(),
@@ -326,27 +393,89 @@ impl RegistryService {
         Ok(updated)
     }
 
-    async fn set_trusted(
+    /// Takes the partner's lease, waiting (up to `lease_wait`) while another step holds it;
+    /// returns the partner as read under the lease.
+    async fn begin(&self, partner_id: &str) -> Result<(Partner, Lease), RegistryError> {
+        let give_up = Instant::now() + self.lease_wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            self.existing_partner(partner_id).await?;
+            let token = lease_token();
+            let now = Utc::now();
+            if self
+                .repository
+                .acquire_lease(partner_id, &token, later(now, self.lease), now)
+                .await?
+            {
+                let lease = Lease {
+                    partner_id: partner_id.to_owned(),
+                    token,
+                };
+                return match self.existing_partner(partner_id).await {
+                    Ok(partner) => Ok((partner, lease)),
+                    Err(error) => {
+                        self.release(&lease).await;
+                        Err(error)
+                    }
+                };
+            }
+            if Instant::now() >= give_up {
+                return Err(RegistryError::Busy);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Ends a step that finished: the lease is removed. If that write fails, the lease
+    /// expires by itself and the reconciler re-applies the (already consistent) state.
+    async fn release(&self, lease: &Lease) {
+        if let Err(error) = self
+            .repository
+            .release_lease(&lease.partner_id, &lease.token)
+            .await
+        {
+            tracing::warn!(partner_id = %lease.partner_id, %error, "could not end the lease; it will expire");
+        }
+    }
+
+    /// The outcome of a store call that may have changed trust: on failure the lease is
+    /// left as an expired marker for the reconciler (and a retry), and the status relayed.
+    async fn after_store_call<T>(
         &self,
-        caller: &Caller,
-        partner: &Partner,
-        trusted: bool,
-    ) -> Result<(), RegistryError> {
-        let Some(certificate_id) = partner.certificate_id.clone() else {
-            return Ok(());
-        };
-        let message = store::SetCertificateTrustedRequest {
-            certificate_id,
-            trusted,
-        };
-        self.call_store(
-            "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
-            message,
-            caller,
-            |mut store, request| async move { store.set_certificate_trusted(request).await },
-        )
-        .await?;
-        Ok(())
+        lease: &Lease,
+        result: Result<T, Status>,
+    ) -> Result<T, RegistryError> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(status) => {
+                self.abandon(lease).await;
+                Err(RegistryError::CertificateStore(status))
+            }
+        }
+    }
+
+    /// The outcome of the step's local write, after store calls: on failure the lease is
+    /// left as an expired marker.
+    async fn after_local_write(
+        &self,
+        lease: &Lease,
+        result: Result<Partner, RegistryError>,
+    ) -> Result<Partner, RegistryError> {
+        if result.is_err() {
+            self.abandon(lease).await;
+        }
+        result
+    }
+
+    async fn abandon(&self, lease: &Lease) {
+        if let Err(error) = self
+            .repository
+            .abandon_lease(&lease.partner_id, &lease.token, Utc::now())
+            .await
+        {
+            tracing::warn!(partner_id = %lease.partner_id, %error, "could not mark the lease for reconciliation; it will expire");
+        }
     }
 
     async fn list(
@@ -389,32 +518,6 @@ impl RegistryService {
             next_page_token,
             total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
         })
-    }
-
-    /// One call to the certificate store, in a client span, as this service on behalf of
-    /// the caller, with the configured deadline.
-    async fn call_store<T, R, F, Fut>(
-        &self,
-        rpc: &'static str,
-        message: T,
-        caller: &Caller,
-        send: F,
-    ) -> Result<R, RegistryError>
-    where
-        F: FnOnce(CertificateStoreClient<Channel>, Request<T>) -> Fut,
-        Fut: std::future::Future<Output = Result<Response<R>, Status>>,
-    {
-        pmp_common::client::call(
-            rpc,
-            self.store.clone(),
-            message,
-            &self.identity,
-            caller.user(),
-            self.store_deadline,
-            send,
-        )
-        .await
-        .map_err(RegistryError::CertificateStore)
     }
 }
 

@@ -52,3 +52,15 @@ pub fn spawn_on(
         crate::run(settings, listener, shutdown)
     })
 }
+
+/// Runs the registry on a listener bound beforehand, its repository passed through
+/// `wrapper` (e.g. a double that fails at chosen points).
+pub fn spawn_on_with_repository(
+    settings: RegistrySettings,
+    listener: tokio::net::TcpListener,
+    wrapper: crate::RepositoryWrapper,
+) -> anyhow::Result<Spawned> {
+    Spawned::start_on(listener, move |listener, shutdown| {
+        crate::run_with(settings, listener, shutdown, Some(wrapper))
+    })
+}

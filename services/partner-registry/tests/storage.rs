@@ -49,6 +49,20 @@ fn audit(action: &str, entity: &str, before: Option<&str>, after: &str) -> Audit
     }
 }
 
+/// Takes the partner's lease as a registry step does; returns its token.
+async fn lease(repository: &SqlPartnerRepository, partner_id: &str) -> String {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let now = Utc::now();
+    assert!(
+        repository
+            .acquire_lease(partner_id, &token, now + chrono::Duration::seconds(30), now)
+            .await
+            .expect("query"),
+        "lease of {partner_id} is free"
+    );
+    token
+}
+
 async fn create(
     repository: &SqlPartnerRepository,
     id: &str,
@@ -153,6 +167,7 @@ async fn listing_pages_by_id_with_filters() {
             .await
             .expect("created");
         }
+        let token = lease(&repository, "p3").await;
         repository
             .set_status(
                 "p3",
@@ -163,6 +178,7 @@ async fn listing_pages_by_id_with_filters() {
                     Some("IN_PROGRESS"),
                     "DEACTIVATED",
                 ),
+                &token,
             )
             .await
             .expect("deactivated");
@@ -203,6 +219,7 @@ async fn certificate_activation_status_changes_and_audit_rows() {
         create(&repository, "acme", "a@x.example")
             .await
             .expect("created");
+        let token = lease(&repository, "acme").await;
         let active = repository
             .attach_certificate(
                 "acme",
@@ -213,9 +230,26 @@ async fn certificate_activation_status_changes_and_audit_rows() {
                     Some("IN_PROGRESS"),
                     "ACTIVE",
                 ),
+                &token,
             )
             .await
             .expect("attached");
+        // Recording the same certificate again (a retried step) changes nothing.
+        let again = repository
+            .attach_certificate(
+                "acme",
+                "cert-1",
+                audit(
+                    "PARTNER_CERTIFICATE_UPLOADED",
+                    "acme",
+                    Some("ACTIVE"),
+                    "ACTIVE",
+                ),
+                &token,
+            )
+            .await
+            .expect("attached again");
+        assert_eq!(again, active, "{backend}");
         assert_eq!(active.status, PartnerStatus::Active, "{backend}");
         assert_eq!(active.certificate_id.as_deref(), Some("cert-1"));
         let deactivated = repository
@@ -223,6 +257,7 @@ async fn certificate_activation_status_changes_and_audit_rows() {
                 "acme",
                 PartnerStatus::Deactivated,
                 audit("PARTNER_DEACTIVATED", "acme", Some("ACTIVE"), "DEACTIVATED"),
+                &token,
             )
             .await
             .expect("deactivated");
@@ -238,6 +273,7 @@ async fn certificate_activation_status_changes_and_audit_rows() {
                     Some("DEACTIVATED"),
                     "DEACTIVATED",
                 ),
+                &token,
             )
             .await
             .expect("attached");
@@ -259,11 +295,25 @@ async fn certificate_activation_status_changes_and_audit_rows() {
         assert_eq!(events[2].after_state.as_deref(), Some("DEACTIVATED"));
         assert_eq!(events[0].trace_id.len(), 32);
 
+        // Without the lease, nothing is written.
+        let interrupted = repository
+            .set_status(
+                "acme",
+                PartnerStatus::Active,
+                audit("PARTNER_ACTIVATED", "acme", None, "ACTIVE"),
+                "someone-else",
+            )
+            .await;
+        assert!(
+            matches!(interrupted, Err(RegistryError::Interrupted)),
+            "{backend}: {interrupted:?}"
+        );
         let missing = repository
             .set_status(
                 "nobody",
                 PartnerStatus::Active,
                 audit("PARTNER_ACTIVATED", "nobody", None, "ACTIVE"),
+                &token,
             )
             .await;
         assert!(
@@ -346,9 +396,11 @@ async fn concurrent_status_changes_all_succeed_and_are_all_audited() {
         create(&repository, "acme", "a@x.example")
             .await
             .expect("created");
+        let token = lease(&repository, "acme").await;
         let repository = std::sync::Arc::new(repository);
         let changes = (0..12).map(|index| {
             let repository = std::sync::Arc::clone(&repository);
+            let token = token.clone();
             tokio::spawn(async move {
                 let status = if index % 2 == 0 {
                     PartnerStatus::Deactivated
@@ -360,6 +412,7 @@ async fn concurrent_status_changes_all_succeed_and_are_all_audited() {
                         "acme",
                         status,
                         audit("STATUS", "acme", None, status.as_str()),
+                        &token,
                     )
                     .await
             })
@@ -369,7 +422,169 @@ async fn concurrent_status_changes_all_succeed_and_are_all_audited() {
                 .expect("task")
                 .unwrap_or_else(|error| panic!("{backend}: {error}"));
         }
+        // Writes of the status already stored are skipped, so there are at most 12 change
+        // rows; none is lost: the last row describes the stored status.
         let events = repository.audit_events("acme").await.expect("audit");
-        assert_eq!(events.len(), 13, "{backend}: registration + 12 changes");
+        assert!((2..=13).contains(&events.len()), "{backend}: {events:?}");
+        let stored = repository
+            .find_partner("acme")
+            .await
+            .expect("query")
+            .expect("stored");
+        assert_eq!(
+            events.last().and_then(|event| event.after_state.as_deref()),
+            Some(stored.status.as_str()),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn leases_are_exclusive_expire_and_are_taken_over() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        create(&repository, "acme", "a@x.example")
+            .await
+            .expect("created");
+        let now = Utc::now();
+        let later = now + chrono::Duration::seconds(30);
+        assert!(
+            repository
+                .acquire_lease("acme", "first", later, now)
+                .await
+                .expect("query"),
+            "{backend}: free lease taken"
+        );
+        assert!(
+            !repository
+                .acquire_lease("acme", "second", later, now)
+                .await
+                .expect("query"),
+            "{backend}: a live lease excludes others"
+        );
+        assert!(
+            !repository
+                .acquire_lease("nobody", "x", later, now)
+                .await
+                .expect("query"),
+            "{backend}: unknown partner"
+        );
+        assert!(
+            repository
+                .stale_leases(now, 10)
+                .await
+                .expect("query")
+                .is_empty(),
+            "{backend}: nothing stale yet"
+        );
+        // A failed step leaves its lease as an expired marker for the reconciler.
+        assert!(
+            repository
+                .abandon_lease("acme", "first", now)
+                .await
+                .expect("query")
+        );
+        let stale = repository
+            .stale_leases(now + chrono::Duration::seconds(1), 10)
+            .await
+            .expect("query");
+        assert_eq!(stale.len(), 1, "{backend}");
+        assert_eq!(stale[0].partner_id, "acme");
+        assert_eq!(stale[0].token, "first");
+        let marker = stale[0].clone();
+        let takeover_time = now + chrono::Duration::seconds(1);
+        assert!(
+            repository
+                .take_over_lease(&marker, "reconciler", later, takeover_time)
+                .await
+                .expect("query"),
+            "{backend}: the reconciler takes it over"
+        );
+        assert!(
+            !repository
+                .take_over_lease(&marker, "another", later, takeover_time)
+                .await
+                .expect("query"),
+            "{backend}: only once"
+        );
+        assert!(
+            !repository
+                .release_lease("acme", "first")
+                .await
+                .expect("query"),
+            "{backend}: the old holder lost it"
+        );
+        assert!(
+            repository
+                .release_lease("acme", "reconciler")
+                .await
+                .expect("query")
+        );
+        assert!(
+            repository
+                .acquire_lease("acme", "third", later, now)
+                .await
+                .expect("query"),
+            "{backend}: free again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_trust_model_migration_marks_partners_for_reconciliation() {
+    use sea_orm::ConnectionTrait;
+    for backend in backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        Migrator::up(&database.connection, Some(1))
+            .await
+            .expect("initial schema");
+        let repository = SqlPartnerRepository::new(database.connection.clone());
+        // Rows as the previous schema wrote them: without a certificate, with one, and
+        // deactivated without one.
+        for (id, status, certificate) in [
+            ("fresh", "IN_PROGRESS", None),
+            ("active", "ACTIVE", Some("cert-1")),
+            ("gone", "DEACTIVATED", None),
+        ] {
+            let certificate = certificate.map_or("NULL".to_owned(), |id| format!("'{id}'"));
+            for statement in [
+                format!(
+                    "INSERT INTO users (username, password_hash, roles, create_time) \
+                     VALUES ('{id}', 'hash', 'FTM_PROVIDER', CURRENT_TIMESTAMP)"
+                ),
+                format!(
+                    "INSERT INTO partners (partner_id, first_name, last_name, \
+                     organization_name, partner_type, address, email, email_normalized, phone, \
+                     lang_code, status, certificate_id, create_time, update_time) VALUES \
+                     ('{id}', 'Ada', 'Lovelace', 'ACME', 'FTM_Provider', '1 Main St', \
+                     '{id}@x.example', '{id}@x.example', '12345', 'eng', '{status}', \
+                     {certificate}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+            ] {
+                database
+                    .connection
+                    .execute_unprepared(&statement)
+                    .await
+                    .expect("old-style row");
+            }
+        }
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("trust model");
+        let mut marked: Vec<String> = repository
+            .stale_leases(Utc::now(), 10)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|marker| marker.partner_id)
+            .collect();
+        marked.sort();
+        assert_eq!(marked, ["active", "gone"], "{backend}");
+        Migrator::down(&database.connection, Some(1))
+            .await
+            .expect("down");
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("up again");
     }
 }

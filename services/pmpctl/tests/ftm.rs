@@ -116,7 +116,28 @@ async fn ftm_review_workflow_drives_chip_trust() {
         .await
         .fails_with(6, &["FAILED_PRECONDITION PMS_FTM_ERROR_007"]);
 
-    // Rejection of a second FTM, with its reason.
+    // Rejection of a second FTM, with its reason. One certificate has one owner, so the
+    // second FTM gets a chip certificate of its own (from a second development PKI).
+    let second_certs = platform.directory.path().join("certs-2");
+    dev_certs(&provider, ORG, &second_certs).await.ok();
+    admin
+        .run(&["ca", "upload", &arg(&second_certs.join("ca-bundle.pem"))])
+        .await
+        .ok();
+    let second_chip = arg(&second_certs.join("ftm-chip.pem"));
+    provider
+        .run(&["ftm", "create", "--make", "TS", "--model", "Chip 0", "-q"])
+        .await
+        .ok();
+    let taken = provider
+        .run(&["ftm", "list", "--model", "Chip 0", "-o", "json"])
+        .await
+        .json();
+    let taken = taken["ftms"][0]["ftm_id"].as_str().expect("ftm").to_owned();
+    provider
+        .run(&["ftm", "cert", "upload", &taken, &chip])
+        .await
+        .fails_with(6, &["ALREADY_EXISTS KER-PCM-003"]);
     let second = provider
         .run(&["ftm", "create", "--make", "TS", "--model", "Chip 2", "-q"])
         .await
@@ -124,7 +145,7 @@ async fn ftm_review_workflow_drives_chip_trust() {
         .trim()
         .to_owned();
     provider
-        .run(&["ftm", "cert", "upload", &second, &chip])
+        .run(&["ftm", "cert", "upload", &second, &second_chip])
         .await
         .ok();
     let rejected = admin

@@ -1,10 +1,12 @@
 //! Schema of the certificate store's own database: the CA trust store, partner and FTM chip
-//! certificates with their trust flag, the trust-store version that replicas poll, and the
-//! audit trail.
+//! certificates with their identity, owner and trust flag, the deactivated partners, the
+//! trust-store version that replicas poll, and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod identity;
 mod m20261130_000001_initial;
+mod m20261202_000002_trust_model;
 
 /// Applies the certificate store's migrations in order.
 pub struct Migrator;
@@ -12,6 +14,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261130_000001_initial::Migration)]
+        vec![
+            Box::new(m20261130_000001_initial::Migration),
+            Box::new(m20261202_000002_trust_model::Migration),
+        ]
     }
 }

@@ -15,6 +15,7 @@ pub mod ca_certificates {
         pub issuer: String,
         pub serial_number: String,
         pub thumbprint: String,
+        pub identity: String,
         pub not_before: DateTimeUtc,
         pub not_after: DateTimeUtc,
         pub upload_time: DateTimeUtc,
@@ -37,10 +38,12 @@ pub mod partner_certificates {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub certificate_id: String,
+        pub owner_type: String,
         pub owner_id: String,
+        pub partner_id: String,
         pub partner_domain: String,
-        pub certificate_kind: String,
         pub organization_name: String,
+        pub identity: String,
         pub thumbprint: String,
         pub subject: String,
         pub issuer: String,
@@ -73,6 +76,25 @@ pub mod trust_versions {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i32,
         pub version: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `deactivated_partners`: partners whose certificates, and their FTMs' chip certificates,
+/// are untrusted while the row exists.
+pub mod deactivated_partners {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deactivated_partners")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub partner_id: String,
+        pub deactivated_time: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,8 +23,9 @@ pub struct CaPage {
 /// Storage operations of the certificate store.
 #[async_trait]
 pub trait CertificateRepository: Send + Sync {
-    /// Whether a CA with this SHA-256 thumbprint is stored for the domain.
-    async fn ca_exists(&self, partner_domain: &str, thumbprint: &str) -> Result<bool, StoreError>;
+    /// Whether a CA with this identity (SHA-256 of its `tbsCertificate`) is stored for the
+    /// domain.
+    async fn ca_exists(&self, partner_domain: &str, identity: &str) -> Result<bool, StoreError>;
 
     /// Stores accepted CA certificates and their audit rows in one transaction;
     /// `DuplicateCa` when a concurrent upload stored one of them first.
@@ -36,11 +37,11 @@ pub trait CertificateRepository: Send + Sync {
 
     async fn find_ca(&self, certificate_id: &str) -> Result<Option<CaCertificate>, StoreError>;
 
-    /// The CA certificate of `partner_domain` with this thumbprint.
-    async fn find_ca_by_thumbprint(
+    /// The CA certificate of `partner_domain` with this identity.
+    async fn find_ca_by_identity(
         &self,
         partner_domain: &str,
-        thumbprint: &str,
+        identity: &str,
     ) -> Result<Option<CaCertificate>, StoreError>;
 
     /// CA certificates ordered by id, after `after`.
@@ -56,29 +57,44 @@ pub trait CertificateRepository: Send + Sync {
         certificate_id: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError>;
 
-    /// The certificate already stored for this owner, domain and thumbprint (idempotent uploads).
-    async fn find_partner_certificate_by_owner(
+    /// The partner/FTM certificate of `partner_domain` with this identity, whoever holds it.
+    async fn find_partner_certificate_by_identity(
         &self,
-        owner_id: &str,
         partner_domain: &str,
-        thumbprint: &str,
+        identity: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError>;
 
-    /// Stores a partner/FTM certificate; when a concurrent upload of the same certificate for
-    /// the same owner won, returns that one instead.
+    /// Stores a partner/FTM certificate (with its audit row) and returns it; when the domain
+    /// already holds a certificate of the same identity (a concurrent upload won), returns
+    /// that one instead, so the caller can tell a repeat from another owner's claim.
     async fn insert_partner_certificate(
         &self,
         certificate: &PartnerCertificate,
         audit: AuditEvent,
     ) -> Result<PartnerCertificate, StoreError>;
 
-    /// Sets the trust flag; `None` when the id is unknown.
+    /// Sets the trust flag and, for a chip certificate stored before owners were linked to
+    /// partners, records `link_partner` as its partner; `None` when the id is unknown,
+    /// `PartnerMismatch` when the certificate belongs to another partner.
     async fn set_trusted(
         &self,
         certificate_id: &str,
         trusted: bool,
+        link_partner: Option<&str>,
         actor: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError>;
+
+    /// Records that `partner_id` is deactivated (or not any more); returns whether that
+    /// changed anything. Audited, and moves the trust-store version when it changes.
+    async fn set_partner_deactivated(
+        &self,
+        partner_id: &str,
+        deactivated: bool,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether `partner_id` is recorded as deactivated.
+    async fn is_partner_deactivated(&self, partner_id: &str) -> Result<bool, StoreError>;
 
     /// The current trust-store version (cheap: one row).
     async fn trust_version(&self) -> Result<i64, StoreError>;

@@ -8,11 +8,13 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::entities::{ca_certificates, partner_certificates, trust_versions};
+use super::entities::{
+    ca_certificates, deactivated_partners, partner_certificates, trust_versions,
+};
 use super::{CaPage, CertificateRepository};
 use crate::domain::{
-    AuditEvent, CaCertificate, CaFilter, CaType, CertificateKind, PartnerCertificate,
-    PartnerTrustEntry, TrustData,
+    AuditEvent, CaCertificate, CaFilter, CaType, Owner, OwnerType, PartnerCertificate,
+    StoredTrustEntry, TrustData,
 };
 use crate::error::StoreError;
 
@@ -40,6 +42,7 @@ fn ca_to_domain(model: ca_certificates::Model) -> Result<CaCertificate, StoreErr
         issuer: model.issuer,
         serial_number: model.serial_number,
         thumbprint: model.thumbprint,
+        identity: model.identity,
         not_before: model.not_before,
         not_after: model.not_after,
         upload_time: model.upload_time,
@@ -57,6 +60,7 @@ fn ca_to_active(certificate: &CaCertificate) -> ca_certificates::ActiveModel {
         issuer: Set(certificate.issuer.clone()),
         serial_number: Set(certificate.serial_number.clone()),
         thumbprint: Set(certificate.thumbprint.clone()),
+        identity: Set(certificate.identity.clone()),
         not_before: Set(certificate.not_before),
         not_after: Set(certificate.not_after),
         upload_time: Set(certificate.upload_time),
@@ -66,15 +70,19 @@ fn ca_to_active(certificate: &CaCertificate) -> ca_certificates::ActiveModel {
 }
 
 fn partner_to_domain(model: partner_certificates::Model) -> Result<PartnerCertificate, StoreError> {
-    let kind = CertificateKind::parse(&model.certificate_kind).ok_or_else(|| {
-        StoreError::Internal(format!("unknown stored kind {}", model.certificate_kind))
+    let owner_type = OwnerType::parse(&model.owner_type).ok_or_else(|| {
+        StoreError::Internal(format!("unknown stored owner type {}", model.owner_type))
     })?;
     Ok(PartnerCertificate {
         certificate_id: model.certificate_id,
-        owner_id: model.owner_id,
+        owner: Owner {
+            owner_type,
+            owner_id: model.owner_id,
+            partner_id: model.partner_id,
+        },
         partner_domain: model.partner_domain,
-        kind,
         organization_name: model.organization_name,
+        identity: model.identity,
         thumbprint: model.thumbprint,
         subject: model.subject,
         issuer: model.issuer,
@@ -94,10 +102,12 @@ fn partner_to_domain(model: partner_certificates::Model) -> Result<PartnerCertif
 fn partner_to_active(certificate: &PartnerCertificate) -> partner_certificates::ActiveModel {
     partner_certificates::ActiveModel {
         certificate_id: Set(certificate.certificate_id.clone()),
-        owner_id: Set(certificate.owner_id.clone()),
+        owner_type: Set(certificate.owner.owner_type.as_str().to_owned()),
+        owner_id: Set(certificate.owner.owner_id.clone()),
+        partner_id: Set(certificate.owner.partner_id.clone()),
         partner_domain: Set(certificate.partner_domain.clone()),
-        certificate_kind: Set(certificate.kind.as_str().to_owned()),
         organization_name: Set(certificate.organization_name.clone()),
+        identity: Set(certificate.identity.clone()),
         thumbprint: Set(certificate.thumbprint.clone()),
         subject: Set(certificate.subject.clone()),
         issuer: Set(certificate.issuer.clone()),
@@ -138,11 +148,31 @@ async fn bump_version(connection: &impl ConnectionTrait) -> Result<(), sea_orm::
     Ok(())
 }
 
+/// Records `partner_id` on a chip certificate stored before certificates were linked to
+/// partners (its `partner_id` is empty); returns whether it did.
+async fn link_partner_once(
+    connection: &impl ConnectionTrait,
+    certificate_id: &str,
+    partner_id: &str,
+) -> Result<bool, sea_orm::DbErr> {
+    let linked = partner_certificates::Entity::update_many()
+        .col_expr(
+            partner_certificates::Column::PartnerId,
+            Expr::value(partner_id.to_owned()),
+        )
+        .filter(partner_certificates::Column::CertificateId.eq(certificate_id.to_owned()))
+        .filter(partner_certificates::Column::PartnerId.eq(""))
+        .exec(connection)
+        .await?
+        .rows_affected;
+    Ok(linked > 0)
+}
+
 #[async_trait]
 impl CertificateRepository for SqlCertificateRepository {
-    async fn ca_exists(&self, partner_domain: &str, thumbprint: &str) -> Result<bool, StoreError> {
+    async fn ca_exists(&self, partner_domain: &str, identity: &str) -> Result<bool, StoreError> {
         Ok(self
-            .find_ca_by_thumbprint(partner_domain, thumbprint)
+            .find_ca_by_identity(partner_domain, identity)
             .await?
             .is_some())
     }
@@ -183,14 +213,14 @@ impl CertificateRepository for SqlCertificateRepository {
             .transpose()
     }
 
-    async fn find_ca_by_thumbprint(
+    async fn find_ca_by_identity(
         &self,
         partner_domain: &str,
-        thumbprint: &str,
+        identity: &str,
     ) -> Result<Option<CaCertificate>, StoreError> {
         ca_certificates::Entity::find()
             .filter(ca_certificates::Column::PartnerDomain.eq(partner_domain.to_owned()))
-            .filter(ca_certificates::Column::Thumbprint.eq(thumbprint.to_owned()))
+            .filter(ca_certificates::Column::Identity.eq(identity.to_owned()))
             .one(&self.connection)
             .await?
             .map(ca_to_domain)
@@ -243,16 +273,14 @@ impl CertificateRepository for SqlCertificateRepository {
             .transpose()
     }
 
-    async fn find_partner_certificate_by_owner(
+    async fn find_partner_certificate_by_identity(
         &self,
-        owner_id: &str,
         partner_domain: &str,
-        thumbprint: &str,
+        identity: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError> {
         partner_certificates::Entity::find()
-            .filter(partner_certificates::Column::OwnerId.eq(owner_id.to_owned()))
             .filter(partner_certificates::Column::PartnerDomain.eq(partner_domain.to_owned()))
-            .filter(partner_certificates::Column::Thumbprint.eq(thumbprint.to_owned()))
+            .filter(partner_certificates::Column::Identity.eq(identity.to_owned()))
             .one(&self.connection)
             .await?
             .map(partner_to_domain)
@@ -275,10 +303,9 @@ impl CertificateRepository for SqlCertificateRepository {
         match result {
             Ok(()) => Ok(certificate.clone()),
             Err(error) if pmp_common::db::is_unique_violation(&error) => {
-                self.find_partner_certificate_by_owner(
-                    &certificate.owner_id,
+                self.find_partner_certificate_by_identity(
                     &certificate.partner_domain,
-                    &certificate.thumbprint,
+                    &certificate.identity,
                 )
                 .await?
                 .ok_or_else(|| StoreError::Internal("unique violation without a stored row".into()))
@@ -291,12 +318,17 @@ impl CertificateRepository for SqlCertificateRepository {
         &self,
         certificate_id: &str,
         trusted: bool,
+        link_partner: Option<&str>,
         actor: &str,
     ) -> Result<Option<PartnerCertificate>, StoreError> {
         // Write first, conditionally: the statement takes the write lock at once (SQLite
         // then waits on its busy timeout instead of failing a lock upgrade) and only one of
         // several identical concurrent calls changes the row, audits and moves the version.
         let transaction = self.connection.begin().await?;
+        let linked = match link_partner {
+            Some(partner_id) => link_partner_once(&transaction, certificate_id, partner_id).await?,
+            None => false,
+        };
         let changed = partner_certificates::Entity::update_many()
             .col_expr(partner_certificates::Column::Trusted, Expr::value(trusted))
             .col_expr(
@@ -316,13 +348,72 @@ impl CertificateRepository for SqlCertificateRepository {
             };
             let event = AuditEvent::now(actor, action, certificate_id, Some(before), Some(after));
             pmp_common::audit::record(&transaction, event).await?;
+        }
+        if changed > 0 || linked {
             bump_version(&transaction).await?;
         }
         let model = partner_certificates::Entity::find_by_id(certificate_id.to_owned())
             .one(&transaction)
             .await?;
+        let Some(model) = model else {
+            return Ok(None);
+        };
+        if let Some(partner_id) = link_partner
+            && model.partner_id != partner_id
+        {
+            return Err(StoreError::PartnerMismatch);
+        }
         transaction.commit().await?;
-        model.map(partner_to_domain).transpose()
+        partner_to_domain(model).map(Some)
+    }
+
+    async fn set_partner_deactivated(
+        &self,
+        partner_id: &str,
+        deactivated: bool,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let transaction = self.connection.begin().await?;
+        let changed = if deactivated {
+            let row = deactivated_partners::ActiveModel {
+                partner_id: Set(partner_id.to_owned()),
+                deactivated_time: Set(Utc::now()),
+            };
+            deactivated_partners::Entity::insert(row)
+                .on_conflict(
+                    sea_orm::sea_query::OnConflict::column(deactivated_partners::Column::PartnerId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&transaction)
+                .await?
+        } else {
+            deactivated_partners::Entity::delete_by_id(partner_id.to_owned())
+                .exec(&transaction)
+                .await?
+                .rows_affected
+        };
+        if changed > 0 {
+            let (before, after, action) = if deactivated {
+                ("ACTIVE", "DEACTIVATED", "PARTNER_DEACTIVATED")
+            } else {
+                ("DEACTIVATED", "ACTIVE", "PARTNER_REACTIVATED")
+            };
+            let event = AuditEvent::now(actor, action, partner_id, Some(before), Some(after));
+            pmp_common::audit::record(&transaction, event).await?;
+            bump_version(&transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(changed > 0)
+    }
+
+    async fn is_partner_deactivated(&self, partner_id: &str) -> Result<bool, StoreError> {
+        Ok(
+            deactivated_partners::Entity::find_by_id(partner_id.to_owned())
+                .one(&self.connection)
+                .await?
+                .is_some(),
+        )
     }
 
     async fn trust_version(&self) -> Result<i64, StoreError> {
@@ -347,17 +438,18 @@ impl CertificateRepository for SqlCertificateRepository {
         let entries = partner_certificates::Entity::find()
             .select_only()
             .column(partner_certificates::Column::PartnerDomain)
-            .column(partner_certificates::Column::Thumbprint)
+            .column(partner_certificates::Column::Identity)
+            .column(partner_certificates::Column::PartnerId)
             .column(partner_certificates::Column::Trusted)
             .column(partner_certificates::Column::IsCa)
-            .into_tuple::<(String, String, bool, bool)>()
+            .into_tuple::<(String, String, String, bool, bool)>()
             .all(&self.connection)
             .await?;
-        let issuer_pems: std::collections::HashMap<(String, String), String> =
+        let mut issuer_pems: std::collections::HashMap<(String, String), String> =
             partner_certificates::Entity::find()
                 .select_only()
                 .column(partner_certificates::Column::PartnerDomain)
-                .column(partner_certificates::Column::Thumbprint)
+                .column(partner_certificates::Column::Identity)
                 .column(partner_certificates::Column::CaSignedPem)
                 .filter(partner_certificates::Column::Trusted.eq(true))
                 .filter(partner_certificates::Column::IsCa.eq(true))
@@ -365,30 +457,34 @@ impl CertificateRepository for SqlCertificateRepository {
                 .all(&self.connection)
                 .await?
                 .into_iter()
-                .map(|(domain, thumbprint, pem)| ((domain, thumbprint), pem))
+                .map(|(domain, identity, pem)| ((domain, identity), pem))
                 .collect();
-        let partner_certificates = entries
+        let stored_certificates = entries
             .into_iter()
-            .map(|(partner_domain, thumbprint, trusted, is_ca)| {
+            .map(|(partner_domain, identity, partner_id, trusted, is_ca)| {
                 let issuer_pem = (trusted && is_ca)
-                    .then(|| {
-                        issuer_pems
-                            .get(&(partner_domain.clone(), thumbprint.clone()))
-                            .cloned()
-                    })
+                    .then(|| issuer_pems.remove(&(partner_domain.clone(), identity.clone())))
                     .flatten();
-                PartnerTrustEntry {
+                StoredTrustEntry {
                     partner_domain,
-                    thumbprint,
+                    identity,
+                    partner_id,
                     trusted,
                     issuer_pem,
                 }
             })
             .collect();
+        let deactivated_partners = deactivated_partners::Entity::find()
+            .select_only()
+            .column(deactivated_partners::Column::PartnerId)
+            .into_tuple::<String>()
+            .all(&self.connection)
+            .await?;
         Ok(TrustData {
             version,
             ca_certificates,
-            partner_certificates,
+            stored_certificates,
+            deactivated_partners,
         })
     }
 

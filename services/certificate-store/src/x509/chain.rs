@@ -35,27 +35,23 @@ impl From<CertError> for ChainError {
 
 /// Path validation settings beyond OpenSSL's RFC 5280 defaults (signatures, validity of
 /// every certificate, name chaining, basicConstraints/pathLen, keyCertSign, unknown critical
-/// extensions — all always on).
+/// extensions — all always on), and beyond `X509_V_FLAG_X509_STRICT`, which is always on
+/// too: it requires the RFC 5280 details that keep a path unambiguous (authority and subject
+/// key identifiers, critical basicConstraints in CAs, named EC curves, no empty names).
+/// Partial chains are never accepted: every path ends at a root of the domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainOptions {
     /// OpenSSL security level for path validation. At level 1 or above every signature in
     /// the path below the trust anchor must use a digest of at least 80 bits of security,
     /// so SHA-1 and MD5 are refused; level 2 also refuses RSA keys under 2048 bits and EC
-    /// keys under 224 bits anywhere in the path. Default 2.
+    /// keys under 224 bits anywhere in the path. Default 2, as the contract requires; lower
+    /// levels exist only so that tests can show what the level refuses.
     pub security_level: i32,
-    /// `X509_V_FLAG_X509_STRICT`: also require RFC 5280 details such as authorityKeyIdentifier
-    /// in non-self-signed certificates and critical basicConstraints in CAs. Off by default
-    /// because certificates issued by MOSIP itself (and many older CAs) lack an
-    /// authorityKeyIdentifier and would stop chaining.
-    pub x509_strict: bool,
 }
 
 impl Default for ChainOptions {
     fn default() -> Self {
-        ChainOptions {
-            security_level: 2,
-            x509_strict: false,
-        }
+        ChainOptions { security_level: 2 }
     }
 }
 
@@ -134,9 +130,13 @@ impl TrustMaterial {
             }
         };
         let mut context = X509StoreContext::new().map_err(internal)?;
-        context
+        let outcome = context
             .init(store, leaf, &untrusted, verified_chain)
-            .map_err(internal)?
+            .map_err(internal);
+        // A failed verification leaves its reasons on the thread's error queue; they must
+        // not surface in the next, unrelated error on this thread.
+        super::clear_error_queue();
+        outcome?
     }
 }
 
@@ -179,9 +179,7 @@ fn build_store(
     }
     let mut param = X509VerifyParam::new()?;
     param.set_auth_level(options.security_level);
-    if options.x509_strict {
-        param.set_flags(X509VerifyFlags::X509_STRICT)?;
-    }
+    param.set_flags(X509VerifyFlags::X509_STRICT)?;
     if let Some(at) = at {
         param.set_time(at.timestamp());
     }
@@ -225,12 +223,14 @@ pub fn is_issued_by_root_or_chain(
 /// `issuer` issued `cert`: the names chain and `cert`'s signature verifies with `issuer`'s
 /// key (errors, such as a key of the wrong type, count as "no").
 fn issued_by(cert: &X509Ref, issuer: &X509Ref) -> bool {
-    matches!(
+    let issued = matches!(
         issuer.subject_name().try_cmp(cert.issuer_name()),
         Ok(std::cmp::Ordering::Equal)
     ) && issuer
         .public_key()
-        .is_ok_and(|key| matches!(cert.verify(&key), Ok(true)))
+        .is_ok_and(|key| matches!(cert.verify(&key), Ok(true)));
+    super::clear_error_queue();
+    issued
 }
 
 /// Orders a CA bundle whatever its input order: self-signed roots first, then repeatedly

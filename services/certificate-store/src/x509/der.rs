@@ -1,7 +1,10 @@
-//! A minimal DER reader and writer for the few structures OpenSSL's Rust bindings do not
-//! expose: the basicConstraints `cA` flag, the RSASSA-PSS hash parameter, and the
-//! certificates-only PKCS#7 `SignedData` we emit. Written in safe Rust so the workspace can
-//! keep `unsafe_code = "forbid"`; it only reads certificates OpenSSL has already parsed.
+//! A minimal DER reader and writer for what OpenSSL's Rust bindings do not expose: the
+//! signed part of a certificate (its identity), the raw value of an extension, the
+//! RSASSA-PSS hash parameter, the certificates-only PKCS#7 `SignedData` we emit, and the
+//! check that an uploaded encoding is canonical DER. Written in safe Rust so the workspace
+//! can keep `unsafe_code = "forbid"`.
+
+use openssl::hash::MessageDigest;
 
 /// One tag-length-value element.
 #[derive(Debug, Clone, Copy)]
@@ -10,6 +13,8 @@ pub(crate) struct Tlv<'a> {
     pub tag: u8,
     /// The contents octets.
     pub content: &'a [u8],
+    /// The whole encoding: identifier, length and contents.
+    pub raw: &'a [u8],
 }
 
 /// `SEQUENCE` (constructed).
@@ -28,6 +33,10 @@ pub(crate) const OCTET_STRING: u8 = 0x04;
 pub(crate) const CONTEXT_0: u8 = 0xA0;
 /// Context-specific constructed `[3]`.
 pub(crate) const CONTEXT_3: u8 = 0xA3;
+
+/// Nesting deeper than this is refused by [`check_canonical`]; real certificates nest
+/// about ten levels, and the bound keeps hostile input from exhausting the stack.
+const MAX_DEPTH: usize = 32;
 
 /// Reads one element from the front of `input`; `None` on any malformed or unsupported
 /// encoding (high tag numbers, indefinite length, lengths beyond the input).
@@ -50,8 +59,10 @@ pub(crate) fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
             .iter()
             .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
+    let header = input.len() - rest.len();
     let (content, rest) = rest.split_at_checked(len)?;
-    Some((Tlv { tag, content }, rest))
+    let raw = &input[..header + len];
+    Some((Tlv { tag, content, raw }, rest))
 }
 
 /// All elements of a constructed value's contents, in order; `None` if any is malformed.
@@ -71,6 +82,152 @@ pub(crate) fn children(content: &[u8]) -> Option<Vec<Tlv<'_>>> {
 pub(crate) fn expect(input: &[u8], tag: u8) -> Option<Tlv<'_>> {
     let (tlv, _) = read(input)?;
     (tlv.tag == tag).then_some(tlv)
+}
+
+/// Why an encoding is not canonical DER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotCanonical {
+    /// Malformed: truncated, indefinite length, high tag number, nested too deep.
+    Malformed,
+    /// A length in long form where the short form fits, or with leading zero octets.
+    NonMinimalLength,
+    /// A string type in constructed form (BER only).
+    ConstructedString,
+    /// A BOOLEAN other than 0x00 or 0xFF.
+    NonCanonicalBoolean,
+    /// An INTEGER with redundant leading octets, or empty.
+    NonMinimalInteger,
+    /// Bytes after the single top-level element.
+    TrailingData,
+}
+
+impl NotCanonical {
+    /// Our own wording for error messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            NotCanonical::Malformed => "malformed DER",
+            NotCanonical::NonMinimalLength => "a DER length is not minimally encoded",
+            NotCanonical::ConstructedString => "a string is in constructed (BER) form",
+            NotCanonical::NonCanonicalBoolean => "a BOOLEAN is not canonical",
+            NotCanonical::NonMinimalInteger => "an INTEGER is not minimally encoded",
+            NotCanonical::TrailingData => "data follows the certificate",
+        }
+    }
+}
+
+/// Checks that `input` is exactly one element in canonical DER (X.690 §10): definite,
+/// minimal lengths; primitive strings; canonical BOOLEAN and INTEGER contents; nothing
+/// after it. A certificate that is only BER-valid can be re-encoded in many ways; accepting
+/// one canonical form keeps one certificate one byte string.
+pub(crate) fn check_canonical(input: &[u8]) -> Result<(), NotCanonical> {
+    let (element, rest) = read_canonical(input)?;
+    if !rest.is_empty() {
+        return Err(NotCanonical::TrailingData);
+    }
+    check_element(element, 0)
+}
+
+fn read_canonical(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), NotCanonical> {
+    let (tlv, rest) = read(input).ok_or(NotCanonical::Malformed)?;
+    let length_octets = tlv.raw.len() - tlv.content.len() - 1;
+    let minimal = match tlv.content.len() {
+        len if len < 0x80 => 1,
+        len => 1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize,
+    };
+    if length_octets != minimal {
+        return Err(NotCanonical::NonMinimalLength);
+    }
+    Ok((tlv, rest))
+}
+
+fn check_element(element: Tlv<'_>, depth: usize) -> Result<(), NotCanonical> {
+    if depth > MAX_DEPTH {
+        return Err(NotCanonical::Malformed);
+    }
+    let constructed = element.tag & 0x20 != 0;
+    let universal = element.tag & 0xC0 == 0;
+    if universal && constructed && element.tag != SEQUENCE && element.tag != SET {
+        return Err(NotCanonical::ConstructedString);
+    }
+    match element.tag {
+        BOOLEAN if !matches!(element.content, [0x00] | [0xFF]) => {
+            return Err(NotCanonical::NonCanonicalBoolean);
+        }
+        INTEGER if !minimal_integer(element.content) => {
+            return Err(NotCanonical::NonMinimalInteger);
+        }
+        _ => {}
+    }
+    if constructed {
+        let mut rest = element.content;
+        while !rest.is_empty() {
+            let (child, after) = read_canonical(rest)?;
+            check_element(child, depth + 1)?;
+            rest = after;
+        }
+    }
+    Ok(())
+}
+
+fn minimal_integer(content: &[u8]) -> bool {
+    match content {
+        [] => false,
+        [0x00, next, ..] => *next >= 0x80,
+        [0xFF, next, ..] => *next < 0x80,
+        _ => true,
+    }
+}
+
+/// The `tbsCertificate` element (the signed part) of a DER certificate, whole.
+pub(crate) fn tbs_certificate(cert_der: &[u8]) -> Option<&[u8]> {
+    let cert = expect(cert_der, SEQUENCE)?;
+    let (tbs, _) = read(cert.content)?;
+    (tbs.tag == SEQUENCE).then_some(tbs.raw)
+}
+
+/// Lower-case hex SHA-256 of the `tbsCertificate`: the certificate's identity, the same for
+/// every encoding or signature of the same signed content (an ECDSA signature with `s`
+/// replaced by `n−s` does not make a new certificate).
+pub(crate) fn identity(cert_der: &[u8]) -> Option<String> {
+    let tbs = tbs_certificate(cert_der)?;
+    openssl::hash::hash(MessageDigest::sha256(), tbs)
+        .ok()
+        .map(hex::encode)
+}
+
+/// A certificate extension as encoded: whether it is critical, and its `extnValue` contents
+/// (the DER of the extension's own structure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawExtension {
+    pub critical: bool,
+    pub value: Vec<u8>,
+}
+
+/// The extension with OID contents `oid` (e.g. `55 1D 13` for basicConstraints) of a DER
+/// certificate, if present.
+pub(crate) fn extension(cert_der: &[u8], oid: &[u8]) -> Option<RawExtension> {
+    let cert = expect(cert_der, SEQUENCE)?;
+    let tbs = expect(cert.content, SEQUENCE)?;
+    let fields = children(tbs.content)?;
+    let extensions = fields.iter().find(|f| f.tag == CONTEXT_3)?;
+    let list = expect(extensions.content, SEQUENCE)?;
+    for extension in children(list.content)? {
+        let parts = children(extension.content)?;
+        let Some(first) = parts.first() else { continue };
+        if first.tag != OID || first.content != oid {
+            continue;
+        }
+        let critical = parts
+            .iter()
+            .find(|p| p.tag == BOOLEAN)
+            .is_some_and(|flag| flag.content.iter().any(|b| *b != 0));
+        let value = parts.iter().find(|p| p.tag == OCTET_STRING)?;
+        return Some(RawExtension {
+            critical,
+            value: value.content.to_vec(),
+        });
+    }
+    None
 }
 
 /// Appends a DER length.
@@ -114,7 +271,9 @@ mod tests {
             let (tlv, rest) = read(&encoded).expect("read back");
             assert_eq!(tlv.tag, OCTET_STRING);
             assert_eq!(tlv.content.len(), len);
+            assert_eq!(tlv.raw, &encoded[..]);
             assert!(rest.is_empty());
+            assert_eq!(check_canonical(&encoded), Ok(()));
         }
     }
 
@@ -128,5 +287,59 @@ mod tests {
         assert!(read(&[0x1F, 0x01, 0x00]).is_none());
         assert!(read(&[0x30, 0x82, 0xFF]).is_none());
         assert!(children(&[0x02, 0x01, 0x00, 0x02]).is_none());
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_named() {
+        // Long form for a short length, and a leading zero length octet.
+        assert_eq!(
+            check_canonical(&[0x04, 0x81, 0x01, 0x00]),
+            Err(NotCanonical::NonMinimalLength)
+        );
+        let mut padded = vec![0x04, 0x82, 0x00, 0x80];
+        padded.extend_from_slice(&[0u8; 0x80]);
+        assert_eq!(
+            check_canonical(&padded),
+            Err(NotCanonical::NonMinimalLength)
+        );
+        // ... also when nested.
+        assert_eq!(
+            check_canonical(&[0x30, 0x04, 0x04, 0x81, 0x01, 0x00]),
+            Err(NotCanonical::NonMinimalLength)
+        );
+        assert_eq!(
+            check_canonical(&[0x02, 0x01, 0x05, 0x00]),
+            Err(NotCanonical::TrailingData)
+        );
+        assert_eq!(
+            check_canonical(&[0x24, 0x03, 0x04, 0x01, 0x00]),
+            Err(NotCanonical::ConstructedString)
+        );
+        assert_eq!(
+            check_canonical(&[0x01, 0x01, 0x01]),
+            Err(NotCanonical::NonCanonicalBoolean)
+        );
+        assert_eq!(
+            check_canonical(&[0x02, 0x02, 0x00, 0x05]),
+            Err(NotCanonical::NonMinimalInteger)
+        );
+        assert_eq!(
+            check_canonical(&[0x02, 0x02, 0xFF, 0x85]),
+            Err(NotCanonical::NonMinimalInteger)
+        );
+        assert_eq!(check_canonical(&[0x02, 0x02, 0x00, 0x85]), Ok(()));
+        assert_eq!(
+            check_canonical(&[0x30, 0x80, 0x00, 0x00]),
+            Err(NotCanonical::Malformed)
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let mut nested = vec![0x05, 0x00];
+        for _ in 0..10_000 {
+            nested = encode(SEQUENCE, &nested);
+        }
+        assert_eq!(check_canonical(&nested), Err(NotCanonical::Malformed));
     }
 }

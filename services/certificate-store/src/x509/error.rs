@@ -39,6 +39,14 @@ pub enum CertError {
         /// How many certificates the data held.
         found: usize,
     },
+    /// More certificates than a request may carry (KER-PCM-001).
+    #[error("{}", self.message())]
+    TooManyCertificates {
+        /// How many certificates the data held.
+        found: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// PEM armour was present but its contents are not a valid certificate (KER-KMS-013).
     #[error("{}", self.message())]
     Unparsable {
@@ -130,7 +138,8 @@ impl CertError {
             CertError::Blank
             | CertError::NotPemOrP7b
             | CertError::NoCertificate
-            | CertError::ExpectedSingleCertificate { .. } => "KER-PCM-001",
+            | CertError::ExpectedSingleCertificate { .. }
+            | CertError::TooManyCertificates { .. } => "KER-PCM-001",
             CertError::Unparsable { .. } => "KER-KMS-013",
             CertError::NotVersion3 { .. } => "KER-PCM-007",
             CertError::NotCa => "KER-PCM-019",
@@ -173,6 +182,9 @@ impl CertError {
             }
             CertError::ExpectedSingleCertificate { found } => format!(
                 "Invalid Certificate uploaded: expected exactly one certificate, found {found}."
+            ),
+            CertError::TooManyCertificates { found, max } => format!(
+                "Invalid Certificate uploaded: at most {max} certificates are accepted, found {found}."
             ),
             CertError::Unparsable { detail } => format!("Certificate Parsing Error: {detail}."),
             CertError::NotVersion3 { version } => {

@@ -9,8 +9,12 @@ use openssl::x509::{X509NameRef, X509Ref};
 use super::der;
 use super::{CertError, asn1_to_utc};
 
-/// DER of the basicConstraints OID 2.5.29.19.
-const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1D, 0x13];
+/// DER contents of the basicConstraints OID 2.5.29.19.
+pub(crate) const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1D, 0x13];
+/// DER contents of the keyUsage OID 2.5.29.15.
+pub(crate) const OID_KEY_USAGE: &[u8] = &[0x55, 0x1D, 0x0F];
+/// DER contents of the extendedKeyUsage OID 2.5.29.37.
+pub(crate) const OID_EXTENDED_KEY_USAGE: &[u8] = &[0x55, 0x1D, 0x25];
 
 /// The kind of a certificate's public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +53,11 @@ impl KeyKind {
 /// certificate so that the rules and the database agree on them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateFacts {
-    /// Lower-case hex SHA-256 of the DER (the contract's thumbprint).
+    /// Lower-case hex SHA-256 of the DER (the contract's thumbprint, for display).
     pub thumbprint: String,
+    /// Lower-case hex SHA-256 of the DER `tbsCertificate`: what identifies the certificate
+    /// in the store, whatever its encoding or signature bytes.
+    pub identity: String,
     /// Subject as a one-line RFC 4514 string, most specific first ("CN=x,O=y,C=z").
     pub subject: String,
     /// Issuer, same format.
@@ -68,6 +75,8 @@ pub struct CertificateFacts {
     pub is_self_signed: bool,
     /// basicConstraints present with `cA` TRUE.
     pub is_ca: bool,
+    /// basicConstraints `pathLenConstraint`, when present.
+    pub path_len: Option<u64>,
     /// Public key kind.
     pub key_kind: KeyKind,
     /// Public key size in bits as OpenSSL reports it (modulus size for RSA, field size for
@@ -82,30 +91,51 @@ pub struct CertificateFacts {
 }
 
 impl CertificateFacts {
-    /// Extracts the facts of `cert`. Fails only when OpenSSL cannot re-encode or hash a
-    /// certificate it already parsed (an internal error).
+    /// Extracts the facts of `cert`. A certificate whose key, serial or validity cannot be
+    /// read is [`CertError::Unparsable`] (hostile input, KER-KMS-013); only a failure to
+    /// re-encode or hash a parsed certificate is internal.
     pub fn of(cert: &X509Ref) -> Result<Self, CertError> {
         let der = cert.to_der()?;
         let thumbprint = hex::encode(openssl::hash::hash(MessageDigest::sha256(), &der)?);
-        let serial_number = cert.serial_number().to_bn()?.to_hex_str()?.to_string();
-        let key = cert.public_key()?;
+        let identity = der::identity(&der).ok_or_else(|| unreadable("its structure"))?;
+        let serial_number = cert
+            .serial_number()
+            .to_bn()
+            .and_then(|serial| serial.to_hex_str().map(|hex| hex.to_string()))
+            .map_err(|_| unreadable("its serial number"))?;
+        let key = cert
+            .public_key()
+            .map_err(|_| unreadable("its public key"))?;
+        let not_before = asn1_to_utc(cert.not_before()).map_err(|_| unreadable("its validity"))?;
+        let not_after = asn1_to_utc(cert.not_after()).map_err(|_| unreadable("its validity"))?;
         let algorithm = cert.signature_algorithm().object();
-        Ok(CertificateFacts {
+        let constraints = basic_constraints(&der);
+        let facts = CertificateFacts {
             thumbprint,
+            identity,
             subject: one_line_name(cert.subject_name()),
             issuer: one_line_name(cert.issuer_name()),
             serial_number,
-            not_before: asn1_to_utc(cert.not_before())?,
-            not_after: asn1_to_utc(cert.not_after())?,
+            not_before,
+            not_after,
             version: version_of(cert),
             is_self_signed: is_self_signed(cert),
-            is_ca: basic_constraints_ca(&der),
+            is_ca: constraints.is_ca,
+            path_len: constraints.path_len,
             key_kind: KeyKind::of(key.id()),
             key_bits: key.bits(),
             signature_algorithm: algorithm.nid(),
             signature_algorithm_name: algorithm_name(algorithm),
             organisations: organisations(cert),
-        })
+        };
+        super::clear_error_queue();
+        Ok(facts)
+    }
+}
+
+fn unreadable(what: &str) -> CertError {
+    CertError::Unparsable {
+        detail: format!("{what} cannot be read"),
     }
 }
 
@@ -128,44 +158,52 @@ pub fn is_self_signed(cert: &X509Ref) -> bool {
         cert.subject_name().try_cmp(cert.issuer_name()),
         Ok(std::cmp::Ordering::Equal)
     );
-    names_equal
+    let verified = names_equal
         && cert
             .public_key()
-            .is_ok_and(|key| matches!(cert.verify(&key), Ok(true)))
+            .is_ok_and(|key| matches!(cert.verify(&key), Ok(true)));
+    // A signature that does not verify leaves errors on the thread's queue.
+    super::clear_error_queue();
+    verified
 }
 
 /// basicConstraints `cA` is TRUE. The Rust bindings expose no accessor, so the extension is
 /// read from the DER; an undecodable certificate counts as not a CA.
 pub fn is_ca(cert: &X509Ref) -> bool {
-    cert.to_der().is_ok_and(|der| basic_constraints_ca(&der))
+    cert.to_der().is_ok_and(|der| basic_constraints(&der).is_ca)
 }
 
-/// Decodes `Certificate.tbsCertificate.extensions` and returns the basicConstraints `cA`
-/// flag (DEFAULT FALSE; BER-style non-zero booleans count as TRUE, as in OpenSSL).
-pub(crate) fn basic_constraints_ca(cert_der: &[u8]) -> bool {
-    fn inner(cert_der: &[u8]) -> Option<bool> {
-        let cert = der::expect(cert_der, der::SEQUENCE)?;
-        let tbs = der::expect(cert.content, der::SEQUENCE)?;
-        let fields = der::children(tbs.content)?;
-        let extensions = fields.iter().find(|f| f.tag == der::CONTEXT_3)?;
-        let list = der::expect(extensions.content, der::SEQUENCE)?;
-        for extension in der::children(list.content)? {
-            let parts = der::children(extension.content)?;
-            let oid = parts.first()?;
-            if oid.tag != der::OID || oid.content != OID_BASIC_CONSTRAINTS {
-                continue;
+/// The decoded basicConstraints extension (absent: not a CA, no path length).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BasicConstraintsFacts {
+    pub is_ca: bool,
+    pub path_len: Option<u64>,
+}
+
+/// Decodes basicConstraints from a DER certificate: `cA` (DEFAULT FALSE; non-zero
+/// booleans count as TRUE, as in OpenSSL) and `pathLenConstraint`.
+pub(crate) fn basic_constraints(cert_der: &[u8]) -> BasicConstraintsFacts {
+    fn inner(cert_der: &[u8]) -> Option<BasicConstraintsFacts> {
+        let extension = der::extension(cert_der, OID_BASIC_CONSTRAINTS)?;
+        let constraints = der::expect(&extension.value, der::SEQUENCE)?;
+        let mut facts = BasicConstraintsFacts::default();
+        for field in der::children(constraints.content)? {
+            match field.tag {
+                der::BOOLEAN => facts.is_ca = field.content.iter().any(|b| *b != 0),
+                der::INTEGER if field.content.len() <= 8 => {
+                    facts.path_len = Some(
+                        field
+                            .content
+                            .iter()
+                            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+                    );
+                }
+                _ => {}
             }
-            let value = parts.iter().find(|p| p.tag == der::OCTET_STRING)?;
-            let constraints = der::expect(value.content, der::SEQUENCE)?;
-            let first = der::children(constraints.content)?.into_iter().next();
-            return Some(match first {
-                Some(flag) if flag.tag == der::BOOLEAN => flag.content.iter().any(|b| *b != 0),
-                _ => false,
-            });
         }
-        None
+        Some(facts)
     }
-    inner(cert_der).unwrap_or(false)
+    inner(cert_der).unwrap_or_default()
 }
 
 /// Every subject O value, in encoding order (values converted to UTF-8, interior NULs kept

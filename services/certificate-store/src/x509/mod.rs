@@ -28,7 +28,9 @@ pub use chain::{
 };
 pub use error::{CertError, ErrorClass};
 pub use facts::{CertificateFacts, KeyKind, is_ca, is_self_signed};
-pub use parse::{parse_ca_bundle, parse_chain, parse_partner_certificate};
+pub use parse::{
+    MAX_CHAIN_CERTIFICATES, chain_key, parse_ca_bundle, parse_chain, parse_partner_certificate,
+};
 pub use pkcs7::{certs_to_p7b_base64url, certs_to_p7b_der, p7b_der_to_certs};
 pub use sign::{GeneratedPlatformPki, PlatformSigner};
 pub use validate::{
@@ -39,6 +41,24 @@ pub use validate::{
 use chrono::{DateTime, Utc};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::x509::X509Ref;
+
+/// Empties this thread's OpenSSL error queue. OpenSSL records why a call failed in a
+/// per-thread queue; calls that answer "no" without failing (a signature that does not
+/// verify, a path that does not validate) leave their entries behind, and the next
+/// unrelated error read on the same (pooled) thread would carry them. Every function here
+/// that can leave entries calls this before it returns.
+pub fn clear_error_queue() {
+    let _ = openssl::error::ErrorStack::get();
+}
+
+/// Runs `work` with an empty OpenSSL error queue before and after: the wrapper for every
+/// piece of certificate work the service hands to a pooled thread.
+pub fn isolated<T>(work: impl FnOnce() -> T) -> T {
+    clear_error_queue();
+    let result = work();
+    clear_error_queue();
+    result
+}
 
 /// The certificate as PEM text (`-----BEGIN CERTIFICATE-----`), the form the API returns
 /// and the database stores.

@@ -6,8 +6,8 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use openssl::x509::X509;
 
-use super::CertError;
 use super::pkcs7::p7b_der_to_certs;
+use super::{CertError, CertificateFacts};
 
 /// Standard alphabet, padding optional.
 const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -92,11 +92,45 @@ fn pem_body_der(body: &str, what: &str) -> Result<Vec<u8>, CertError> {
         })
 }
 
-/// Parses one certificate's DER, mapping failure to KER-KMS-013 with our own wording.
-fn certificate_from_der(der: &[u8], what: &str) -> Result<X509, CertError> {
-    X509::from_der(der).map_err(|_| CertError::Unparsable {
-        detail: format!("{what} is not a valid X.509 certificate"),
+/// KER-KMS-013 unless `der` is exactly one element in canonical DER: a certificate has one
+/// encoding, so that no re-encoded copy can pass for a different certificate.
+fn require_canonical(der: &[u8], what: &str) -> Result<(), CertError> {
+    super::der::check_canonical(der).map_err(|problem| CertError::Unparsable {
+        detail: format!("{what} is not canonical DER: {}", problem.describe()),
     })
+}
+
+/// Parses one certificate's DER, mapping failure to KER-KMS-013 with our own wording: the
+/// encoding must be canonical, and everything the rules read later (key, validity, serial)
+/// must be readable now, so that a corrupted certificate is refused as unparsable instead
+/// of failing deep inside a later step.
+fn certificate_from_der(der: &[u8], what: &str) -> Result<X509, CertError> {
+    require_canonical(der, what)?;
+    let certificate = X509::from_der(der).map_err(|_| CertError::Unparsable {
+        detail: format!("{what} is not a valid X.509 certificate"),
+    })?;
+    readable(certificate, what)
+}
+
+/// The certificate, once its facts are known to be readable (KER-KMS-013 otherwise).
+fn readable(certificate: X509, what: &str) -> Result<X509, CertError> {
+    match CertificateFacts::of(&certificate) {
+        Ok(_) => Ok(certificate),
+        Err(CertError::Unparsable { detail }) => Err(CertError::Unparsable {
+            detail: format!("{what}: {detail}"),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// The certificates OpenSSL read from the DER PKCS#7 bundle `der`, once the bundle is known
+/// to be canonical DER (which covers every certificate inside) and each readable.
+fn checked_pkcs7(der: &[u8], certificates: Vec<X509>, what: &str) -> Result<Vec<X509>, CertError> {
+    require_canonical(der, what)?;
+    certificates
+        .into_iter()
+        .map(|certificate| readable(certificate, what))
+        .collect()
 }
 
 /// Certificates of every certificate and PKCS#7 block, in order.
@@ -115,7 +149,7 @@ fn certificates_of_blocks(blocks: &[PemBlock<'_>]) -> Result<Vec<X509>, CertErro
                 let certs = p7b_der_to_certs(&der).map_err(|_| CertError::Unparsable {
                     detail: format!("{what} is not a valid PKCS#7 certificate bundle"),
                 })?;
-                out.extend(certs);
+                out.extend(checked_pkcs7(&der, certs, &what)?);
             }
             BlockKind::Other => {}
         }
@@ -132,12 +166,13 @@ fn certificates_of_base64(data: &str) -> Result<Vec<X509>, CertError> {
         .decode(compact.as_bytes())
         .or_else(|_| STANDARD_LENIENT.decode(compact.as_bytes()))
         .map_err(|_| CertError::NotPemOrP7b)?;
-    match p7b_der_to_certs(&der) {
-        Ok(certs) => Ok(certs),
-        Err(_) => X509::from_der(&der)
-            .map(|cert| vec![cert])
-            .map_err(|_| CertError::NotPemOrP7b),
+    if let Ok(certs) = p7b_der_to_certs(&der) {
+        return checked_pkcs7(&der, certs, "the PKCS#7 bundle");
     }
+    if X509::from_der(&der).is_err() {
+        return Err(CertError::NotPemOrP7b);
+    }
+    certificate_from_der(&der, "the DER certificate").map(|cert| vec![cert])
 }
 
 fn not_blank(data: &str) -> Result<&str, CertError> {
@@ -199,9 +234,84 @@ pub fn parse_partner_certificate(data: &str) -> Result<X509, CertError> {
     }
 }
 
+/// Most certificates one `VerifyCertificateTrust` request may carry (the leaf plus helpers):
+/// the work of a request stays bounded whatever a caller sends.
+pub const MAX_CHAIN_CERTIFICATES: usize = 10;
+
 /// Parses the data of `VerifyCertificateTrust`: the certificate to verify first, optionally
 /// followed by untrusted intermediates that may help build the path. Accepts the same forms
-/// as [`parse_ca_bundle`] and keeps the input order (for a PKCS#7 bundle, its order).
+/// as [`parse_ca_bundle`] and keeps the input order (for a PKCS#7 bundle, its order). More
+/// than [`MAX_CHAIN_CERTIFICATES`] is [`CertError::TooManyCertificates`], counted before
+/// any certificate is parsed where the form allows it.
 pub fn parse_chain(data: &str) -> Result<Vec<X509>, CertError> {
-    parse_ca_bundle(data)
+    let too_many = |found| CertError::TooManyCertificates {
+        found,
+        max: MAX_CHAIN_CERTIFICATES,
+    };
+    if let Some(blocks) = pem_blocks(not_blank(data)?)? {
+        let found = blocks.iter().filter(|b| b.kind != BlockKind::Other).count();
+        if found > MAX_CHAIN_CERTIFICATES {
+            return Err(too_many(found));
+        }
+    }
+    let certificates = parse_ca_bundle(data)?;
+    if certificates.len() > MAX_CHAIN_CERTIFICATES {
+        return Err(too_many(certificates.len()));
+    }
+    Ok(certificates)
+}
+
+/// A key naming the certificates of a `VerifyCertificateTrust` request in `domain`, computed
+/// without parsing them: for each certificate in order, its identity (SHA-256 of the
+/// `tbsCertificate`) and the SHA-256 of its DER. Two requests with the same certificates get
+/// the same key whatever their text form (line breaks, PEM or PKCS#7); a copy with other
+/// signature bytes gets its own key, so it never borrows another copy's verdict. `None`
+/// when the data cannot be decoded this cheaply; the caller then parses it in full, which
+/// also produces the error to report.
+pub fn chain_key(domain: &str, data: &str) -> Option<[u8; 32]> {
+    let ders = certificate_ders(data)?;
+    if ders.is_empty() || ders.len() > MAX_CHAIN_CERTIFICATES {
+        return None;
+    }
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(domain.as_bytes());
+    hasher.update(&[0]);
+    for der in &ders {
+        let tbs = super::der::tbs_certificate(der)?;
+        hasher.update(&openssl::sha::sha256(tbs));
+        hasher.update(&openssl::sha::sha256(der));
+    }
+    Some(hasher.finish())
+}
+
+/// The DER encodings of the certificates in `data`, decoded from PEM or base64 only.
+fn certificate_ders(data: &str) -> Option<Vec<Vec<u8>>> {
+    let data = not_blank(data).ok()?;
+    let Some(blocks) = pem_blocks(data).ok()? else {
+        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let der = URL_SAFE_LENIENT
+            .decode(compact.as_bytes())
+            .or_else(|_| STANDARD_LENIENT.decode(compact.as_bytes()))
+            .ok()?;
+        return Some(match super::pkcs7::p7b_certificate_ders(&der) {
+            Some(certificates) => certificates.into_iter().map(<[u8]>::to_vec).collect(),
+            None => vec![der],
+        });
+    };
+    let mut ders = Vec::new();
+    for block in &blocks {
+        match block.kind {
+            BlockKind::Certificate => ders.push(pem_body_der(block.body, "").ok()?),
+            BlockKind::Pkcs7 => {
+                let der = pem_body_der(block.body, "").ok()?;
+                let certificates = super::pkcs7::p7b_certificate_ders(&der)?;
+                ders.extend(certificates.into_iter().map(<[u8]>::to_vec));
+            }
+            BlockKind::Other => {}
+        }
+        if ders.len() > MAX_CHAIN_CERTIFICATES {
+            return None;
+        }
+    }
+    Some(ders)
 }

@@ -2,6 +2,7 @@
 //! (MOSIP's "MOSIP-signed" copy, issued by the platform for one year).
 
 use chrono::{DateTime, Duration, Utc};
+use openssl::asn1::{Asn1Object, Asn1OctetString};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -10,7 +11,9 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder, X509NameRef, X509Ref};
+use openssl::x509::{
+    X509, X509Builder, X509Extension, X509Name, X509NameBuilder, X509NameRef, X509Ref,
+};
 
 use super::{CertError, utc_to_asn1};
 
@@ -138,22 +141,21 @@ impl PlatformSigner {
 
     /// Issues the platform-signed copy of an accepted partner/FTM certificate, valid from
     /// now for 365 days. See [`PlatformSigner::resign_at`].
-    pub fn resign(&self, partner: &X509Ref, domain: &str) -> Result<X509, CertError> {
-        self.resign_at(partner, domain, Utc::now())
+    pub fn resign(&self, partner: &X509Ref) -> Result<X509, CertError> {
+        self.resign_at(partner, Utc::now())
     }
 
     /// Issues the platform-signed copy at a given time: the partner's public key; subject
     /// rebuilt from its CN, OU, O, L, ST and C only (in its original order; a missing CN is
     /// tolerated, never a panic); issuer = the signing certificate's subject; validity
-    /// `now` → `now` + 365 days; random positive 159-bit serial; basicConstraints CA:TRUE
-    /// (critical); keyUsage (critical) digitalSignature + keyCertSign, plus keyEncipherment
-    /// for domain `AUTH`; subject and authority key identifiers; signed with SHA-256.
-    pub fn resign_at(
-        &self,
-        partner: &X509Ref,
-        domain: &str,
-        now: DateTime<Utc>,
-    ) -> Result<X509, CertError> {
+    /// `now` → `now` + 365 days; random positive 159-bit serial; subject and authority key
+    /// identifiers; signed with SHA-256.
+    ///
+    /// The copy never grants more than the original: its basicConstraints (CA flag and
+    /// pathLen), keyUsage and extendedKeyUsage are the original's, byte for byte and with
+    /// the same criticality, and absent when the original has none. A copy of a CA:FALSE
+    /// chip certificate can therefore never issue certificates under the platform's name.
+    pub fn resign_at(&self, partner: &X509Ref, now: DateTime<Utc>) -> Result<X509, CertError> {
         let subject = copied_subject(partner.subject_name())?;
         let public_key = partner.public_key()?;
 
@@ -166,13 +168,12 @@ impl PlatformSigner {
         builder.set_pubkey(&public_key)?;
         set_validity(&mut builder, now, RESIGNED_VALIDITY_DAYS)?;
 
-        builder.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        let mut usage = KeyUsage::new();
-        usage.critical().digital_signature().key_cert_sign();
-        if domain.trim().eq_ignore_ascii_case("AUTH") {
-            usage.key_encipherment();
+        let original = partner.to_der()?;
+        for oid in COPIED_EXTENSIONS {
+            if let Some(extension) = copied_extension(&original, oid)? {
+                builder.append_extension(extension)?;
+            }
         }
-        builder.append_extension(usage.build()?)?;
         let skid = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
         builder.append_extension(skid)?;
         let akid = AuthorityKeyIdentifier::new()
@@ -183,6 +184,32 @@ impl PlatformSigner {
         builder.sign(&self.private_key, signing_digest(&self.private_key))?;
         Ok(builder.build())
     }
+}
+
+/// Extensions copied verbatim from the original into its platform-signed copy: (DER
+/// contents of the OID, dotted OID).
+const COPIED_EXTENSIONS: [(&[u8], &str); 3] = [
+    (super::facts::OID_BASIC_CONSTRAINTS, "2.5.29.19"),
+    (super::facts::OID_KEY_USAGE, "2.5.29.15"),
+    (super::facts::OID_EXTENDED_KEY_USAGE, "2.5.29.37"),
+];
+
+/// The extension `oid` of `original` (DER), rebuilt with the same criticality and value,
+/// if the original has it.
+fn copied_extension(
+    original: &[u8],
+    (oid, dotted): (&[u8], &str),
+) -> Result<Option<X509Extension>, CertError> {
+    let Some(raw) = super::der::extension(original, oid) else {
+        return Ok(None);
+    };
+    let object = Asn1Object::from_str(dotted)?;
+    let value = Asn1OctetString::new_from_bytes(&raw.value)?;
+    Ok(Some(X509Extension::new_from_der(
+        &object,
+        raw.critical,
+        &value,
+    )?))
 }
 
 /// Copies the CN, OU, O, L, ST and C entries of `name`, keeping their order and string

@@ -652,9 +652,32 @@ fn ca_rules_in_order() {
             "KER-PCM-017",
         ),
         (
-            "sha1 root is not a CA rule",
+            "RSA-1024",
+            good_ca("small").key(KeySpec::Rsa(1024)),
+            "KER-PCM-013",
+        ),
+        (
+            "P-224",
+            good_ca("small curve").key(KeySpec::EcP224),
+            "KER-PCM-013",
+        ),
+        (
+            "SHA-1 signature",
             good_ca("sha1").digest(DigestSpec::Sha1),
-            "OK",
+            "KER-PCM-014",
+        ),
+        (
+            "SHA-224 signature",
+            good_ca("sha224").digest(DigestSpec::Sha224),
+            "KER-PCM-014",
+        ),
+        (
+            "weak key and expired: the key is reported first",
+            good_ca("both")
+                .key(KeySpec::Rsa(1024))
+                .valid_from_days(-1000)
+                .valid_for_days(500),
+            "KER-PCM-013",
         ),
     ];
     for (name, spec, expected) in cases {
@@ -769,10 +792,7 @@ fn weak_digest_in_the_path_is_refused() {
     let level0 = TrustMaterial::with_options(
         vec![pki().root.certificate.clone()],
         vec![sha1_intermediate.certificate.clone()],
-        ChainOptions {
-            security_level: 0,
-            ..ChainOptions::default()
-        },
+        ChainOptions { security_level: 0 },
     )
     .expect("trust");
     level0
@@ -817,32 +837,83 @@ fn weak_digest_in_the_path_is_refused() {
 }
 
 #[test]
-fn strict_mode_accepts_dev_and_platform_chains() {
-    let strict = ChainOptions {
-        x509_strict: true,
-        ..ChainOptions::default()
-    };
-    let trust = TrustMaterial::with_options(
-        vec![pki().root.certificate.clone()],
-        vec![pki().intermediate.certificate.clone()],
-        strict,
-    )
-    .expect("trust");
-    trust
+fn strict_validation_accepts_dev_and_platform_chains() {
+    trust()
         .verify(&pki().partner.certificate, &[], None)
         .expect("strict chain");
     let platform = platform();
     let resigned = platform
         .signer
-        .resign(&pki().partner.certificate, "FTM")
+        .resign(&pki().partner.certificate)
         .expect("resign");
-    let trust = TrustMaterial::with_options(
+    let trust = TrustMaterial::build(
         vec![platform.root_certificate.clone()],
         vec![platform.signer.certificate.clone()],
-        strict,
     )
     .expect("trust");
     trust.verify(&resigned, &[], None).expect("strict chain");
+}
+
+#[test]
+fn strict_validation_refuses_a_path_without_key_identifiers() {
+    // Everything else right, but the intermediate carries no authorityKeyIdentifier: the
+    // non-strict default of OpenSSL accepts it, X509_V_FLAG_X509_STRICT does not.
+    let root = &pki().root;
+    let mut builder = openssl::x509::X509Builder::new().expect("builder");
+    builder.set_version(2).expect("version");
+    builder
+        .set_serial_number(&pmp_dev_certs::random_serial().expect("serial"))
+        .expect("serial");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, "no AKI")
+        .expect("cn");
+    let name = name.build();
+    builder.set_subject_name(&name).expect("subject");
+    builder
+        .set_issuer_name(root.certificate.subject_name())
+        .expect("issuer");
+    let key = KeySpec::EcP256.generate().expect("key");
+    builder.set_pubkey(&key).expect("key");
+    let start = openssl::asn1::Asn1Time::days_from_now(0).expect("time");
+    let end = openssl::asn1::Asn1Time::days_from_now(400).expect("time");
+    builder.set_not_before(&start).expect("nb");
+    builder.set_not_after(&end).expect("na");
+    builder
+        .append_extension(
+            openssl::x509::extension::BasicConstraints::new()
+                .critical()
+                .ca()
+                .build()
+                .expect("bc"),
+        )
+        .expect("bc");
+    builder
+        .append_extension(
+            openssl::x509::extension::KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .build()
+                .expect("ku"),
+        )
+        .expect("ku");
+    let skid = openssl::x509::extension::SubjectKeyIdentifier::new()
+        .build(&builder.x509v3_context(None, None))
+        .expect("skid");
+    builder.append_extension(skid).expect("skid");
+    builder
+        .sign(&root.private_key, MessageDigest::sha256())
+        .expect("sign");
+    let no_aki = Issued {
+        certificate: builder.build(),
+        private_key: key,
+    };
+    let leaf = good_leaf().issued_by(&no_aki).expect("leaf");
+    let trust = TrustMaterial::build(
+        vec![root.certificate.clone()],
+        vec![no_aki.certificate.clone()],
+    )
+    .expect("trust");
+    assert!(trust.verify(&leaf.certificate, &[], None).is_err());
 }
 
 #[test]
@@ -963,7 +1034,7 @@ fn trust_material_is_send_and_sync() {
 // ---------------------------------------------------------------- re-signing
 
 #[test]
-fn resign_copies_subject_and_issues_one_year_ca() {
+fn resign_copies_subject_and_issues_one_year_copy() {
     let platform = platform();
     let partner = CertificateSpec::leaf("Chip 42")
         .organisation(ORG)
@@ -979,7 +1050,7 @@ fn resign_copies_subject_and_issues_one_year_ca() {
     let now = Utc::now();
     let resigned = platform
         .signer
-        .resign(&partner.certificate, "FTM")
+        .resign(&partner.certificate)
         .expect("resign");
     let facts = CertificateFacts::of(&resigned).expect("facts");
     let partner_facts = CertificateFacts::of(&partner.certificate).expect("facts");
@@ -994,7 +1065,7 @@ fn resign_copies_subject_and_issues_one_year_ca() {
             .expect("facts")
             .subject
     );
-    assert!(facts.is_ca);
+    assert!(!facts.is_ca, "a copy of a CA:FALSE certificate is CA:FALSE");
     assert_eq!(facts.version, 3);
     assert!((facts.not_before - now).num_seconds().abs() < 120);
     assert_eq!((facts.not_after - facts.not_before).num_days(), 365);
@@ -1010,8 +1081,7 @@ fn resign_copies_subject_and_issues_one_year_ca() {
             .public_eq(&partner.certificate.public_key().expect("key"))
     );
     let usage = resigned.key_usage().expect("key usage");
-    assert!(usage.contains(X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::KEY_CERT_SIGN));
-    assert!(!usage.contains(X509KeyUsage::KEY_ENCIPHERMENT));
+    assert_eq!(usage, X509KeyUsage::DIGITAL_SIGNATURE);
     assert_eq!(
         resigned.authority_key_id().map(|k| k.as_slice().to_vec()),
         platform
@@ -1042,7 +1112,7 @@ fn resign_copies_subject_and_issues_one_year_ca() {
 }
 
 #[test]
-fn resign_for_auth_adds_key_encipherment_and_tolerates_missing_cn() {
+fn resign_tolerates_a_missing_cn_and_adds_no_key_usage() {
     let platform = platform();
     let partner = good_leaf()
         .without_common_name()
@@ -1050,12 +1120,98 @@ fn resign_for_auth_adds_key_encipherment_and_tolerates_missing_cn() {
         .expect("partner");
     let resigned = platform
         .signer
-        .resign(&partner.certificate, "auth")
+        .resign(&partner.certificate)
         .expect("resign");
     let usage = resigned.key_usage().expect("key usage");
-    assert!(usage.contains(X509KeyUsage::KEY_ENCIPHERMENT));
+    assert!(!usage.contains(X509KeyUsage::KEY_ENCIPHERMENT));
+    assert!(!usage.contains(X509KeyUsage::KEY_CERT_SIGN));
     let facts = CertificateFacts::of(&resigned).expect("facts");
     assert_eq!(facts.subject, "O=Acme Chips,C=IN");
+}
+
+/// The extensions of a certificate that decide what it may do, as encoded.
+fn powers(certificate: &X509) -> Vec<Option<super::der::RawExtension>> {
+    let encoded = der(certificate);
+    [
+        super::facts::OID_BASIC_CONSTRAINTS,
+        super::facts::OID_KEY_USAGE,
+        super::facts::OID_EXTENDED_KEY_USAGE,
+    ]
+    .iter()
+    .map(|oid| super::der::extension(&encoded, oid))
+    .collect()
+}
+
+#[test]
+fn platform_signed_copies_never_grant_more_than_the_original() {
+    let platform = platform();
+    let chip_ca = good_ca("chip that issues device keys")
+        .path_len(0)
+        .issued_by(&pki().root)
+        .expect("chip CA");
+    let bare = CertificateSpec::leaf("no constraints")
+        .organisation(ORG)
+        .kind(CertKind::NoConstraints)
+        .valid_from_days(-1)
+        .valid_for_days(730)
+        .issued_by(&pki().intermediate)
+        .expect("bare");
+    let mut with_eku = openssl::x509::X509Builder::new().expect("builder");
+    with_eku.set_version(2).expect("version");
+    with_eku
+        .set_serial_number(&pmp_dev_certs::random_serial().expect("serial"))
+        .expect("serial");
+    with_eku
+        .set_subject_name(pki().partner.certificate.subject_name())
+        .expect("subject");
+    with_eku
+        .set_issuer_name(pki().intermediate.certificate.subject_name())
+        .expect("issuer");
+    with_eku
+        .set_pubkey(&pki().partner.private_key)
+        .expect("key");
+    with_eku
+        .set_not_before(pki().partner.certificate.not_before())
+        .expect("nb");
+    with_eku
+        .set_not_after(pki().partner.certificate.not_after())
+        .expect("na");
+    with_eku
+        .append_extension(
+            openssl::x509::extension::ExtendedKeyUsage::new()
+                .client_auth()
+                .build()
+                .expect("eku"),
+        )
+        .expect("eku");
+    with_eku
+        .sign(&pki().intermediate.private_key, MessageDigest::sha256())
+        .expect("sign");
+    let with_eku = with_eku.build();
+    for original in [
+        &pki().partner.certificate,
+        &pki().ftm_chip.certificate,
+        &chip_ca.certificate,
+        &bare.certificate,
+        &with_eku,
+    ] {
+        let copy = platform.signer.resign(original).expect("resign");
+        assert_eq!(powers(&copy), powers(original));
+        let copy_facts = CertificateFacts::of(&copy).expect("facts");
+        let original_facts = CertificateFacts::of(original).expect("facts");
+        assert_eq!(copy_facts.is_ca, original_facts.is_ca);
+        assert_eq!(copy_facts.path_len, original_facts.path_len);
+    }
+    let copy = platform
+        .signer
+        .resign(&chip_ca.certificate)
+        .expect("resign");
+    let facts = CertificateFacts::of(&copy).expect("facts");
+    assert!(facts.is_ca);
+    assert_eq!(facts.path_len, Some(0));
+    let bare_copy = platform.signer.resign(&bare.certificate).expect("resign");
+    assert!(!CertificateFacts::of(&bare_copy).expect("facts").is_ca);
+    assert!(bare_copy.key_usage().is_none());
 }
 
 #[test]
@@ -1168,5 +1324,185 @@ fn reasons_and_classes() {
     assert_eq!(
         CertError::Internal("file.c:12".into()).message(),
         "internal error"
+    );
+}
+
+// ---------------------------------------------------------------- identity and encodings
+
+#[test]
+fn identity_is_the_signed_part_whatever_the_signature_bytes() {
+    let issuer = good_ca("ec issuer").self_signed().expect("issuer");
+    let leaf = good_leaf()
+        .key(KeySpec::EcP256)
+        .issued_by(&issuer)
+        .expect("leaf");
+    let copy = pmp_dev_certs::attacks::malleated_copy(&leaf.certificate, &issuer.certificate)
+        .expect("malleated copy");
+    let original = CertificateFacts::of(&leaf.certificate).expect("facts");
+    let malleated = CertificateFacts::of(&copy).expect("facts");
+    assert_ne!(original.thumbprint, malleated.thumbprint, "other bytes");
+    assert_eq!(original.identity, malleated.identity, "same certificate");
+    // Both still verify: only the identity tells them apart from other certificates.
+    let trust = TrustMaterial::build(vec![issuer.certificate.clone()], vec![]).expect("trust");
+    trust.verify(&copy, &[], None).expect("the copy chains");
+    // The migration computes identities of stored rows the same way.
+    assert_eq!(
+        certificate_store_migration::identity::identity_of_pem(&pem(&leaf)).as_deref(),
+        Some(original.identity.as_str())
+    );
+    // And the cache key sees two certificates.
+    assert_ne!(
+        chain_key("FTM", &pem(&leaf)),
+        chain_key("FTM", &pmp_dev_certs::attacks::pem_of(&der(&copy)))
+    );
+}
+
+#[test]
+fn non_canonical_der_is_kerkms013_in_every_form() {
+    use pmp_dev_certs::attacks::{pem_of, with_long_form_length, with_trailing_data};
+    let leaf = issue(good_leaf());
+    let long = with_long_form_length(&leaf.certificate).expect("long form");
+    let trailing = with_trailing_data(&leaf.certificate, &[0x05, 0x00]).expect("trailing");
+    for (name, encoded) in [("long-form length", &long), ("trailing data", &trailing)] {
+        let armoured = pem_of(encoded);
+        for (parser, result) in [
+            ("partner", parse_partner_certificate(&armoured).map(|_| ())),
+            ("bundle", parse_ca_bundle(&armoured).map(|_| ())),
+            ("chain", parse_chain(&armoured).map(|_| ())),
+            (
+                "base64 DER",
+                parse_ca_bundle(&STANDARD.encode(encoded)).map(|_| ()),
+            ),
+        ] {
+            let error = result.expect_err(name);
+            assert_eq!(
+                error.reason(),
+                "KER-KMS-013",
+                "{name} via {parser}: {error}"
+            );
+            assert!(
+                error.message().contains("canonical"),
+                "{name}: {}",
+                error.message()
+            );
+        }
+    }
+    // The canonical encoding of the same certificate is accepted.
+    parse_partner_certificate(&pem(&leaf)).expect("canonical");
+}
+
+#[test]
+fn a_corrupted_public_key_is_unparsable_not_internal() {
+    let leaf = issue(good_leaf().key(KeySpec::EcP256));
+    let key = leaf.certificate.public_key().expect("key");
+    let ec = key.ec_key().expect("ec");
+    let mut context = openssl::bn::BigNumContext::new().expect("context");
+    let point = ec
+        .public_key()
+        .to_bytes(
+            ec.group(),
+            openssl::ec::PointConversionForm::UNCOMPRESSED,
+            &mut context,
+        )
+        .expect("point");
+    let mut encoded = der(&leaf.certificate);
+    let at = encoded
+        .windows(point.len())
+        .position(|window| window == point.as_slice())
+        .expect("the point is in the certificate");
+    // Same length, but no longer a point on the curve.
+    for byte in &mut encoded[at + 1..at + 33] {
+        *byte = 0xFF;
+    }
+    let armoured = pmp_dev_certs::attacks::pem_of(&encoded);
+    for result in [
+        parse_partner_certificate(&armoured).map(|_| ()),
+        parse_ca_bundle(&armoured).map(|_| ()),
+        parse_chain(&armoured).map(|_| ()),
+    ] {
+        assert_eq!(result.expect_err("corrupt key").reason(), "KER-KMS-013");
+    }
+    assert!(
+        openssl::error::ErrorStack::get().errors().is_empty(),
+        "nothing left on the error queue"
+    );
+}
+
+#[test]
+fn openssl_failures_never_leak_into_a_later_error_on_the_same_thread() {
+    openssl::error::ErrorStack::get();
+    // Failures that OpenSSL reports on the thread's queue while answering "no".
+    let foreign = CertificateSpec::ca("self-issued, foreign-signed")
+        .key(KeySpec::EcP256)
+        .issued_by(&foreign_pki().root)
+        .expect("foreign");
+    assert!(!is_self_signed(&foreign.certificate));
+    assert!(
+        trust()
+            .verify(&foreign_pki().partner.certificate, &[], None)
+            .is_err()
+    );
+    assert!(
+        parse_partner_certificate("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .is_err()
+    );
+    order_bundle(vec![
+        foreign_pki().partner.certificate.clone(),
+        pki().root.certificate.clone(),
+    ]);
+    let leftovers = openssl::error::ErrorStack::get();
+    assert!(
+        leftovers.errors().is_empty(),
+        "errors of finished calls stayed on the queue: {leftovers}"
+    );
+    // So an unrelated failure afterwards reports only its own error.
+    let unrelated = X509::from_pem(b"not pem").expect_err("fails");
+    assert!(
+        unrelated
+            .errors()
+            .iter()
+            .all(|error| !error.to_string().contains("signature")),
+        "{unrelated}"
+    );
+}
+
+#[test]
+fn chain_keys_name_certificates_not_text() {
+    let leaf = pem(&issue(good_leaf()));
+    let intermediate = pem(&pki().intermediate);
+    let chain = format!("{leaf}{intermediate}");
+    let key = chain_key("FTM", &chain).expect("key");
+    let crlf = chain.replace('\n', "\r\n");
+    let spaced = format!("\n\n  {}  \n", chain.replace("-----\n", "-----\n\n"));
+    assert_eq!(chain_key("FTM", &crlf), Some(key));
+    assert_eq!(chain_key("FTM", &spaced), Some(key));
+    let p7b = certs_to_p7b_base64url(&[issue(good_leaf()).certificate]).expect("p7b");
+    assert!(chain_key("FTM", &p7b).is_some());
+    assert_ne!(
+        chain_key("DEVICE", &chain),
+        Some(key),
+        "the domain is part of the key"
+    );
+    assert_ne!(
+        chain_key("FTM", &leaf),
+        Some(key),
+        "helpers are part of the key"
+    );
+    assert_eq!(chain_key("FTM", "garbage"), None);
+    assert_eq!(chain_key("FTM", &leaf.repeat(11)), None, "too many to key");
+}
+
+#[test]
+fn verification_requests_carry_at_most_ten_certificates() {
+    let leaf = pem(&issue(good_leaf()));
+    assert_eq!(parse_chain(&leaf.repeat(10)).expect("ten").len(), 10);
+    let error = parse_chain(&leaf.repeat(11)).expect_err("eleven");
+    assert_eq!(error.reason(), "KER-PCM-001");
+    assert_eq!(
+        error,
+        CertError::TooManyCertificates {
+            found: 11,
+            max: MAX_CHAIN_CERTIFICATES
+        }
     );
 }

@@ -68,9 +68,10 @@ fn require_current(
 }
 
 /// Rules of a CA upload, in the contract's order: X.509 v3 (KER-PCM-007), basicConstraints
-/// CA:TRUE (KER-PCM-019), not yet valid (KER-PMS-020), expired (KER-PCM-004), less than
-/// `ca_min_validity_months` left (KER-PCM-017). The caller checks duplicates (KER-PCM-003)
-/// before and, for intermediates, the chain (KER-PCM-005) after.
+/// CA:TRUE (KER-PCM-019), key size (KER-PCM-013), signature algorithm (KER-PCM-014), not
+/// yet valid (KER-PMS-020), expired (KER-PCM-004), less than `ca_min_validity_months` left
+/// (KER-PCM-017). The caller checks duplicates (KER-PCM-003) before and, for
+/// intermediates, the chain (KER-PCM-005) after.
 pub fn validate_ca_certificate(
     cert: &X509Ref,
     now: DateTime<Utc>,
@@ -80,6 +81,8 @@ pub fn validate_ca_certificate(
     if !is_ca(cert) {
         return Err(CertError::NotCa);
     }
+    check_key(cert, policy)?;
+    check_signature_algorithm(cert)?;
     let (_, not_after) = require_current(cert, now)?;
     let too_short = match now.checked_add_months(Months::new(policy.ca_min_validity_months)) {
         Some(threshold) => not_after < threshold,
@@ -145,7 +148,9 @@ pub fn validate_partner_upload(
 /// strong sizes); any other key type (DSA, ...) is refused under the same reason because its
 /// strength is not assessed.
 fn check_key(cert: &X509Ref, policy: &ValidationPolicy) -> Result<(), CertError> {
-    let key = cert.public_key()?;
+    let key = cert.public_key().map_err(|_| CertError::Unparsable {
+        detail: "its public key cannot be read".into(),
+    })?;
     let bits = key.bits();
     let (ok, kind) = match key.id() {
         Id::RSA => (bits >= policy.min_rsa_bits, "RSA"),

@@ -36,7 +36,9 @@ pub struct FakeCertificate {
     pub organization_name: String,
     pub certificate_data: String,
     pub partner_domain: String,
-    pub certificate_kind: i32,
+    pub owner_type: i32,
+    /// The partner the certificate belongs to, as the uploader or a later trust call said.
+    pub partner_id: String,
     pub trusted: bool,
 }
 
@@ -55,6 +57,7 @@ pub struct RecordedCall {
 #[derive(Default)]
 struct State {
     certificates: HashMap<String, FakeCertificate>,
+    deactivated_partners: std::collections::HashSet<String>,
     next_id: u64,
     calls: Vec<RecordedCall>,
     faults: HashMap<&'static str, VecDeque<Fault>>,
@@ -76,6 +79,7 @@ pub struct FakeStoreServer {
 pub const UPLOAD: &str = "UploadPartnerCertificate";
 pub const SET_TRUSTED: &str = "SetCertificateTrusted";
 pub const GET: &str = "GetPartnerCertificate";
+pub const SET_DEACTIVATED: &str = "SetPartnerDeactivated";
 
 /// A PEM-shaped certificate the fake accepts for organisation `org`; `name` tells chips
 /// apart (different data = different certificate).
@@ -131,7 +135,8 @@ impl FakeStore {
                 organization_name: "set-up".into(),
                 certificate_data: format!("set-up:{certificate_id}"),
                 partner_domain: "FTM".into(),
-                certificate_kind: CertificateKind::FtmChip as i32,
+                owner_type: OwnerType::Ftm as i32,
+                partner_id: String::new(),
                 trusted,
             },
         );
@@ -142,6 +147,11 @@ impl FakeStore {
         if let Some(certificate) = self.state().certificates.get_mut(certificate_id) {
             certificate.trusted = trusted;
         }
+    }
+
+    /// Whether the registry told the store that `partner_id` is deactivated.
+    pub fn partner_deactivated(&self, partner_id: &str) -> bool {
+        self.state().deactivated_partners.contains(partner_id)
     }
 
     pub fn trusted(&self, certificate_id: &str) -> Option<bool> {
@@ -316,7 +326,7 @@ impl CertificateStore for FakeStore {
                 None => {
                     state.next_id += 1;
                     let id = format!("cert-{}", state.next_id);
-                    let trusted = message.certificate_kind == CertificateKind::Partner as i32;
+                    // Stored untrusted, as the real store does.
                     state.certificates.insert(
                         id.clone(),
                         FakeCertificate {
@@ -324,8 +334,9 @@ impl CertificateStore for FakeStore {
                             organization_name: message.organization_name.clone(),
                             certificate_data: message.certificate_data.clone(),
                             partner_domain: message.partner_domain.clone(),
-                            certificate_kind: message.certificate_kind,
-                            trusted,
+                            owner_type: message.owner_type,
+                            partner_id: message.partner_id.clone(),
+                            trusted: false,
                         },
                     );
                     id
@@ -375,11 +386,37 @@ impl CertificateStore for FakeStore {
                 .get_mut(&message.certificate_id)
                 .ok_or_else(not_found)?;
             certificate.trusted = message.trusted;
+            if certificate.partner_id.is_empty() {
+                certificate.partner_id = message.partner_id.clone();
+            }
         }
         lost_reply(fault)?;
         Ok(Response::new(SetCertificateTrustedResponse {
             certificate_id: message.certificate_id,
             trusted: message.trusted,
+        }))
+    }
+
+    async fn set_partner_deactivated(
+        &self,
+        request: Request<SetPartnerDeactivatedRequest>,
+    ) -> Result<Response<SetPartnerDeactivatedResponse>, Status> {
+        let fault = self.begin(SET_DEACTIVATED, &request, &request.get_ref().partner_id)?;
+        let message = request.into_inner();
+        {
+            let mut state = self.state();
+            if message.deactivated {
+                state
+                    .deactivated_partners
+                    .insert(message.partner_id.clone());
+            } else {
+                state.deactivated_partners.remove(&message.partner_id);
+            }
+        }
+        lost_reply(fault)?;
+        Ok(Response::new(SetPartnerDeactivatedResponse {
+            partner_id: message.partner_id,
+            deactivated: message.deactivated,
         }))
     }
 

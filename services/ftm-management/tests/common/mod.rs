@@ -217,6 +217,7 @@ impl Platform {
     /// Makes a partner ACTIVE as an accepted partner certificate would (set-up through the
     /// registry's repository: without a real certificate store the API cannot do it).
     pub async fn activate(&self, partner_id: &str) {
+        let token = self.registry_lease(partner_id).await;
         self.registry_repository()
             .attach_certificate(
                 partner_id,
@@ -228,9 +229,28 @@ impl Platform {
                     Some("IN_PROGRESS"),
                     Some("ACTIVE"),
                 ),
+                &token,
             )
             .await
             .expect("activated");
+        self.registry_repository()
+            .release_lease(partner_id, &token)
+            .await
+            .expect("lease released");
+    }
+
+    /// Takes the partner's lease in the registry's database, as a registry step would.
+    async fn registry_lease(&self, partner_id: &str) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let now = chrono::Utc::now();
+        assert!(
+            self.registry_repository()
+                .acquire_lease(partner_id, &token, now + chrono::Duration::seconds(30), now)
+                .await
+                .expect("lease"),
+            "the partner's lease is free"
+        );
+        token
     }
 
     /// Sets a partner's status in the registry directly.
@@ -239,6 +259,7 @@ impl Platform {
         partner_id: &str,
         status: partner_registry::domain::PartnerStatus,
     ) {
+        let token = self.registry_lease(partner_id).await;
         self.registry_repository()
             .set_status(
                 partner_id,
@@ -250,9 +271,14 @@ impl Platform {
                     None,
                     Some(status.as_str()),
                 ),
+                &token,
             )
             .await
             .expect("status set");
+        self.registry_repository()
+            .release_lease(partner_id, &token)
+            .await
+            .expect("lease released");
     }
 
     /// An ACTIVE FTM provider with organisation `org`; returns its token.

@@ -44,6 +44,9 @@ pub mod partners {
         pub certificate_id: Option<String>,
         pub create_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
+        /// Lease of a step that spans the certificate store (see the service).
+        pub sync_token: Option<String>,
+        pub sync_expires_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

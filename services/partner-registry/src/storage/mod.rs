@@ -4,11 +4,20 @@ pub mod entities;
 mod sql;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 pub use sql::SqlPartnerRepository;
 
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
+
+/// An expired lease: a partner whose state the store may not reflect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMarker {
+    pub partner_id: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
 
 /// Credentials of a user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,21 +77,64 @@ pub trait PartnerRepository: Send + Sync {
         roles: &[String],
     ) -> Result<bool, RegistryError>;
 
-    /// Records an accepted certificate: stores its id and makes an IN_PROGRESS partner ACTIVE.
+    /// Records an accepted certificate: stores its id and makes an IN_PROGRESS partner ACTIVE
+    /// — only while the step holds the partner's lease `token` (`Interrupted` otherwise).
+    /// Recording the certificate already recorded changes nothing and writes no audit row.
     async fn attach_certificate(
         &self,
         partner_id: &str,
         certificate_id: &str,
         audit: AuditEvent,
+        token: &str,
     ) -> Result<Partner, RegistryError>;
 
-    /// Sets the partner's status.
+    /// Sets the partner's status while the step holds the lease `token`; the same status
+    /// again changes nothing and writes no audit row.
     async fn set_status(
         &self,
         partner_id: &str,
         status: PartnerStatus,
         audit: AuditEvent,
+        token: &str,
     ) -> Result<Partner, RegistryError>;
+
+    /// Takes the partner's lease for a step that spans the certificate store, unless another
+    /// step holds a lease that has not expired; returns whether it was taken.
+    async fn acquire_lease(
+        &self,
+        partner_id: &str,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError>;
+
+    /// Removes the lease `token` (the step finished); returns whether it was still held.
+    async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError>;
+
+    /// Leaves the lease `token` as an expired marker (the step failed after the store may
+    /// have changed): the reconciler re-applies the partner's state.
+    async fn abandon_lease(
+        &self,
+        partner_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError>;
+
+    /// Partners whose lease has expired, oldest first: the reconciler's work.
+    async fn stale_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<SyncMarker>, RegistryError>;
+
+    /// Takes over an expired lease (compare-and-set on its token and expiry).
+    async fn take_over_lease(
+        &self,
+        marker: &SyncMarker,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError>;
 
     /// Audit rows of one entity, oldest first.
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError>;

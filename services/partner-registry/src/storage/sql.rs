@@ -1,15 +1,15 @@
 //! sea-orm implementation of [`PartnerRepository`] for SQLite and PostgreSQL.
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::entities::{partner_types, partners, users};
-use super::{PartnerPage, PartnerRepository, UserRecord};
+use super::{PartnerPage, PartnerRepository, SyncMarker, UserRecord};
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
 
@@ -63,7 +63,16 @@ fn to_active_model(partner: &Partner) -> partners::ActiveModel {
         certificate_id: Set(partner.certificate_id.clone()),
         create_time: Set(partner.create_time),
         update_time: Set(partner.update_time),
+        sync_token: sea_orm::NotSet,
+        sync_expires_at: sea_orm::NotSet,
     }
+}
+
+/// No lease, or only an expired one.
+fn lease_free(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(partners::Column::SyncToken.is_null())
+        .add(partners::Column::SyncExpiresAt.lte(now))
 }
 
 impl SqlPartnerRepository {
@@ -88,10 +97,13 @@ impl SqlPartnerRepository {
         })
     }
 
+    /// Applies `change` to the partner in one transaction with its audit row, while the
+    /// lease `token` is held; a change that leaves the partner as it was writes nothing.
     async fn update_partner(
         &self,
         partner_id: &str,
         audit: AuditEvent,
+        token: &str,
         change: impl FnOnce(&mut Partner) + Send,
     ) -> Result<Partner, RegistryError> {
         let transaction = self.connection.begin().await?;
@@ -104,19 +116,29 @@ impl SqlPartnerRepository {
                 Expr::col(partners::Column::UpdateTime),
             )
             .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
+            .filter(partners::Column::SyncToken.eq(token.to_owned()))
             .exec(&transaction)
             .await?
             .rows_affected;
         if locked == 0 {
-            return Err(RegistryError::PartnerNotFound);
+            return Err(match self.find_partner(partner_id).await? {
+                Some(_) => RegistryError::Interrupted,
+                None => RegistryError::PartnerNotFound,
+            });
         }
         let model = partners::Entity::find_by_id(partner_id.to_owned())
             .one(&transaction)
             .await?
             .ok_or(RegistryError::PartnerNotFound)?;
-        let mut partner = to_domain(model)?;
+        let before = to_domain(model)?;
+        let mut partner = before.clone();
         change(&mut partner);
-        partner.update_time = Utc::now();
+        if partner == before {
+            transaction.commit().await?;
+            return Ok(partner);
+        }
+        // Microseconds: what both databases keep, so the answer equals a later read.
+        partner.update_time = Utc::now().trunc_subsecs(6);
         let mut active = to_active_model(&partner);
         active.partner_id = sea_orm::Unchanged(partner.partner_id.clone());
         active.create_time = sea_orm::Unchanged(partner.create_time);
@@ -259,9 +281,10 @@ impl PartnerRepository for SqlPartnerRepository {
         partner_id: &str,
         certificate_id: &str,
         audit: AuditEvent,
+        token: &str,
     ) -> Result<Partner, RegistryError> {
         let certificate_id = certificate_id.to_owned();
-        self.update_partner(partner_id, audit, move |partner| {
+        self.update_partner(partner_id, audit, token, move |partner| {
             partner.certificate_id = Some(certificate_id);
             if partner.status == PartnerStatus::InProgress {
                 partner.status = PartnerStatus::Active;
@@ -275,9 +298,108 @@ impl PartnerRepository for SqlPartnerRepository {
         partner_id: &str,
         status: PartnerStatus,
         audit: AuditEvent,
+        token: &str,
     ) -> Result<Partner, RegistryError> {
-        self.update_partner(partner_id, audit, move |partner| partner.status = status)
-            .await
+        self.update_partner(partner_id, audit, token, move |partner| {
+            partner.status = status;
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        partner_id: &str,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError> {
+        let result = partners::Entity::update_many()
+            .col_expr(partners::Column::SyncToken, Expr::value(token.to_owned()))
+            .col_expr(partners::Column::SyncExpiresAt, Expr::value(expires_at))
+            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
+            .filter(lease_free(now))
+            .exec(&self.connection)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError> {
+        let result = partners::Entity::update_many()
+            .col_expr(
+                partners::Column::SyncToken,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                partners::Column::SyncExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
+            .filter(partners::Column::SyncToken.eq(token.to_owned()))
+            .exec(&self.connection)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn abandon_lease(
+        &self,
+        partner_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError> {
+        let result = partners::Entity::update_many()
+            .col_expr(partners::Column::SyncExpiresAt, Expr::value(now))
+            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
+            .filter(partners::Column::SyncToken.eq(token.to_owned()))
+            .exec(&self.connection)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn stale_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<SyncMarker>, RegistryError> {
+        let rows: Vec<(String, Option<String>, Option<DateTime<Utc>>)> = partners::Entity::find()
+            .select_only()
+            .column(partners::Column::PartnerId)
+            .column(partners::Column::SyncToken)
+            .column(partners::Column::SyncExpiresAt)
+            .filter(partners::Column::SyncToken.is_not_null())
+            .filter(partners::Column::SyncExpiresAt.lte(now))
+            .order_by_asc(partners::Column::SyncExpiresAt)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.connection)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(partner_id, token, expires_at)| {
+                Some(SyncMarker {
+                    partner_id,
+                    token: token?,
+                    expires_at: expires_at?,
+                })
+            })
+            .collect())
+    }
+
+    async fn take_over_lease(
+        &self,
+        marker: &SyncMarker,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RegistryError> {
+        let result = partners::Entity::update_many()
+            .col_expr(partners::Column::SyncToken, Expr::value(token.to_owned()))
+            .col_expr(partners::Column::SyncExpiresAt, Expr::value(expires_at))
+            .filter(partners::Column::PartnerId.eq(marker.partner_id.clone()))
+            .filter(partners::Column::SyncToken.eq(marker.token.clone()))
+            .filter(partners::Column::SyncExpiresAt.lte(now))
+            .exec(&self.connection)
+            .await?;
+        Ok(result.rows_affected == 1)
     }
 
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
