@@ -1,11 +1,13 @@
-//! Harness for end-to-end tests: starts the real `partner-registry`, `certificate-store` and
-//! `ftm-management` binaries on free ports, each with its own database (SQLite files or
-//! fresh PostgreSQL databases), configured only through environment variables as an
-//! operator would, and stops them with SIGTERM.
+//! Harness for end-to-end tests, in two modes: [`inprocess`] runs the three services as
+//! tasks of the test process; [`Platform`] starts the real `partner-registry`,
+//! `certificate-store` and `ftm-management` binaries on free ports, each with its own
+//! database (SQLite files or fresh PostgreSQL databases), configured only through
+//! environment variables as an operator would, and stops them with SIGTERM.
 //!
 //! The binaries are taken from the cargo target directory next to the test executable;
 //! `make test` builds them first (`cargo build --workspace --bins`).
 
+pub mod inprocess;
 pub mod otlp;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,358 @@
+//! In-process mode of the platform harness: the real registry, certificate store and FTM
+//! management services running as tasks of the test process on `127.0.0.1:0`, each with
+//! its own database (SQLite or PostgreSQL), wired to each other as in production, plus the
+//! workflow steps tests drive through their gRPC APIs.
+//!
+//! In-process platforms start in a fraction of a second and let a test reach inside: wrap
+//! the registry's repository to fail at a chosen point, choose the store's trust policy,
+//! read any service's database.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic::{Response, Status};
+
+use certificate_store::domain::TrustPolicy;
+use partner_registry::RepositoryWrapper;
+use pmp_common::db::testing::TestDatabase;
+use pmp_common::testing::{Spawned, reserve_address, wait_until_serving, with_token};
+use pmp_proto::certstore::v1 as store;
+use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
+use pmp_proto::ftm::v1 as ftm;
+use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
+use pmp_proto::partner::v1 as partner;
+use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
+use pmp_proto::service_names;
+
+/// Password of every partner registered through [`InProcessPlatform::register`].
+pub const PARTNER_PASSWORD: &str = "partner-password-1";
+
+/// How to build an in-process platform.
+pub struct Options {
+    /// "sqlite" or "postgres", for all three databases.
+    pub backend: &'static str,
+    /// Trust policy of the store's `FTM` domain (`DEVICE` and `AUTH` stay `registered`).
+    pub ftm_policy: TrustPolicy,
+    /// Wraps the registry's repository (failure injection).
+    pub registry_wrapper: Option<RepositoryWrapper>,
+    /// Period of the registry's and FTM service's reconcilers.
+    pub reconcile_interval_seconds: u64,
+}
+
+impl Options {
+    /// Defaults on `backend`: `registered` policy, no wrapper, hourly reconciliation.
+    pub fn on(backend: &'static str) -> Self {
+        Options {
+            backend,
+            ftm_policy: TrustPolicy::Registered,
+            registry_wrapper: None,
+            reconcile_interval_seconds: 3600,
+        }
+    }
+}
+
+/// The three services, running in this process.
+pub struct InProcessPlatform {
+    pub registry: Spawned,
+    pub store: Spawned,
+    pub ftm: Spawned,
+    pub registry_database: TestDatabase,
+    pub store_database: TestDatabase,
+    pub ftm_database: TestDatabase,
+    pub directory: tempfile::TempDir,
+    registry_client: PartnerRegistryClient<Channel>,
+    store_client: CertificateStoreClient<Channel>,
+    ftm_client: FtmManagementClient<Channel>,
+}
+
+impl InProcessPlatform {
+    /// Starts the platform and waits until every service is SERVING.
+    pub async fn start(options: Options) -> anyhow::Result<InProcessPlatform> {
+        let directory = tempfile::tempdir()?;
+        let secret = directory.path().join("service.secret");
+        let registry_database = TestDatabase::new(options.backend).await?;
+        let store_database = TestDatabase::new(options.backend).await?;
+        let ftm_database = TestDatabase::new(options.backend).await?;
+        let (registry_listener, registry_address) = reserve_address().await?;
+        let (store_listener, store_address) = reserve_address().await?;
+
+        let store_directory = directory.path().join("store");
+        std::fs::create_dir_all(&store_directory)?;
+        let mut store_settings = certificate_store::testing::settings(
+            &store_directory,
+            store_database.settings.clone(),
+            &registry_address,
+            &secret,
+        )?;
+        store_settings
+            .certificates
+            .trust_policy
+            .insert("FTM".into(), options.ftm_policy);
+        let mut registry_settings = partner_registry::testing::settings(
+            directory.path(),
+            registry_database.settings.clone(),
+            &store_address,
+            &secret,
+        )?;
+        registry_settings.consistency.reconcile_interval_seconds =
+            options.reconcile_interval_seconds;
+        let registry = match options.registry_wrapper {
+            Some(wrapper) => partner_registry::testing::spawn_on_with_repository(
+                registry_settings,
+                registry_listener,
+                wrapper,
+            )?,
+            None => partner_registry::testing::spawn_on(registry_settings, registry_listener)?,
+        };
+        let store = certificate_store::testing::spawn_on(store_settings, store_listener)?;
+        let mut ftm_settings = ftm_management::testing::settings(
+            ftm_database.settings.clone(),
+            &registry_address,
+            &store_address,
+            &secret,
+        )?;
+        ftm_settings.consistency.reconcile_interval_seconds = options.reconcile_interval_seconds;
+        let ftm = ftm_management::testing::spawn(ftm_settings).await?;
+        let timeout = Duration::from_secs(60);
+        for (address, service) in [
+            (&registry.address, service_names::PARTNER_REGISTRY),
+            (&store.address, service_names::CERTIFICATE_STORE),
+            (&ftm.address, service_names::FTM_MANAGEMENT),
+        ] {
+            wait_until_serving(address, service, timeout).await?;
+        }
+        Ok(InProcessPlatform {
+            registry_client: PartnerRegistryClient::new(registry.channel().await?),
+            store_client: CertificateStoreClient::new(store.channel().await?),
+            ftm_client: FtmManagementClient::new(ftm.channel().await?),
+            registry,
+            store,
+            ftm,
+            registry_database,
+            store_database,
+            ftm_database,
+            directory,
+        })
+    }
+
+    /// A client of the registry.
+    pub fn registry(&self) -> PartnerRegistryClient<Channel> {
+        self.registry_client.clone()
+    }
+
+    /// A client of the certificate store.
+    pub fn store(&self) -> CertificateStoreClient<Channel> {
+        self.store_client.clone()
+    }
+
+    /// A client of FTM management.
+    pub fn ftm(&self) -> FtmManagementClient<Channel> {
+        self.ftm_client.clone()
+    }
+
+    /// An access token of `username`.
+    pub async fn login(&self, username: &str, password: &str) -> Result<String, Status> {
+        let request = partner::LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        Ok(self
+            .registry()
+            .login(request)
+            .await?
+            .into_inner()
+            .access_token)
+    }
+
+    /// The bootstrap admin's access token.
+    pub async fn admin(&self) -> String {
+        self.login("admin", partner_registry::testing::TEST_ADMIN_PASSWORD)
+            .await
+            .unwrap_or_else(|status| panic!("admin login: {status:?}"))
+    }
+
+    /// Registers `partner_id` of `partner_type` and organisation `organisation` and logs it
+    /// in; returns its token.
+    pub async fn register(
+        &self,
+        partner_id: &str,
+        partner_type: &str,
+        organisation: &str,
+    ) -> String {
+        let request = partner::RegisterPartnerRequest {
+            partner_id: partner_id.into(),
+            password: PARTNER_PASSWORD.into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            organization_name: organisation.into(),
+            partner_type: partner_type.into(),
+            address: "1 Main Street".into(),
+            email: format!("{partner_id}@example.org"),
+            phone: "+1 555 0100".into(),
+            lang_code: String::new(),
+        };
+        self.registry()
+            .register_partner(request)
+            .await
+            .unwrap_or_else(|status| panic!("register {partner_id}: {status:?}"));
+        self.login(partner_id, PARTNER_PASSWORD)
+            .await
+            .unwrap_or_else(|status| panic!("login {partner_id}: {status:?}"))
+    }
+
+    /// `UploadCaCertificate` as `token`.
+    pub async fn upload_ca(
+        &self,
+        token: &str,
+        certificate_data: &str,
+        domain: &str,
+    ) -> Result<store::UploadCaCertificateResponse, Status> {
+        let request = store::UploadCaCertificateRequest {
+            certificate_data: certificate_data.into(),
+            partner_domain: domain.into(),
+        };
+        inner(
+            self.store()
+                .upload_ca_certificate(with_token(request, token))
+                .await,
+        )
+    }
+
+    /// `PartnerRegistry/UploadPartnerCertificate` (domain FTM) as `token`.
+    pub async fn upload_partner_certificate(
+        &self,
+        token: &str,
+        partner_id: &str,
+        certificate_data: &str,
+    ) -> Result<partner::UploadPartnerCertificateResponse, Status> {
+        let request = partner::UploadPartnerCertificateRequest {
+            partner_id: partner_id.into(),
+            certificate_data: certificate_data.into(),
+            partner_domain: "FTM".into(),
+        };
+        inner(
+            self.registry()
+                .upload_partner_certificate(with_token(request, token))
+                .await,
+        )
+    }
+
+    /// `SetPartnerActive` as `token`.
+    pub async fn set_partner_active(
+        &self,
+        token: &str,
+        partner_id: &str,
+        active: bool,
+    ) -> Result<partner::Partner, Status> {
+        let request = partner::SetPartnerActiveRequest {
+            partner_id: partner_id.into(),
+            active,
+        };
+        inner(
+            self.registry()
+                .set_partner_active(with_token(request, token))
+                .await,
+        )
+    }
+
+    /// `GetPartner` as `token`.
+    pub async fn partner(&self, token: &str, partner_id: &str) -> Result<partner::Partner, Status> {
+        let request = partner::GetPartnerRequest {
+            partner_id: partner_id.into(),
+        };
+        inner(
+            self.registry()
+                .get_partner(with_token(request, token))
+                .await,
+        )
+    }
+
+    /// `CreateFtm` as `token`.
+    pub async fn create_ftm(
+        &self,
+        token: &str,
+        partner_id: &str,
+        model: &str,
+    ) -> Result<ftm::Ftm, Status> {
+        let request = ftm::CreateFtmRequest {
+            partner_id: partner_id.into(),
+            make: "ACME".into(),
+            model: model.into(),
+        };
+        inner(self.ftm().create_ftm(with_token(request, token)).await)
+    }
+
+    /// `UploadFtmCertificate` as `token`.
+    pub async fn upload_chip(
+        &self,
+        token: &str,
+        ftm_id: &str,
+        certificate_data: &str,
+    ) -> Result<ftm::Ftm, Status> {
+        let request = ftm::UploadFtmCertificateRequest {
+            ftm_id: ftm_id.into(),
+            certificate_data: certificate_data.into(),
+        };
+        inner(
+            self.ftm()
+                .upload_ftm_certificate(with_token(request, token))
+                .await,
+        )
+    }
+
+    /// `ApproveFtm` as `token`.
+    pub async fn approve(&self, token: &str, ftm_id: &str) -> Result<ftm::Ftm, Status> {
+        let request = ftm::ApproveFtmRequest {
+            ftm_id: ftm_id.into(),
+        };
+        inner(self.ftm().approve_ftm(with_token(request, token)).await)
+    }
+
+    /// `RejectFtm` as `token`.
+    pub async fn reject(&self, token: &str, ftm_id: &str) -> Result<ftm::Ftm, Status> {
+        let request = ftm::RejectFtmRequest {
+            ftm_id: ftm_id.into(),
+            reason: "not what was tested".into(),
+        };
+        inner(self.ftm().reject_ftm(with_token(request, token)).await)
+    }
+
+    /// `DeactivateFtm` as `token`.
+    pub async fn deactivate_ftm(&self, token: &str, ftm_id: &str) -> Result<ftm::Ftm, Status> {
+        let request = ftm::DeactivateFtmRequest {
+            ftm_id: ftm_id.into(),
+        };
+        inner(self.ftm().deactivate_ftm(with_token(request, token)).await)
+    }
+
+    /// `VerifyCertificateTrust` of `certificate_data` in `domain`, as a relying service's
+    /// user would call it.
+    pub async fn verify(
+        &self,
+        certificate_data: &str,
+        domain: &str,
+    ) -> Result<store::VerifyCertificateTrustResponse, Status> {
+        let token = self.admin().await;
+        let request = store::VerifyCertificateTrustRequest {
+            certificate_data: certificate_data.into(),
+            partner_domain: domain.into(),
+        };
+        inner(
+            self.store()
+                .verify_certificate_trust(with_token(request, &token))
+                .await,
+        )
+    }
+
+    /// Whether `certificate_data` verifies as trusted in domain FTM.
+    pub async fn trusted(&self, certificate_data: &str) -> bool {
+        self.verify(certificate_data, "FTM")
+            .await
+            .unwrap_or_else(|status| panic!("verify: {status:?}"))
+            .trusted
+    }
+}
+
+fn inner<T>(result: Result<Response<T>, Status>) -> Result<T, Status> {
+    result.map(Response::into_inner)
+}
