@@ -327,6 +327,9 @@ impl TrustSnapshot {
                 valid_until,
             },
         );
+        // Evict now rather than on the cache's own schedule, so the byte bound holds at
+        // every moment; a miss has just validated a path, which costs far more.
+        self.cache.run_pending_tasks();
     }
 }
 

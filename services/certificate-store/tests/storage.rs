@@ -1472,3 +1472,424 @@ async fn concurrent_identical_set_trusted_changes_and_audits_once() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// Inserts a row of the first schema's `partner_certificates`.
+async fn old_partner_row(
+    database: &TestDatabase,
+    id: &str,
+    owner: &str,
+    kind: &str,
+    certificate: &Issued,
+    trusted: bool,
+) {
+    use sea_orm::ConnectionTrait;
+    let facts = facts(certificate);
+    let pem = pem(certificate);
+    database
+        .connection
+        .execute_unprepared(&format!(
+            "INSERT INTO partner_certificates (certificate_id, owner_id, partner_domain, \
+             certificate_kind, organization_name, thumbprint, subject, issuer, serial_number, \
+             not_before, not_after, is_ca, ca_signed_pem, platform_signed_pem, chain_pem, \
+             trusted, upload_time, update_time) VALUES ('{id}', '{owner}', 'FTM', '{kind}', \
+             '{ORG}', '{}', 'CN=x', 'CN=y', '01', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, FALSE, \
+             '{pem}', '{pem}', '{pem}', {trusted}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+            facts.thumbprint
+        ))
+        .await
+        .expect("old-style partner certificate");
+}
+
+/// Inserts a row of the first schema's `ca_certificates`.
+async fn old_ca_row(database: &TestDatabase, id: &str, certificate_pem: &str, thumbprint: &str) {
+    use sea_orm::ConnectionTrait;
+    database
+        .connection
+        .execute_unprepared(&format!(
+            "INSERT INTO ca_certificates (certificate_id, partner_domain, ca_type, subject, \
+             issuer, serial_number, thumbprint, not_before, not_after, upload_time, \
+             certificate_pem, issuer_certificate_id) VALUES ('{id}', 'FTM', 'ROOT', 'CN=x', \
+             'CN=x', '01', '{thumbprint}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, \
+             CURRENT_TIMESTAMP, '{certificate_pem}', '{id}')"
+        ))
+        .await
+        .expect("old-style CA certificate");
+}
+
+/// The trust-model migration on data the first schema wrote: identities computed, owners
+/// typed, the later holders of a certificate several owners held quarantined (and audited),
+/// partner certificates' marks cleared for the registry to re-apply, chip marks kept; and
+/// back down to the first schema, and up again.
+#[tokio::test]
+async fn the_trust_model_migration_moves_data_of_the_first_schema() {
+    use sea_orm::ConnectionTrait;
+    let pki = &FIXTURE.pki;
+    let root = ec_root("Migration Root");
+    let chip = ec_leaf("Migration Chip", &root);
+    let malleated_root =
+        pmp_dev_certs::attacks::malleated_copy(&root.certificate, &root.certificate).expect("copy");
+    let malleated_root = Issued {
+        certificate: malleated_root,
+        private_key: root.private_key.clone(),
+    };
+    for backend in backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        Migrator::up(&database.connection, Some(1))
+            .await
+            .expect("first schema");
+        // Ids are UUIDv7-like: ordered by time, as the service writes them.
+        old_ca_row(
+            &database,
+            "00000000-0000-7000-8000-000000000001",
+            &pem(&root),
+            &facts(&root).thumbprint,
+        )
+        .await;
+        old_ca_row(
+            &database,
+            "00000000-0000-7000-8000-000000000002",
+            &pem(&malleated_root),
+            &facts(&malleated_root).thumbprint,
+        )
+        .await;
+        old_partner_row(
+            &database,
+            "00000000-0000-7000-8000-000000000011",
+            "victim",
+            "PARTNER",
+            &pki.partner,
+            true,
+        )
+        .await;
+        old_partner_row(
+            &database,
+            "00000000-0000-7000-8000-000000000012",
+            "ftm-1",
+            "FTM_CHIP",
+            &chip,
+            true,
+        )
+        .await;
+        old_partner_row(
+            &database,
+            "00000000-0000-7000-8000-000000000013",
+            "mallory",
+            "PARTNER",
+            &pki.partner,
+            true,
+        )
+        .await;
+        old_partner_row(
+            &database,
+            "00000000-0000-7000-8000-000000000014",
+            "ftm-2",
+            "FTM_CHIP",
+            &chip,
+            false,
+        )
+        .await;
+
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("trust model");
+        let repository = SqlCertificateRepository::new(database.connection.clone());
+        let find = |id: &'static str| {
+            let repository = repository.clone();
+            async move {
+                repository
+                    .find_partner_certificate(id)
+                    .await
+                    .expect("query")
+                    .expect("kept")
+            }
+        };
+        let victim = find("00000000-0000-7000-8000-000000000011").await;
+        assert_eq!(victim.identity, facts(&pki.partner).identity, "{backend}");
+        assert_eq!(victim.owner, Owner::partner("victim"), "{backend}");
+        assert!(
+            !victim.trusted,
+            "{backend}: re-marked by the registry at its start"
+        );
+        let chip_row = find("00000000-0000-7000-8000-000000000012").await;
+        assert_eq!(
+            chip_row.owner,
+            Owner::ftm("ftm-1", ""),
+            "{backend}: partner linked later"
+        );
+        assert!(
+            chip_row.trusted,
+            "{backend}: approved chips keep their mark"
+        );
+        for quarantined in [
+            "00000000-0000-7000-8000-000000000013",
+            "00000000-0000-7000-8000-000000000014",
+        ] {
+            let row = find(quarantined).await;
+            assert_eq!(row.identity, format!("conflict:{quarantined}"), "{backend}");
+            assert!(!row.trusted, "{backend}");
+            let events = repository.audit_events(quarantined).await.expect("audit");
+            assert_eq!(
+                events.last().map(|event| event.action.as_str()),
+                Some("CERTIFICATE_QUARANTINED"),
+                "{backend}"
+            );
+        }
+        assert_eq!(
+            repository
+                .find_partner_certificate_by_identity("FTM", &facts(&pki.partner).identity)
+                .await
+                .expect("query")
+                .map(|row| row.certificate_id),
+            Some(victim.certificate_id.clone()),
+            "{backend}: the first holder keeps it"
+        );
+        let ca = repository
+            .find_ca("00000000-0000-7000-8000-000000000001")
+            .await
+            .expect("query")
+            .expect("root");
+        assert_eq!(ca.identity, facts(&root).identity, "{backend}");
+        let copy = repository
+            .find_ca("00000000-0000-7000-8000-000000000002")
+            .await
+            .expect("query")
+            .expect("copy");
+        assert!(copy.identity.starts_with("conflict:"), "{backend}");
+        // The trust store builds from the migrated data.
+        let store = trust_store(&Arc::new(repository.clone())).await;
+        assert_eq!(store.snapshot().size().0, 2, "{backend}");
+
+        Migrator::down(&database.connection, Some(1))
+            .await
+            .expect("down");
+        let kinds = database
+            .connection
+            .query_all_raw(sea_orm::Statement::from_string(
+                database.connection.get_database_backend(),
+                "SELECT certificate_kind FROM partner_certificates ORDER BY certificate_id",
+            ))
+            .await
+            .expect("first schema again")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("kind"))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            kinds,
+            ["PARTNER", "FTM_CHIP", "PARTNER", "FTM_CHIP"],
+            "{backend}"
+        );
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("up again");
+    }
+}
+
+/// Chip certificates stored before they were linked to a partner are linked by the first
+/// trust call that names one, and never re-linked; partner deactivation facts are audited,
+/// move the version only when they change, and reach the trust data.
+#[tokio::test]
+async fn partners_are_linked_once_and_their_deactivation_is_recorded() {
+    let pki = &FIXTURE.pki;
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let legacy = partner_record(chip_owner("ftm-1", ""), "FTM", &pki.ftm_chip, &[], true);
+        insert_partner(&repository, &legacy).await;
+        let id = legacy.certificate_id.as_str();
+        let version = repository.trust_version().await.expect("version");
+        let linked = repository
+            .set_trusted(id, true, Some("acme"), "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        assert_eq!(linked.owner.partner_id, "acme", "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}: linking is a trust change"
+        );
+        let again = repository
+            .set_trusted(id, true, Some("acme"), "ftm-management")
+            .await
+            .expect("query")
+            .expect("known");
+        assert_eq!(again.owner.partner_id, "acme", "{backend}");
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}: nothing changed"
+        );
+        let mismatch = repository
+            .set_trusted(id, false, Some("mallory"), "ftm-management")
+            .await;
+        assert!(
+            matches!(mismatch, Err(StoreError::PartnerMismatch)),
+            "{backend}: {mismatch:?}"
+        );
+        let kept = repository
+            .find_partner_certificate(id)
+            .await
+            .expect("query")
+            .expect("known");
+        assert!(kept.trusted, "{backend}: a refused call changes nothing");
+
+        assert!(
+            !repository
+                .is_partner_deactivated("acme")
+                .await
+                .expect("query")
+        );
+        let version = repository.trust_version().await.expect("version");
+        assert!(
+            repository
+                .set_partner_deactivated("acme", true, "partner-registry")
+                .await
+                .expect("query"),
+            "{backend}: recorded"
+        );
+        assert!(
+            !repository
+                .set_partner_deactivated("acme", true, "partner-registry")
+                .await
+                .expect("query"),
+            "{backend}: idempotent"
+        );
+        assert!(
+            repository
+                .is_partner_deactivated("acme")
+                .await
+                .expect("query")
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            version + 1,
+            "{backend}"
+        );
+        let data = repository.trust_data().await.expect("trust data");
+        assert_eq!(data.deactivated_partners, ["acme"], "{backend}");
+        let store = trust_store_with(&repository, TrustPolicy::Chain).await;
+        insert_acme_cas(&repository, "FTM").await;
+        store.refresh().await.expect("refresh");
+        assert_untrusted(
+            &verify(&store, "FTM", &pem(&pki.ftm_chip)).await,
+            &format!("{backend}: marked trusted, but its partner is deactivated"),
+        );
+        assert!(
+            repository
+                .set_partner_deactivated("acme", false, "partner-registry")
+                .await
+                .expect("query")
+        );
+        store.refresh().await.expect("refresh");
+        assert_trusted(
+            &verify(&store, "FTM", &pem(&pki.ftm_chip)).await,
+            &acme_path(&pki.ftm_chip),
+            &format!("{backend}: re-activated"),
+        );
+        let events = repository.audit_events("acme").await.expect("audit");
+        let actions: Vec<&str> = events.iter().map(|event| event.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["PARTNER_DEACTIVATED", "PARTNER_REACTIVATED"],
+            "{backend}"
+        );
+    }
+}
+
+/// The `registered` policy: a valid path needs a trusted stored certificate on it; a
+/// never-seen leaf under the domain's CAs is "not registered", an approved chip that issues
+/// device certificates vouches for them.
+#[tokio::test]
+async fn the_registered_policy_needs_a_trusted_stored_certificate_on_the_path() {
+    let pki = &FIXTURE.pki;
+    let root = ec_root("Registered Root");
+    let chip = CertificateSpec::ca("Registered Chip")
+        .organisation(ORG)
+        .key(KeySpec::EcP256)
+        .path_len(0)
+        .valid_from_days(-1)
+        .valid_for_days(700)
+        .issued_by(&root)
+        .expect("chip CA");
+    let device = ec_leaf("Registered Device", &chip);
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        insert_acme_cas(&repository, "FTM").await;
+        insert_cas(&repository, &[&ca_record(&root, "FTM", None)])
+            .await
+            .expect("root");
+        let store = trust_store_with(&repository, TrustPolicy::Registered).await;
+        let verdict = verify(&store, "FTM", &pem(&pki.partner)).await;
+        assert_untrusted(&verdict, &format!("{backend}: never seen"));
+        assert_eq!(
+            verdict.reason,
+            certificate_store::trust::REASON_NOT_REGISTERED
+        );
+        let stored = partner_record(chip_owner("ftm-1", "acme"), "FTM", &chip, &[&root], false);
+        insert_partner(&repository, &stored).await;
+        let presented = format!("{}{}", pem(&device), pem(&chip));
+        store.refresh().await.expect("refresh");
+        assert_untrusted(
+            &verify(&store, "FTM", &presented).await,
+            &format!("{backend}: chip not approved"),
+        );
+        repository
+            .set_trusted(&stored.certificate_id, true, None, "ftm-management")
+            .await
+            .expect("query");
+        store.refresh().await.expect("refresh");
+        assert_trusted(
+            &verify(&store, "FTM", &presented).await,
+            &[pem(&device), pem(&chip), pem(&root)],
+            &format!("{backend}: vouched for by the approved chip"),
+        );
+        // Also without sending the chip: a trusted stored CA-capable certificate is an issuer.
+        assert_trusted(
+            &verify(&store, "FTM", &pem(&device)).await,
+            &[pem(&device), pem(&chip), pem(&root)],
+            &format!("{backend}: issuer from the store"),
+        );
+    }
+}
+
+/// The verdict cache is bounded in bytes and evicts the least recently used verdict.
+#[tokio::test]
+async fn the_verdict_cache_is_bounded_and_least_recently_used_goes_first() {
+    let pki = &FIXTURE.pki;
+    let leaves: Vec<Issued> = (0..12)
+        .map(|index| ec_leaf(&format!("cached {index}"), &pki.intermediate))
+        .collect();
+    let (_database, repository) = repository("sqlite").await;
+    insert_acme_cas(&repository, "FTM").await;
+    let repository: Arc<dyn CertificateRepository> = repository;
+    // About four verdicts' worth (each holds a three-certificate path).
+    let settings = TrustSettings {
+        domains: domains(),
+        policies: [("FTM".to_owned(), TrustPolicy::Chain)]
+            .into_iter()
+            .collect(),
+        cache_bytes: 4 * 3 * 1100,
+    };
+    let store = TrustStore::load(repository, settings)
+        .await
+        .expect("trust store");
+    let first = pem(&leaves[0]);
+    verify(&store, "FTM", &first).await;
+    for leaf in &leaves[1..] {
+        // The first stays the most recently used; the others push each other out.
+        verify(&store, "FTM", &first).await;
+        verify(&store, "FTM", &pem(leaf)).await;
+    }
+    let (hits, misses) = store.cache_statistics();
+    verify(&store, "FTM", &first).await;
+    assert_eq!(
+        store.cache_statistics(),
+        (hits + 1, misses),
+        "the most recently used verdict stayed"
+    );
+    verify(&store, "FTM", &pem(&leaves[1])).await;
+    assert_eq!(
+        store.cache_statistics(),
+        (hits + 1, misses + 1),
+        "an old verdict was evicted"
+    );
+}

@@ -35,10 +35,14 @@
 //!    * `UploadFtmCertificate`: registry `GetPartner` (active, FTM_Provider, organisation
 //!      name) → store `UploadPartnerCertificate` (domain FTM, `owner_id` = FTM id; the store
 //!      answers the same certificate id for the same owner, certificate and domain, so a
-//!      retry after a lost reply reuses it; sent as `FTM_CHIP`, the certificate stays
-//!      untrusted until told otherwise) → for a renewal of an APPROVED FTM, `SetCertificateTrusted(old, false)` →
-//!      local write PENDING_APPROVAL + certificate id + expiry (the store's `not_after`).
-//!    * `ApproveFtm`: `SetCertificateTrusted(certificate, true)` → local write APPROVED.
+//!      retry after a lost reply reuses it; sent as owner type FTM with the provider as its
+//!      partner, the certificate is stored untrusted and untrusted again whenever the
+//!      partner is deactivated) → for a renewal of an APPROVED FTM,
+//!      `SetCertificateTrusted(old, false)` → local write PENDING_APPROVAL + certificate id +
+//!      expiry (the store's `not_after`).
+//!    * `ApproveFtm`: registry `GetPartner` (the provider must be usable: `PMP_AUT_030`
+//!      while it is deactivated) → `SetCertificateTrusted(certificate, true)` → local write
+//!      APPROVED.
 //!    * `RejectFtm` / `DeactivateFtm`: `SetCertificateTrusted(certificate, false)` → local
 //!      write REJECTED (with the reason) / DEACTIVATED.
 //! 3. **Failures.** A failed store or registry call is answered with the relayed status

@@ -890,3 +890,87 @@ async fn status_counts_and_markers_feed_the_metrics() {
         }
     }
 }
+
+/// The trust-model migration on FTMs of the first schema: every FTM with a certificate gets
+/// an expired synchronisation marker (so the reconciler re-applies its chip's trust, with
+/// its partner, at the next start); FTMs without a certificate and FTMs with a step in
+/// flight keep what they had; `down` removes exactly the markers it set.
+#[tokio::test]
+async fn the_trust_model_migration_marks_certified_ftms_for_reconciliation() {
+    for backend in backends() {
+        let database = TestDatabase::new(backend).await.expect("database");
+        Migrator::up(&database.connection, Some(1))
+            .await
+            .expect("first schema");
+        let repository = SqlFtmRepository::new(database.connection.clone());
+        repository
+            .import(&[
+                ftm("ftm_new", "acme", "A", "1", FtmStatus::PendingCertUpload),
+                ftm("ftm_pending", "acme", "A", "2", FtmStatus::PendingApproval),
+                ftm("ftm_approved", "acme", "A", "3", FtmStatus::Approved),
+                ftm("ftm_rejected", "acme", "A", "4", FtmStatus::Rejected),
+                ftm("ftm_busy", "acme", "A", "5", FtmStatus::Approved),
+            ])
+            .await
+            .expect("first-schema rows");
+        let now = Utc::now();
+        assert!(
+            repository
+                .acquire_lease(
+                    "ftm_busy",
+                    FtmStatus::Approved,
+                    "in-flight",
+                    now + TimeDelta::seconds(30),
+                    now,
+                )
+                .await
+                .expect("lease")
+        );
+
+        Migrator::up(&database.connection, None)
+            .await
+            .expect("trust model");
+        let mut marked: Vec<String> = repository
+            .stale_leases(Utc::now(), 100)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|marker| marker.ftm_id)
+            .collect();
+        marked.sort();
+        assert_eq!(
+            marked,
+            ["ftm_approved", "ftm_pending", "ftm_rejected"],
+            "{backend}"
+        );
+        assert_eq!(
+            repository
+                .sync_marker("ftm_busy")
+                .await
+                .expect("query")
+                .map(|marker| marker.token),
+            Some("in-flight".to_owned()),
+            "{backend}: a step in flight keeps its lease"
+        );
+
+        Migrator::down(&database.connection, Some(1))
+            .await
+            .expect("down");
+        assert!(
+            repository
+                .stale_leases(Utc::now(), 100)
+                .await
+                .expect("query")
+                .is_empty(),
+            "{backend}: the migration's markers are gone"
+        );
+        assert!(
+            repository
+                .sync_marker("ftm_busy")
+                .await
+                .expect("query")
+                .is_some(),
+            "{backend}"
+        );
+    }
+}

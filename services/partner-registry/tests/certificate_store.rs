@@ -209,7 +209,7 @@ async fn partner_certificate_activates_the_partner_and_follows_its_status() {
         );
         assert!(
             platform.trusted(&partner, &certificate).await,
-            "{backend}: trusted on acceptance"
+            "{backend}: trusted once the registry recorded it"
         );
 
         let bundle = platform
