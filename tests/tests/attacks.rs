@@ -712,3 +712,114 @@ async fn platform_signed_copies_of_leaf_certificates_are_not_cas() {
         );
     }
 }
+
+/// Hostile certificates — a corrupted public key, a corrupted signature, non-canonical DER,
+/// weak CA keys and digests, too many certificates — get their contract reasons through
+/// every RPC that takes certificates, never `INTERNAL` (nor `UNAVAILABLE` relayed by the
+/// registry); paths need the RFC 5280 details strict validation asks for.
+#[tokio::test]
+async fn hostile_and_weak_certificates_get_their_contract_reasons() {
+    use pmp_dev_certs::DigestSpec;
+    use pmp_dev_certs::attacks::{
+        with_corrupted_public_key, with_corrupted_signature, with_long_form_length,
+    };
+    for backend in backends() {
+        let (platform, admin, pki) = start(backend, TrustPolicy::Chain).await;
+        let token = platform.register("acme", "FTM_Provider", "ACME").await;
+        let good = pki.leaf("acme", "ACME");
+        let bad_key = pem_of(&with_corrupted_public_key(&good.certificate).expect("bad key"));
+        let bad_signature =
+            pem_of(&with_corrupted_signature(&good.certificate).expect("bad signature"));
+        let long_form = pem_of(&with_long_form_length(&good.certificate).expect("long form"));
+        for (input, code, reason) in [
+            (&bad_key, Code::InvalidArgument, "KER-KMS-013"),
+            (&long_form, Code::InvalidArgument, "KER-KMS-013"),
+            (&bad_signature, Code::FailedPrecondition, "KER-PCM-006"),
+        ] {
+            assert_error(
+                platform
+                    .upload_partner_certificate(&token, "acme", input)
+                    .await,
+                code,
+                reason,
+            );
+        }
+        assert_error(
+            platform.verify(&bad_key, "FTM").await,
+            Code::InvalidArgument,
+            "KER-KMS-013",
+        );
+        let verdict = platform
+            .verify(&bad_signature, "FTM")
+            .await
+            .expect("answered");
+        assert!(!verdict.trusted, "{backend}: {verdict:?}");
+        assert_error(
+            platform.verify(&pem(&good).repeat(11), "FTM").await,
+            Code::InvalidArgument,
+            "KER-PCM-001",
+        );
+
+        // CA uploads: a corrupted key; a root whose self-signature is broken is no root (and
+        // then has no issuer); weak keys and digests have the partner rules' reasons.
+        let root = CertificateSpec::ca("Hostile Root")
+            .key(KeySpec::EcP256)
+            .valid_for_days(3650)
+            .self_signed()
+            .expect("root");
+        for (input, code, reason) in [
+            (
+                pem_of(&with_corrupted_public_key(&root.certificate).expect("bad key")),
+                Code::InvalidArgument,
+                "KER-KMS-013",
+            ),
+            (
+                pem_of(&with_corrupted_signature(&root.certificate).expect("bad signature")),
+                Code::FailedPrecondition,
+                "KER-PCM-005",
+            ),
+            (
+                pem(&CertificateSpec::ca("Weak Root")
+                    .key(KeySpec::Rsa(1024))
+                    .valid_for_days(3650)
+                    .self_signed()
+                    .expect("weak")),
+                Code::InvalidArgument,
+                "KER-PCM-013",
+            ),
+            (
+                pem(&CertificateSpec::ca("SHA-1 Root")
+                    .key(KeySpec::EcP256)
+                    .digest(DigestSpec::Sha1)
+                    .valid_for_days(3650)
+                    .self_signed()
+                    .expect("sha1")),
+                Code::InvalidArgument,
+                "KER-PCM-014",
+            ),
+        ] {
+            assert_error(
+                platform.upload_ca(&admin, &input, "FTM").await,
+                code,
+                reason,
+            );
+        }
+
+        // Strict path validation: an issuing CA without an authority key identifier is
+        // refused even when everything else is right.
+        let no_aki = pmp_dev_certs::variants::VariantSpec::ca("No AKI CA")
+            .authority_key_id(pmp_dev_certs::variants::KeyIdentifier::Absent)
+            .valid_for_days(700)
+            .issued_by(&pki.root)
+            .expect("CA without AKI");
+        let leaf = CertificateSpec::leaf("under no AKI")
+            .key(KeySpec::EcP256)
+            .issued_by(&no_aki)
+            .expect("leaf");
+        let verdict = platform
+            .verify(&format!("{}{}", pem(&leaf), pem(&no_aki)), "FTM")
+            .await
+            .expect("answered");
+        assert!(!verdict.trusted, "{backend}: {verdict:?}");
+    }
+}

@@ -132,6 +132,36 @@ pub fn with_trailing_data(certificate: &X509, extra: &[u8]) -> Result<Vec<u8>> {
     Ok(der)
 }
 
+/// The DER of `certificate` (with an EC key) with its public key replaced by bytes of the
+/// same length that are not a point of the curve: it still parses, its key does not.
+pub fn with_corrupted_public_key(certificate: &X509) -> Result<Vec<u8>> {
+    let key = certificate.public_key()?.ec_key()?;
+    let mut context = BigNumContext::new()?;
+    let point = key.public_key().to_bytes(
+        key.group(),
+        openssl::ec::PointConversionForm::UNCOMPRESSED,
+        &mut context,
+    )?;
+    let mut der = certificate.to_der()?;
+    let at = der
+        .windows(point.len())
+        .position(|window| window == point.as_slice())
+        .ok_or_else(|| malformed("public key not found"))?;
+    let half = point.len() / 2;
+    for byte in &mut der[at + 1..at + half] {
+        *byte = 0xFF;
+    }
+    Ok(der)
+}
+
+/// The DER of `certificate` with one bit of its signature value flipped.
+pub fn with_corrupted_signature(certificate: &X509) -> Result<Vec<u8>> {
+    let mut der = certificate.to_der()?;
+    let last = der.len() - 1;
+    der[last - 4] ^= 0x01;
+    Ok(der)
+}
+
 /// PEM armour (64-column base64) around arbitrary bytes labelled `CERTIFICATE`.
 pub fn pem_of(der: &[u8]) -> String {
     use base64::Engine;

@@ -1394,26 +1394,8 @@ fn non_canonical_der_is_kerkms013_in_every_form() {
 #[test]
 fn a_corrupted_public_key_is_unparsable_not_internal() {
     let leaf = issue(good_leaf().key(KeySpec::EcP256));
-    let key = leaf.certificate.public_key().expect("key");
-    let ec = key.ec_key().expect("ec");
-    let mut context = openssl::bn::BigNumContext::new().expect("context");
-    let point = ec
-        .public_key()
-        .to_bytes(
-            ec.group(),
-            openssl::ec::PointConversionForm::UNCOMPRESSED,
-            &mut context,
-        )
-        .expect("point");
-    let mut encoded = der(&leaf.certificate);
-    let at = encoded
-        .windows(point.len())
-        .position(|window| window == point.as_slice())
-        .expect("the point is in the certificate");
-    // Same length, but no longer a point on the curve.
-    for byte in &mut encoded[at + 1..at + 33] {
-        *byte = 0xFF;
-    }
+    let encoded =
+        pmp_dev_certs::attacks::with_corrupted_public_key(&leaf.certificate).expect("corrupt");
     let armoured = pmp_dev_certs::attacks::pem_of(&encoded);
     for result in [
         parse_partner_certificate(&armoured).map(|_| ()),
