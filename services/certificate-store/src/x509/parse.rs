@@ -263,13 +263,17 @@ pub fn parse_chain(data: &str) -> Result<Vec<X509>, CertError> {
 
 /// A key naming the certificates of a `VerifyCertificateTrust` request in `domain`, computed
 /// without parsing them: for each certificate in order, its identity (SHA-256 of the
-/// `tbsCertificate`) and the SHA-256 of its DER. Two requests with the same certificates get
-/// the same key whatever their text form (line breaks, PEM or PKCS#7); a copy with other
-/// signature bytes gets its own key, so it never borrows another copy's verdict. `None`
-/// when the data cannot be decoded this cheaply; the caller then parses it in full, which
-/// also produces the error to report.
+/// `tbsCertificate`) and the SHA-256 of its DER. Two requests with the same certificates in
+/// PEM get the same key whatever their line breaks and white space; a copy with other
+/// signature bytes gets its own key, so it never borrows another copy's verdict.
+///
+/// Only PEM certificate blocks get a key: their decoded bytes decide the parse alone, so a
+/// request refused by the parser can never share a key with one it accepts (which would let
+/// a cached verdict answer it). PKCS#7 and bare base64 requests — whose envelopes the
+/// parser may refuse around acceptable certificates — get `None`: they are always parsed
+/// and verified in full, as is data this cheap decoding cannot read.
 pub fn chain_key(domain: &str, data: &str) -> Option<[u8; 32]> {
-    let ders = certificate_ders(data)?;
+    let ders = pem_certificate_ders(data)?;
     if ders.is_empty() || ders.len() > MAX_CHAIN_CERTIFICATES {
         return None;
     }
@@ -284,29 +288,16 @@ pub fn chain_key(domain: &str, data: &str) -> Option<[u8; 32]> {
     Some(hasher.finish())
 }
 
-/// The DER encodings of the certificates in `data`, decoded from PEM or base64 only.
-fn certificate_ders(data: &str) -> Option<Vec<Vec<u8>>> {
+/// The DER encodings of the PEM certificate blocks of `data`; `None` when it holds anything
+/// else the parser would read (PKCS#7 blocks, bare base64) or cannot be decoded.
+fn pem_certificate_ders(data: &str) -> Option<Vec<Vec<u8>>> {
     let data = not_blank(data).ok()?;
-    let Some(blocks) = pem_blocks(data).ok()? else {
-        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        let der = URL_SAFE_LENIENT
-            .decode(compact.as_bytes())
-            .or_else(|_| STANDARD_LENIENT.decode(compact.as_bytes()))
-            .ok()?;
-        return Some(match super::pkcs7::p7b_certificate_ders(&der) {
-            Some(certificates) => certificates.into_iter().map(<[u8]>::to_vec).collect(),
-            None => vec![der],
-        });
-    };
+    let blocks = pem_blocks(data).ok()??;
     let mut ders = Vec::new();
     for block in &blocks {
         match block.kind {
             BlockKind::Certificate => ders.push(pem_body_der(block.body, "").ok()?),
-            BlockKind::Pkcs7 => {
-                let der = pem_body_der(block.body, "").ok()?;
-                let certificates = super::pkcs7::p7b_certificate_ders(&der)?;
-                ders.extend(certificates.into_iter().map(<[u8]>::to_vec));
-            }
+            BlockKind::Pkcs7 => return None,
             BlockKind::Other => {}
         }
         if ders.len() > MAX_CHAIN_CERTIFICATES {

@@ -74,24 +74,3 @@ pub fn p7b_der_to_certs(der: &[u8]) -> Result<Vec<X509>, CertError> {
     }
     Ok(certs)
 }
-
-/// The certificates of a DER PKCS#7 SignedData as their raw encodings, read without
-/// OpenSSL (for cache keys on the verification hot path); `None` when `der` is not a
-/// SignedData with a certificates field this reader understands.
-pub(crate) fn p7b_certificate_ders(der: &[u8]) -> Option<Vec<&[u8]>> {
-    let content_info = der::expect(der, der::SEQUENCE)?;
-    let parts = der::children(content_info.content)?;
-    let content_type = parts.first().filter(|part| part.tag == der::OID)?;
-    if content_type.content != OID_SIGNED_DATA {
-        return None;
-    }
-    let explicit = parts.get(1).filter(|part| part.tag == der::CONTEXT_0)?;
-    let signed_data = der::expect(explicit.content, der::SEQUENCE)?;
-    let fields = der::children(signed_data.content)?;
-    let certificates = fields.iter().find(|field| field.tag == der::CONTEXT_0)?;
-    let ders: Vec<&[u8]> = der::children(certificates.content)?
-        .into_iter()
-        .map(|certificate| certificate.raw)
-        .collect();
-    (!ders.is_empty()).then_some(ders)
-}
