@@ -14,6 +14,7 @@ use tonic::{Response, Status};
 
 use certificate_store::domain::TrustPolicy;
 use partner_registry::RepositoryWrapper;
+use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, reserve_address, wait_until_serving, with_token};
 use pmp_proto::certstore::v1 as store;
@@ -59,6 +60,8 @@ pub struct InProcessPlatform {
     pub registry_database: TestDatabase,
     pub store_database: TestDatabase,
     pub ftm_database: TestDatabase,
+    /// The services' identity keys (sign service tokens as any of them).
+    pub service_keys: ServiceKeyFiles,
     pub directory: tempfile::TempDir,
     registry_client: PartnerRegistryClient<Channel>,
     store_client: CertificateStoreClient<Channel>,
@@ -69,7 +72,7 @@ impl InProcessPlatform {
     /// Starts the platform and waits until every service is SERVING.
     pub async fn start(options: Options) -> anyhow::Result<InProcessPlatform> {
         let directory = tempfile::tempdir()?;
-        let secret = directory.path().join("service.secret");
+        let service_keys = ServiceKeyFiles::generate(&directory.path().join("identities"))?;
         let registry_database = TestDatabase::new(options.backend).await?;
         let store_database = TestDatabase::new(options.backend).await?;
         let ftm_database = TestDatabase::new(options.backend).await?;
@@ -82,7 +85,7 @@ impl InProcessPlatform {
             &store_directory,
             store_database.settings.clone(),
             &registry_address,
-            &secret,
+            &service_keys,
         )?;
         store_settings
             .certificates
@@ -92,7 +95,7 @@ impl InProcessPlatform {
             directory.path(),
             registry_database.settings.clone(),
             &store_address,
-            &secret,
+            &service_keys,
         )?;
         registry_settings.consistency.reconcile_interval_seconds =
             options.reconcile_interval_seconds;
@@ -109,7 +112,7 @@ impl InProcessPlatform {
             ftm_database.settings.clone(),
             &registry_address,
             &store_address,
-            &secret,
+            &service_keys,
         )?;
         ftm_settings.consistency.reconcile_interval_seconds = options.reconcile_interval_seconds;
         let ftm = ftm_management::testing::spawn(ftm_settings).await?;
@@ -131,6 +134,7 @@ impl InProcessPlatform {
             registry_database,
             store_database,
             ftm_database,
+            service_keys,
             directory,
         })
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::TestDatabase;
 use pmp_proto::service_names;
 
@@ -129,9 +130,14 @@ fn spawn(
     })
 }
 
-fn env(prefix: &str, pairs: &[(&str, String)]) -> Vec<(String, String)> {
+fn env(
+    prefix: &str,
+    pairs: &[(&str, String)],
+    identity: Vec<(&str, String)>,
+) -> Vec<(String, String)> {
     pairs
         .iter()
+        .chain(&identity)
         .map(|(key, value)| (format!("{prefix}__{key}"), value.clone()))
         .collect()
 }
@@ -158,7 +164,20 @@ impl Platform {
                 urls.push(format!("sqlite://{}/{name}.db", root.display()));
             }
         }
-        let secret = root.join("service.secret").display().to_string();
+        let service_keys = ServiceKeyFiles::generate(&root.join("identities"))?;
+        let identity = |service: &str| {
+            vec![
+                (
+                    "SERVICE_IDENTITY__PRIVATE_KEY_FILE",
+                    service_keys.private_key_file(service).display().to_string(),
+                ),
+                ("SERVICE_IDENTITY__GENERATE_KEY", "false".to_owned()),
+                (
+                    "SERVICE_IDENTITY__PUBLIC_KEYS_DIR",
+                    service_keys.public_keys_dir.display().to_string(),
+                ),
+            ]
+        };
         let (registry_port, store_port, ftm_port) = (free_port()?, free_port()?, free_port()?);
         let registry_address = format!("http://127.0.0.1:{registry_port}");
         let store_address = format!("http://127.0.0.1:{store_port}");
@@ -172,10 +191,10 @@ impl Platform {
                     "TOKENS__SIGNING_KEY_FILE",
                     root.join("registry-key.pem").display().to_string(),
                 ),
-                ("SERVICE_AUTH__SECRET_FILE", secret.clone()),
                 ("ADMIN__PASSWORD", ADMIN_PASSWORD.to_owned()),
                 ("CERTIFICATE_STORE__ADDRESS", store_address.clone()),
             ],
+            identity("partner-registry"),
         );
         let store_environment = env(
             "PMP_CERTSTORE",
@@ -183,7 +202,6 @@ impl Platform {
                 ("SERVER__LISTEN", format!("127.0.0.1:{store_port}")),
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[1].clone()),
-                ("SERVICE_AUTH__SECRET_FILE", secret.clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
                 (
                     "PLATFORM__ROOT_CERTIFICATE_FILE",
@@ -198,6 +216,7 @@ impl Platform {
                     root.join("platform-signing-key.pem").display().to_string(),
                 ),
             ],
+            identity("certificate-store"),
         );
         let ftm_environment = env(
             "PMP_FTM",
@@ -205,11 +224,11 @@ impl Platform {
                 ("SERVER__LISTEN", format!("127.0.0.1:{ftm_port}")),
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[2].clone()),
-                ("SERVICE_AUTH__SECRET_FILE", secret.clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
                 ("REGISTRY__ADDRESS", registry_address.clone()),
                 ("CERTIFICATE_STORE__ADDRESS", store_address.clone()),
             ],
+            identity("ftm-management"),
         );
         let with_extra = |mut environment: Vec<(String, String)>| {
             environment.extend(

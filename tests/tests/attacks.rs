@@ -427,6 +427,16 @@ impl PartnerRepository for CrashingRepository {
     ) -> Result<bool, RegistryError> {
         self.inner.ensure_user(username, password_hash, roles).await
     }
+    async fn set_user_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<bool, RegistryError> {
+        self.inner
+            .set_user_password(username, password_hash, roles)
+            .await
+    }
     async fn attach_certificate(
         &self,
         partner_id: &str,

@@ -11,7 +11,6 @@ use tonic::{Code, Status};
 
 use base64::Engine;
 use certificate_store::x509::certs_to_p7b_der;
-use pmp_common::auth::ServiceIdentity;
 use pmp_common::db::testing::backends;
 use pmp_common::error::reason_of;
 use pmp_common::testing::with_token;
@@ -258,10 +257,7 @@ async fn mutated_certificates_get_contract_errors_and_change_nothing() {
             .await
             .expect("FTM")
             .ftm_id;
-        let secret = std::fs::read(platform.directory.path().join("service.secret"))
-            .expect("service secret");
-        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        let service = ServiceIdentity::new("ftm-management", &secret).expect("identity");
+        let service = platform.service_keys.signer("ftm-management");
 
         let mut random = StdRng::seed_from_u64(0x7275_7374);
         let mut accepted = 0;
@@ -302,7 +298,9 @@ async fn mutated_certificates_get_contract_errors_and_change_nothing() {
                 owner_type: store::OwnerType::Ftm as i32,
                 partner_id: "mutant".into(),
             };
-            let token = service.token().expect("service token");
+            let token = service
+                .token_for("certificate-store")
+                .expect("service token");
             check(
                 &platform,
                 "CertificateStore/UploadPartnerCertificate",

@@ -10,9 +10,10 @@ use crate::domain::TrustPolicy;
 use crate::trust::TrustSettings;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
     TelemetrySettings, UserTokenSettings, Validate,
 };
+use pmp_common::tls::TlsSettings;
 
 /// Prefix of environment variables, e.g. `PMP_CERTSTORE__DATABASE__URL`.
 pub const ENV_PREFIX: &str = "PMP_CERTSTORE";
@@ -34,9 +35,10 @@ log_level = "info"
 [metrics]
 listen = "127.0.0.1:9102"
 
-[service_auth]
-secret_file = "data/service-token.secret"
-generate_secret = true
+[service_identity]
+private_key_file = "data/certificate-store/service-key.pem"
+generate_key = true
+public_keys_dir = "data/service-keys"
 
 [user_tokens]
 issuer = "pmp-partner-registry"
@@ -71,8 +73,10 @@ pub struct CertStoreSettings {
     pub database: DatabaseSettings,
     pub telemetry: TelemetrySettings,
     pub metrics: MetricsSettings,
-    pub service_auth: ServiceAuthSettings,
+    pub service_identity: ServiceIdentitySettings,
     pub user_tokens: UserTokenSettings,
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub certificates: CertificateSettings,
     pub platform: PlatformSettings,
 }
@@ -144,8 +148,9 @@ impl Validate for CertStoreSettings {
         self.database.validate()?;
         self.telemetry.validate()?;
         self.metrics.validate()?;
-        self.service_auth.validate()?;
+        self.service_identity.validate()?;
         self.user_tokens.validate()?;
+        self.tls.validate()?;
         let domains = &self.certificates.allowed_domains;
         if domains.is_empty()
             || domains

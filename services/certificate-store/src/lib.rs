@@ -29,14 +29,15 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use certificate_store_migration::Migrator;
-use pmp_common::auth::{AuthInterceptor, TokenVerifier};
+use pmp_common::auth::{AuthInterceptor, Authenticator, service_tokens};
 use pmp_common::metrics::{self, Metrics};
-use pmp_common::server::MetricsEndpoint;
+use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
+use pmp_common::server::{MetricsEndpoint, Serving};
 use pmp_common::{client, db, keys, server};
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
 use crate::config::{CertStoreSettings, PlatformSettings};
-use crate::service::CertificateStoreService;
+use crate::service::{CertificateStoreService, SERVICE_CALLERS};
 use crate::storage::{CertificateRepository, SqlCertificateRepository};
 use crate::trust::TrustStore;
 use crate::x509::{PlatformSigner, ValidationPolicy};
@@ -54,21 +55,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let server_settings = settings.server.clone();
-    let secret = settings.service_auth.load_secret()?;
-    let verifier = Arc::new(TokenVerifier::new(
-        &settings.user_tokens.issuer,
-        &settings.user_tokens.audience,
-        Some(&secret),
-    ));
+    let users = client::user_token_verifier(&settings.user_tokens, &settings.tls)?;
+    let services = service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?;
+    let authenticator = Authenticator::new(SERVICE_NAME, users, services, SERVICE_CALLERS);
     let signer = Arc::new(load_platform_signer(&settings.platform)?);
     let metrics = Metrics::new(SERVICE_NAME)?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(&metrics),
         listener: metrics::bind(&settings.metrics.listen).await?,
     };
-    let init = initialise(settings, verifier, signer, Arc::clone(&metrics));
-    server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await
+    let (server, tls) = (settings.server.clone(), settings.tls.clone());
+    let audit = security::audit_slot();
+    let init = initialise(
+        settings,
+        authenticator,
+        signer,
+        Arc::clone(&metrics),
+        Arc::clone(&audit),
+    );
+    let serving = Serving {
+        settings: &server,
+        tls: &tls,
+        metrics: Some(endpoint),
+        audit,
+    };
+    server::serve(listener, init, shutdown, serving).await
 }
 
 /// Loads the platform signing certificate and key, generating a development platform PKI on
@@ -101,9 +112,10 @@ fn load_platform_signer(settings: &PlatformSettings) -> anyhow::Result<PlatformS
 /// trust store, starts the trust-store poller, and builds the service.
 async fn initialise(
     settings: CertStoreSettings,
-    verifier: Arc<TokenVerifier>,
+    authenticator: Arc<Authenticator>,
     signer: Arc<PlatformSigner>,
     metrics: Arc<Metrics>,
+    audit: AuditSlot,
 ) -> anyhow::Result<CertStoreGrpcService> {
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
@@ -112,7 +124,8 @@ async fn initialise(
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
     metrics.watch_pool(connection.clone())?;
-    client::load_user_token_keys(&settings.user_tokens, &verifier).await?;
+    let _ = audit.set(DatabaseAuditSink::new(connection.clone()));
+    client::load_user_token_keys(authenticator.users(), &settings.user_tokens).await?;
     let repository: Arc<dyn CertificateRepository> =
         Arc::new(SqlCertificateRepository::new(connection));
     let domains = settings.domains();
@@ -130,6 +143,6 @@ async fn initialise(
     Ok(InterceptedService::new(
         CertificateStoreServer::new(service)
             .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(verifier),
+        AuthInterceptor::new(authenticator),
     ))
 }

@@ -20,17 +20,60 @@ use chrono::Utc;
 use openssl::x509::X509;
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, caller};
+use pmp_common::auth::{Caller, ServiceAccess, caller};
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
 
 use crate::convert::{self, ca_type_filter};
-use crate::domain::{AuditEvent, CaCertificate, CaFilter, CaType, Owner, PartnerCertificate};
+use crate::domain::{
+    AuditEvent, CaCertificate, CaFilter, CaType, Owner, OwnerType, PartnerCertificate,
+};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
 use crate::trust::TrustStore;
 use crate::x509::{self, CertError, CertificateFacts, PlatformSigner, ValidationPolicy};
+
+/// The partner registry's service name.
+const PARTNER_REGISTRY: &str = "partner-registry";
+/// FTM management's service name.
+const FTM_MANAGEMENT: &str = "ftm-management";
+
+/// Which platform services may call which RPCs; everything else refuses service callers.
+/// Which owner's certificates a service may upload and (un)trust follows from the service
+/// (see [`owner_type_of`]), never from a request field.
+pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[
+    (
+        "UploadPartnerCertificate",
+        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
+    ),
+    ("GetPartnerCertificate", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
+    ("SetCertificateTrusted", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
+    ("SetPartnerDeactivated", &[PARTNER_REGISTRY]),
+    (
+        "VerifyCertificateTrust",
+        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
+    ),
+]);
+
+/// The owners whose certificates a calling service manages: the registry its partners',
+/// FTM management its FTMs'.
+fn owner_type_of(caller: &Caller) -> Option<OwnerType> {
+    match caller.service()? {
+        PARTNER_REGISTRY => Some(OwnerType::Partner),
+        FTM_MANAGEMENT => Some(OwnerType::Ftm),
+        _ => None,
+    }
+}
+
+/// `PERMISSION_DENIED` unless the calling service manages `owner_type` certificates.
+fn require_owner_type(caller: &Caller, owner_type: OwnerType) -> Result<(), StoreError> {
+    if owner_type_of(caller) == Some(owner_type) {
+        Ok(())
+    } else {
+        Err(StoreError::from(caller.denied()))
+    }
+}
 
 /// Everything the certificate store's RPCs need.
 pub struct CertificateStoreService {
@@ -329,6 +372,7 @@ impl CertificateStoreService {
         required("certificate_data", &request.certificate_data)?;
         required("partner_domain", &request.partner_domain)?;
         let owner = convert::owner(&request)?;
+        require_owner_type(caller, owner.owner_type)?;
         let data = request.certificate_data;
         let certificate = blocking(move || Ok(x509::parse_partner_certificate(&data)?)).await?;
         let domain = self.domain(&request.partner_domain)?;
@@ -454,6 +498,12 @@ impl CertificateStoreService {
     ) -> Result<PartnerCertificate, StoreError> {
         caller.require_service()?;
         required("certificate_id", &request.certificate_id)?;
+        let certificate = self
+            .repository
+            .find_partner_certificate(&request.certificate_id)
+            .await?
+            .ok_or(StoreError::CertificateNotFound)?;
+        require_owner_type(caller, certificate.owner.owner_type)?;
         let link_partner = Some(request.partner_id.trim()).filter(|id| !id.is_empty());
         let updated = self
             .repository
@@ -613,7 +663,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::UploadCaCertificateRequest>,
     ) -> Result<Response<proto::UploadCaCertificateResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "UploadCaCertificate").await?;
         Ok(Response::new(
             self.upload_ca(&caller, request.into_inner()).await?,
         ))
@@ -623,7 +673,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::ListCaCertificatesRequest>,
     ) -> Result<Response<proto::ListCaCertificatesResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "ListCaCertificates").await?;
         Ok(Response::new(
             self.list_ca(&caller, request.into_inner()).await?,
         ))
@@ -633,7 +683,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::GetCaCertificateRequest>,
     ) -> Result<Response<proto::CaCertificate>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetCaCertificate").await?;
         Ok(Response::new(
             self.find_ca(&caller, &request.into_inner().certificate_id)
                 .await?
@@ -645,7 +695,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::GetCaTrustPathRequest>,
     ) -> Result<Response<proto::TrustPath>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetCaTrustPath").await?;
         Ok(Response::new(
             self.trust_path(&caller, &request.into_inner().certificate_id)
                 .await?,
@@ -656,7 +706,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::UploadPartnerCertificateRequest>,
     ) -> Result<Response<proto::UploadPartnerCertificateResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "UploadPartnerCertificate").await?;
         Ok(Response::new(
             self.upload_partner(&caller, request.into_inner())
                 .await?
@@ -668,7 +718,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::GetPartnerCertificateRequest>,
     ) -> Result<Response<proto::CertificateBundle>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetPartnerCertificate").await?;
         Ok(Response::new(
             self.partner_certificate(&caller, &request.into_inner().certificate_id)
                 .await?
@@ -680,7 +730,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::SetCertificateTrustedRequest>,
     ) -> Result<Response<proto::SetCertificateTrustedResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "SetCertificateTrusted").await?;
         let updated = self.set_trusted(&caller, request.into_inner()).await?;
         Ok(Response::new(proto::SetCertificateTrustedResponse {
             certificate_id: updated.certificate_id,
@@ -692,7 +742,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::SetPartnerDeactivatedRequest>,
     ) -> Result<Response<proto::SetPartnerDeactivatedResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "SetPartnerDeactivated").await?;
         Ok(Response::new(
             self.set_partner_deactivated(&caller, request.into_inner())
                 .await?,
@@ -703,7 +753,7 @@ impl CertificateStore for CertificateStoreService {
         &self,
         request: Request<proto::VerifyCertificateTrustRequest>,
     ) -> Result<Response<proto::VerifyCertificateTrustResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "VerifyCertificateTrust").await?;
         Ok(Response::new(
             self.verify(&caller, request.into_inner()).await?,
         ))

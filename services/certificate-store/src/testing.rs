@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::config::DatabaseSettings;
 use pmp_common::testing::Spawned;
 
@@ -10,12 +11,12 @@ use crate::config::{CertStoreSettings, DEFAULTS, ENV_PREFIX};
 
 /// Settings for a test certificate store: platform key files under `directory`, the given
 /// database, user-token keys from the registry at `registry_address` (or, when it is empty,
-/// from `public_key_files`), and the shared service secret file.
+/// from `public_key_files`), and the service identity keys of `service_keys`.
 pub fn settings(
     directory: &Path,
     database: DatabaseSettings,
     registry_address: &str,
-    service_secret_file: &Path,
+    service_keys: &ServiceKeyFiles,
 ) -> anyhow::Result<CertStoreSettings> {
     let mut settings: CertStoreSettings =
         pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
@@ -23,7 +24,12 @@ pub fn settings(
     settings.server.shutdown_grace_seconds = 5;
     settings.metrics.listen = String::new();
     settings.database = database;
-    settings.service_auth.secret_file = service_secret_file.display().to_string();
+    settings.service_identity.private_key_file = service_keys
+        .private_key_file("certificate-store")
+        .display()
+        .to_string();
+    settings.service_identity.generate_key = false;
+    settings.service_identity.public_keys_dir = service_keys.public_keys_dir.display().to_string();
     settings.user_tokens.registry_address = registry_address.to_owned();
     settings.certificates.trust_refresh_interval_ms = 500;
     settings.platform.root_certificate_file =

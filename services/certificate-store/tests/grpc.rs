@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use certificate_store::domain::TrustPolicy;
 use certificate_store::trust::{REASON_NOT_REGISTERED, REASON_NOT_TRUSTED};
 use certificate_store::x509::{self, CertificateFacts};
-use pmp_common::auth::testing::{TEST_AUDIENCE, TEST_ISSUER, TEST_SERVICE_SECRET, TestTokens};
+use pmp_common::auth::testing::{ServiceKeyFiles, TEST_AUDIENCE, TEST_ISSUER, TestTokens};
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{
     Spawned, assert_error, reflection_services, wait_until_serving, with_token,
@@ -28,6 +28,9 @@ struct Store {
     client: CertificateStoreClient<Channel>,
     tokens: TestTokens,
     admin: String,
+    service_keys: ServiceKeyFiles,
+    /// Owner type of every certificate uploaded through the helpers.
+    owners: std::sync::Mutex<std::collections::HashMap<String, OwnerType>>,
     _directory: tempfile::TempDir,
     _database: TestDatabase,
 }
@@ -52,13 +55,13 @@ impl Store {
         let tokens = TestTokens::new();
         let key_file = directory.path().join("user-token-key.pem");
         std::fs::write(&key_file, &tokens.public_key_pem).expect("key file");
-        let secret_file = directory.path().join("service.secret");
-        std::fs::write(&secret_file, TEST_SERVICE_SECRET).expect("secret file");
+        let service_keys =
+            ServiceKeyFiles::generate(&directory.path().join("identities")).expect("keys");
         let mut settings = certificate_store::testing::settings(
             directory.path(),
             database.settings.clone(),
             "",
-            &secret_file,
+            &service_keys,
         )
         .expect("settings");
         settings.user_tokens.issuer = TEST_ISSUER.into();
@@ -82,6 +85,8 @@ impl Store {
             client,
             tokens,
             admin,
+            service_keys,
+            owners: std::sync::Mutex::default(),
             _directory: directory,
             _database: database,
         }
@@ -91,11 +96,25 @@ impl Store {
         self.client.clone()
     }
 
-    fn service_token(&self) -> String {
-        self.tokens
-            .service("ftm-management")
-            .token()
+    /// A token of `service` for the store.
+    fn token_of(&self, service: &str) -> String {
+        self.service_keys
+            .signer(service)
+            .token_for("certificate-store")
             .expect("service token")
+    }
+
+    /// The registry's token (it manages partner certificates).
+    fn service_token(&self) -> String {
+        self.token_of("partner-registry")
+    }
+
+    /// The service that manages certificates of `owner_type`.
+    fn manager(owner_type: OwnerType) -> &'static str {
+        match owner_type {
+            OwnerType::Ftm => "ftm-management",
+            _ => "partner-registry",
+        }
     }
 
     async fn upload_ca(
@@ -152,10 +171,19 @@ impl Store {
             owner_type: owner_type as i32,
             partner_id: partner.into(),
         };
-        self.client()
-            .upload_partner_certificate(with_token(request, &self.service_token()))
+        let token = self.token_of(Self::manager(owner_type));
+        let uploaded = self
+            .client()
+            .upload_partner_certificate(with_token(request, &token))
             .await
-            .map(tonic::Response::into_inner)
+            .map(tonic::Response::into_inner);
+        if let Ok(stored) = &uploaded {
+            self.owners
+                .lock()
+                .expect("owners")
+                .insert(stored.certificate_id.clone(), owner_type);
+        }
+        uploaded
     }
 
     async fn verify(
@@ -184,8 +212,12 @@ impl Store {
             trusted,
             partner_id: String::new(),
         };
+        let owner_type = self.owners.lock().expect("owners")[certificate_id];
         self.client()
-            .set_certificate_trusted(with_token(request, &self.service_token()))
+            .set_certificate_trusted(with_token(
+                request,
+                &self.token_of(Self::manager(owner_type)),
+            ))
             .await
             .expect("set trusted")
             .into_inner()

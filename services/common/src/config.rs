@@ -66,8 +66,9 @@ where
 }
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "user_tokens.public_key_files",
+    "tokens.previous_public_key_files",
     "certificates.allowed_domains",
     "registration.languages",
 ];
@@ -106,7 +107,7 @@ impl ServerSettings {
 }
 
 /// The service's own database.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
@@ -151,41 +152,36 @@ impl Validate for MetricsSettings {
     }
 }
 
-/// How this service proves its identity to other platform services.
+/// This service's identity towards the other platform services, and how it recognises
+/// theirs (see [`crate::auth::service_tokens`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceAuthSettings {
-    /// File holding the secret shared by the platform's services (a mounted Kubernetes
-    /// Secret in production).
-    pub secret_file: String,
-    /// Generate the file (mode 0600) when it does not exist: convenient for a single machine,
-    /// wrong for a cluster, where every replica must share one secret.
-    pub generate_secret: bool,
+pub struct ServiceIdentitySettings {
+    /// This service's EC P-256 private key (PEM) that signs its service tokens: a mounted
+    /// Secret of its own in production.
+    pub private_key_file: String,
+    /// Generate the key (mode 0600) on first start when the file does not exist, and publish
+    /// its public key into `public_keys_dir`: convenient on one machine, wrong for a
+    /// cluster, where keys are provisioned.
+    pub generate_key: bool,
+    /// Directory of the platform services' public keys, `<service>.pem` (a ConfigMap mounted
+    /// as a directory); `<service>.<suffix>.pem` adds a key during a rotation.
+    pub public_keys_dir: String,
 }
 
-impl ServiceAuthSettings {
-    /// Loads (or, if allowed, generates) the shared service secret.
-    pub fn load_secret(&self) -> anyhow::Result<Vec<u8>> {
-        let path = std::path::Path::new(&self.secret_file);
-        let secret = if self.generate_secret {
-            let (secret, generated) =
-                crate::keys::load_or_generate(path, crate::keys::generate_secret)?;
-            if generated {
-                tracing::info!(path = %path.display(), "generated the shared service-token secret");
-            }
-            secret
-        } else {
-            crate::keys::read(path)?
-        };
-        let secret: Vec<u8> = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        if secret.len() < 32 {
-            anyhow::bail!("service_auth.secret_file must hold at least 32 characters");
+impl Validate for ServiceIdentitySettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.private_key_file.trim().is_empty() || self.public_keys_dir.trim().is_empty() {
+            return Err(
+                "service_identity.private_key_file and service_identity.public_keys_dir must be set"
+                    .into(),
+            );
         }
-        Ok(secret)
+        Ok(())
     }
 }
 
-/// How a service verifies end-user tokens.
+/// How a service verifies end-user tokens (see [`crate::auth::user_tokens`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserTokenSettings {
@@ -195,9 +191,30 @@ pub struct UserTokenSettings {
     pub audience: String,
     /// PEM public keys (file paths) that verify tokens, e.g. Keycloak's realm key.
     pub public_key_files: Vec<String>,
-    /// When set, the keys are also fetched from the partner registry at start-up
-    /// (`GetTokenVerificationKeys`), e.g. `http://127.0.0.1:50051`.
+    /// The partner registry (`GetTokenVerificationKeys`), e.g. `http://127.0.0.1:50051`.
     pub registry_address: String,
+    /// A JWKS URL, e.g. Keycloak's `https://…/realms/mosip/protocol/openid-connect/certs`;
+    /// used instead of `registry_address` when set.
+    #[serde(default)]
+    pub jwks_url: String,
+    /// How often the remote keys are fetched again (besides on unknown key ids).
+    #[serde(default = "default_refresh_interval_seconds")]
+    pub refresh_interval_seconds: u64,
+    /// Clock difference tolerated on `exp`, `nbf` and `iat`, at most 60 s.
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    /// Fetch remote keys over plain text from hosts other than this machine too: never in
+    /// production, where a network attacker could inject a key.
+    #[serde(default)]
+    pub allow_plaintext_key_fetch: bool,
+}
+
+fn default_refresh_interval_seconds() -> u64 {
+    300
+}
+
+fn default_leeway_seconds() -> u64 {
+    30
 }
 
 impl Validate for UserTokenSettings {
@@ -205,20 +222,52 @@ impl Validate for UserTokenSettings {
         if self.issuer.trim().is_empty() || self.audience.trim().is_empty() {
             return Err("user_tokens.issuer and user_tokens.audience must be set".into());
         }
-        if self.public_key_files.is_empty() && self.registry_address.trim().is_empty() {
-            return Err("user_tokens needs public_key_files or registry_address".into());
+        if self.public_key_files.is_empty()
+            && self.registry_address.trim().is_empty()
+            && self.jwks_url.trim().is_empty()
+        {
+            return Err("user_tokens needs public_key_files, registry_address or jwks_url".into());
+        }
+        if self.leeway_seconds > crate::auth::user_tokens::MAX_LEEWAY_SECONDS {
+            return Err("user_tokens.leeway_seconds must be at most 60".into());
+        }
+        if !(1..=86_400).contains(&self.refresh_interval_seconds) {
+            return Err("user_tokens.refresh_interval_seconds must be between 1 and 86400".into());
+        }
+        for (key, address) in [
+            ("user_tokens.registry_address", &self.registry_address),
+            ("user_tokens.jwks_url", &self.jwks_url),
+        ] {
+            if !self.allow_plaintext_key_fetch && !secure_or_local(address) {
+                return Err(format!(
+                    "{key} must be https:// (plain text is allowed only to this machine, or with user_tokens.allow_plaintext_key_fetch)"
+                ));
+            }
         }
         Ok(())
     }
 }
 
-impl Validate for ServiceAuthSettings {
-    fn validate(&self) -> Result<(), String> {
-        if self.secret_file.trim().is_empty() {
-            return Err("service_auth.secret_file must be set".into());
-        }
-        Ok(())
+/// Whether keys may be fetched from `address`: empty, TLS, or plain text to this machine.
+pub fn secure_or_local(address: &str) -> bool {
+    let address = address.trim();
+    if address.is_empty() || address.starts_with("https://") {
+        return true;
     }
+    let Some(rest) = address.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Another platform service this one calls.
@@ -322,6 +371,37 @@ impl Validate for ServerSettings {
     }
 }
 
+impl std::fmt::Debug for DatabaseSettings {
+    // A PostgreSQL URL may carry a password: it never appears in logs or panics.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DatabaseSettings")
+            .field("url", &redacted_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `url` with the password of its user information replaced by `<redacted>`.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once('@') {
+        Some((user_information, host)) if user_information.contains(':') => {
+            let user = user_information.split(':').next().unwrap_or_default();
+            let separator = if path.is_empty() && !rest.contains('/') {
+                ""
+            } else {
+                "/"
+            };
+            format!("{scheme}://{user}:<redacted>@{host}{separator}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 impl Validate for DatabaseSettings {
     fn validate(&self) -> Result<(), String> {
         let url = self.url.trim();
@@ -416,6 +496,38 @@ mod tests {
         );
         let message = result.expect_err("must fail").to_string();
         assert!(message.contains("urll"), "{message}");
+    }
+
+    #[test]
+    fn database_passwords_never_show_in_debug_output() {
+        let settings = DatabaseSettings {
+            url: "postgres://pmp:s3cr3t@db:5432/registry".into(),
+            max_connections: 4,
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+        assert!(
+            printed.contains("postgres://pmp:<redacted>@db:5432/registry"),
+            "{printed}"
+        );
+        assert_eq!(redacted_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(redacted_url("postgres://pmp@db/x"), "postgres://pmp@db/x");
+    }
+
+    #[test]
+    fn plain_text_key_sources_are_only_local() {
+        for local in [
+            "",
+            "https://keys.example/jwks",
+            "http://127.0.0.1:50051",
+            "http://localhost:8080/x",
+            "http://[::1]:80",
+        ] {
+            assert!(secure_or_local(local), "{local}");
+        }
+        for remote in ["http://registry:50051", "http://10.0.0.5/jwks", "ftp://x"] {
+            assert!(!secure_or_local(remote), "{remote}");
+        }
     }
 
     #[test]

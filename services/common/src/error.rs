@@ -29,6 +29,18 @@ pub fn error_status(code: Code, reason: &str, message: impl Into<String>) -> Sta
     Status::with_error_details(code, message, details)
 }
 
+/// Builds a status with `ErrorInfo` and a `RetryInfo` saying when to try again.
+pub fn retry_status(
+    code: Code,
+    reason: &str,
+    message: impl Into<String>,
+    retry_after: std::time::Duration,
+) -> Status {
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(code, message, details)
+}
+
 /// Builds an `INVALID_ARGUMENT` status with `ErrorInfo` and a `BadRequest` field violation.
 pub fn field_status(reason: &str, field: &str, description: impl Into<String>) -> Status {
     let description = description.into();

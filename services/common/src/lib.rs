@@ -18,9 +18,11 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod pagination;
+pub mod security;
 pub mod server;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod tls;
 
 pub use error::{ERROR_DOMAIN, error_status};

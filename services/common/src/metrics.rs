@@ -23,6 +23,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     in_flight: IntGauge,
+    security_events: IntCounterVec,
     refreshers: Mutex<Vec<Refresher>>,
 }
 
@@ -55,6 +56,14 @@ impl Metrics {
             &["method"],
         )?;
         let in_flight = IntGauge::new("grpc_requests_in_flight", "gRPC requests being handled")?;
+        let security_events = IntCounterVec::new(
+            Opts::new(
+                "security_events_total",
+                "Failed logins, lock-outs, permission denials and refused identities, by kind",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(security_events.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
@@ -63,6 +72,7 @@ impl Metrics {
             requests,
             latency,
             in_flight,
+            security_events,
             refreshers: Mutex::new(Vec::new()),
         }))
     }
@@ -84,6 +94,11 @@ impl Metrics {
             .with_label_values(&[method, code_name(code)])
             .inc();
         self.latency.with_label_values(&[method]).observe(seconds);
+    }
+
+    /// Counts a security event of `kind` (see [`crate::security`]).
+    pub fn security_event(&self, kind: &str) {
+        self.security_events.with_label_values(&[kind]).inc();
     }
 
     /// Registers a callback run before every scrape to bring gauges up to date.

@@ -24,7 +24,9 @@ use tower::Service;
 use crate::config::ServerSettings;
 use crate::limits::LimitsLayer;
 use crate::metrics::Metrics;
+use crate::security::{AuditSlot, SecurityLayer};
 use crate::telemetry::GrpcTraceLayer;
+use crate::tls::TlsSettings;
 
 /// Name of the health service, served next to each platform service.
 pub const HEALTH_SERVICE_NAME: &str = "grpc.health.v1.Health";
@@ -97,10 +99,23 @@ pub struct MetricsEndpoint {
     pub listener: Option<TcpListener>,
 }
 
+/// How a platform service is served besides its own API.
+pub struct Serving<'a> {
+    /// Limits and shutdown grace.
+    pub settings: &'a ServerSettings,
+    /// TLS of the listener (plain text when not configured).
+    pub tls: &'a TlsSettings,
+    /// Where request metrics go, and the `/metrics` listener.
+    pub metrics: Option<MetricsEndpoint>,
+    /// Where security events are audited (filled by `init` once the database is ready).
+    pub audit: AuditSlot,
+}
+
 /// Runs a tonic server for one platform service until `shutdown` resolves, recording request
-/// metrics into `metrics` and serving them at `/metrics` when it has a listener. The server
-/// admits at most `settings.max_concurrent_requests` calls at once (see [`crate::limits`]);
-/// the service itself must be built with `max_decoding_message_size(settings.max_message_bytes)`.
+/// metrics and serving them at `/metrics` when there is a listener, over TLS when configured.
+/// The server admits at most `settings.max_concurrent_requests` calls at once (see
+/// [`crate::limits`]); the service itself must be built with
+/// `max_decoding_message_size(settings.max_message_bytes)`.
 ///
 /// `init` builds the service (database, keys, clients); while it runs, health is
 /// NOT_SERVING. An error from `init` stops the server and is returned.
@@ -108,8 +123,7 @@ pub async fn serve<S, B, I>(
     listener: TcpListener,
     init: I,
     shutdown: impl Future<Output = ()> + Send,
-    settings: &ServerSettings,
-    metrics: Option<MetricsEndpoint>,
+    serving: Serving<'_>,
 ) -> anyhow::Result<()>
 where
     S: Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>
@@ -135,6 +149,18 @@ where
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let Serving {
+        settings,
+        tls,
+        metrics,
+        audit,
+    } = serving;
+    let security = SecurityLayer::new(
+        metrics
+            .as_ref()
+            .map(|endpoint| Arc::clone(&endpoint.metrics)),
+        audit,
+    );
     let layer = match &metrics {
         Some(endpoint) => GrpcTraceLayer::with_metrics(Arc::clone(&endpoint.metrics)),
         None => GrpcTraceLayer::default(),
@@ -162,8 +188,13 @@ where
     let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
     let grace = settings.grace();
     let limits = LimitsLayer::new(settings.max_concurrent_requests, settings.max_message_bytes);
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = tls.server()? {
+        builder = builder.tls_config(config)?;
+    }
+    let server = builder
         .layer(layer)
+        .layer(security)
         .layer(limits)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -5,10 +5,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
     TelemetrySettings, UserTokenSettings, Validate,
 };
 pub use pmp_common::config::{ConsistencySettings, DependencySettings};
+use pmp_common::tls::TlsSettings;
 
 /// Prefix of environment variables, e.g. `PMP_FTM__DATABASE__URL`.
 pub const ENV_PREFIX: &str = "PMP_FTM";
@@ -31,9 +32,10 @@ log_level = "info"
 [metrics]
 listen = "127.0.0.1:9103"
 
-[service_auth]
-secret_file = "data/service-token.secret"
-generate_secret = true
+[service_identity]
+private_key_file = "data/ftm-management/service-key.pem"
+generate_key = true
+public_keys_dir = "data/service-keys"
 
 [user_tokens]
 issuer = "pmp-partner-registry"
@@ -65,7 +67,9 @@ pub struct FtmSettings {
     pub telemetry: TelemetrySettings,
     /// The Prometheus `/metrics` endpoint (empty `listen` disables it).
     pub metrics: MetricsSettings,
-    pub service_auth: ServiceAuthSettings,
+    pub service_identity: ServiceIdentitySettings,
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub user_tokens: UserTokenSettings,
     /// The partner registry, where partners are looked up (`GetPartner`).
     pub registry: DependencySettings,
@@ -80,7 +84,8 @@ impl Validate for FtmSettings {
         self.database.validate()?;
         self.telemetry.validate()?;
         self.metrics.validate()?;
-        self.service_auth.validate()?;
+        self.service_identity.validate()?;
+        self.tls.validate()?;
         self.user_tokens.validate()?;
         self.registry.validate_as("registry")?;
         self.certificate_store.validate_as("certificate_store")?;

@@ -25,15 +25,19 @@ use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use ftm_management_migration::Migrator;
-use pmp_common::auth::{AuthInterceptor, ServiceIdentity, TokenVerifier};
+use pmp_common::auth::{AuthInterceptor, Authenticator, ServiceSigner, service_tokens};
+use pmp_common::client::{self, Peer};
+use pmp_common::config::DependencySettings;
 use pmp_common::metrics::Metrics;
-use pmp_common::server::MetricsEndpoint;
-use pmp_common::{client, db, server};
+use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
+use pmp_common::server::{MetricsEndpoint, Serving};
+use pmp_common::tls::TlsSettings;
+use pmp_common::{db, server};
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
 
 use crate::config::FtmSettings;
 use crate::reconcile::Reconciler;
-use crate::service::{FtmParts, FtmService};
+use crate::service::{FtmParts, FtmService, SERVICE_CALLERS};
 use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::Upstream;
 
@@ -67,15 +71,10 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send,
     wrapper: Option<RepositoryWrapper>,
 ) -> anyhow::Result<()> {
-    let server_settings = settings.server.clone();
-    let secret = settings.service_auth.load_secret()?;
-    let identity =
-        Arc::new(ServiceIdentity::new(SERVICE_NAME, &secret).map_err(anyhow::Error::msg)?);
-    let verifier = Arc::new(TokenVerifier::new(
-        &settings.user_tokens.issuer,
-        &settings.user_tokens.audience,
-        Some(&secret),
-    ));
+    let users = client::user_token_verifier(&settings.user_tokens, &settings.tls)?;
+    let services = service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?;
+    let authenticator = Authenticator::new(SERVICE_NAME, users, services, SERVICE_CALLERS);
+    let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
     let metrics = Metrics::new(SERVICE_NAME)?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(&metrics),
@@ -83,30 +82,64 @@ pub async fn run_with(
     };
     // Dropping the sender when the server stops ends the reconciliation task.
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
-    let init = initialise(
-        settings,
-        verifier,
-        identity,
+    let (server, tls) = (settings.server.clone(), settings.tls.clone());
+    let audit = security::audit_slot();
+    let parts = Parts {
+        authenticator,
+        signer,
         wrapper,
         metrics,
-        stop_receiver,
-    );
-    let result = server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await;
+        audit: Arc::clone(&audit),
+        stop: stop_receiver,
+    };
+    let serving = Serving {
+        settings: &server,
+        tls: &tls,
+        metrics: Some(endpoint),
+        audit,
+    };
+    let result = server::serve(listener, initialise(settings, parts), shutdown, serving).await;
     drop(stop_sender);
     result
+}
+
+/// What [`initialise`] builds the service from.
+struct Parts {
+    authenticator: Arc<Authenticator>,
+    signer: Arc<ServiceSigner>,
+    wrapper: Option<RepositoryWrapper>,
+    metrics: Arc<Metrics>,
+    audit: AuditSlot,
+    stop: tokio::sync::watch::Receiver<()>,
+}
+
+/// A platform service this one calls.
+fn peer(
+    name: &'static str,
+    dependency: &DependencySettings,
+    signer: &Arc<ServiceSigner>,
+    tls: &TlsSettings,
+) -> anyhow::Result<Peer> {
+    Ok(Peer {
+        name,
+        channel: client::lazy_channel(&dependency.address, CONNECT_TIMEOUT, tls)?,
+        signer: Arc::clone(signer),
+        deadline: dependency.deadline(),
+    })
 }
 
 /// Connects and migrates the database (waiting for it if needed), loads the user-token
 /// verification keys (waiting for the registry if needed), registers the metrics, starts the
 /// reconciler and builds the service. Health stays NOT_SERVING until this is done.
-async fn initialise(
-    settings: FtmSettings,
-    verifier: Arc<TokenVerifier>,
-    identity: Arc<ServiceIdentity>,
-    wrapper: Option<RepositoryWrapper>,
-    metrics: Arc<Metrics>,
-    stop: tokio::sync::watch::Receiver<()>,
-) -> anyhow::Result<FtmGrpcService> {
+async fn initialise(settings: FtmSettings, parts: Parts) -> anyhow::Result<FtmGrpcService> {
+    let Parts {
+        authenticator,
+        signer,
+        wrapper,
+        metrics,
+        audit,
+        stop,
+    } = parts;
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
     })
@@ -114,18 +147,26 @@ async fn initialise(
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
     metrics.watch_pool(connection.clone())?;
+    let _ = audit.set(DatabaseAuditSink::new(connection.clone()));
     let mut repository: Arc<dyn FtmRepository> = Arc::new(SqlFtmRepository::new(connection));
     if let Some(wrap) = wrapper {
         repository = wrap(repository);
     }
-    client::load_user_token_keys(&settings.user_tokens, &verifier).await?;
+    client::load_user_token_keys(authenticator.users(), &settings.user_tokens).await?;
 
     let upstream = Upstream::new(
-        client::lazy_channel(&settings.registry.address, CONNECT_TIMEOUT)?,
-        client::lazy_channel(&settings.certificate_store.address, CONNECT_TIMEOUT)?,
-        identity,
-        settings.registry.deadline(),
-        settings.certificate_store.deadline(),
+        peer(
+            "partner-registry",
+            &settings.registry,
+            &signer,
+            &settings.tls,
+        )?,
+        peer(
+            "certificate-store",
+            &settings.certificate_store,
+            &signer,
+            &settings.tls,
+        )?,
     );
     let consistency = &settings.consistency;
     let reconciled = crate::metrics::register(&metrics, Arc::clone(&repository))?;
@@ -146,6 +187,6 @@ async fn initialise(
     Ok(InterceptedService::new(
         FtmManagementServer::new(service)
             .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(verifier),
+        AuthInterceptor::new(authenticator),
     ))
 }

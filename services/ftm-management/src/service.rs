@@ -78,7 +78,7 @@ use std::time::{Duration, Instant};
 
 use tonic::{Code, Request, Response, Status};
 
-use pmp_common::auth::{Caller, caller};
+use pmp_common::auth::{Caller, ServiceAccess, caller};
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
@@ -95,6 +95,9 @@ use crate::domain::{
 use crate::error::FtmError;
 use crate::storage::FtmRepository;
 use crate::upstream::Upstream;
+
+/// Which platform services may call which RPCs: none, every RPC here is for end users.
+pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[]);
 
 /// Everything the service's RPCs need.
 pub struct FtmService {
@@ -158,7 +161,10 @@ fn authorize_create(caller: &Caller, partner_id: &str) -> Result<(), FtmError> {
             Ok(())
         }
         Caller::Service { .. } => Ok(()),
-        Caller::User(_) => Err(FtmError::PermissionDenied),
+        Caller::User(_) => {
+            caller.denied();
+            Err(FtmError::PermissionDenied)
+        }
     }
 }
 
@@ -592,6 +598,7 @@ impl FtmService {
         let (scope, partner_id) = match caller {
             Caller::User(user) if !user.is_admin() => {
                 if !requested_partner.is_empty() && requested_partner != user.partner_id {
+                    caller.denied();
                     return Err(FtmError::PermissionDenied);
                 }
                 (
@@ -651,7 +658,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::CreateFtmRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "CreateFtm").await?;
         let ftm = self.create(&caller, request.into_inner()).await?;
         Ok(Response::new(ftm.into()))
     }
@@ -660,7 +667,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::UploadFtmCertificateRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "UploadFtmCertificate").await?;
         let ftm = self.upload(&caller, request.into_inner()).await?;
         Ok(Response::new(ftm.into()))
     }
@@ -669,7 +676,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::ApproveFtmRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "ApproveFtm").await?;
         let ftm = self.approve(&caller, &request.into_inner().ftm_id).await?;
         Ok(Response::new(ftm.into()))
     }
@@ -678,7 +685,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::RejectFtmRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "RejectFtm").await?;
         let ftm = self.reject(&caller, request.into_inner()).await?;
         Ok(Response::new(ftm.into()))
     }
@@ -687,7 +694,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::DeactivateFtmRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "DeactivateFtm").await?;
         let ftm = self
             .deactivate(&caller, &request.into_inner().ftm_id)
             .await?;
@@ -698,7 +705,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::GetFtmRequest>,
     ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetFtm").await?;
         let ftm = self.get(&caller, &request.into_inner().ftm_id).await?;
         Ok(Response::new(ftm.into()))
     }
@@ -707,7 +714,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::ListFtmsRequest>,
     ) -> Result<Response<proto::ListFtmsResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "ListFtms").await?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
         ))
@@ -717,7 +724,7 @@ impl FtmManagement for FtmService {
         &self,
         request: Request<proto::GetFtmCertificateRequest>,
     ) -> Result<Response<store::CertificateBundle>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetFtmCertificate").await?;
         Ok(Response::new(
             self.certificate(&caller, &request.into_inner().ftm_id)
                 .await?,

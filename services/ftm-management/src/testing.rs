@@ -1,8 +1,7 @@
 //! Starting a real FTM management service inside a test process (used by this crate's tests
 //! and by the tests of other crates, e.g. the end-to-end suite).
 
-use std::path::Path;
-
+use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::config::DatabaseSettings;
 use pmp_common::testing::Spawned;
 
@@ -11,7 +10,7 @@ use crate::config::{DEFAULTS, ENV_PREFIX, FtmSettings};
 
 /// Settings for a test service: the given database, the registry at `registry_address`
 /// (partners and user-token keys), the certificate store at `store_address`, and the
-/// service secret in `service_secret_file` (shared with the other test services). Short
+/// service identity keys of `service_keys`. Short
 /// deadlines and leases; the reconciler runs at start-up and then hourly (tests that need
 /// it sooner set `consistency.reconcile_interval_seconds` or run a
 /// [`crate::reconcile::Reconciler`] themselves).
@@ -19,7 +18,7 @@ pub fn settings(
     database: DatabaseSettings,
     registry_address: &str,
     store_address: &str,
-    service_secret_file: &Path,
+    service_keys: &ServiceKeyFiles,
 ) -> anyhow::Result<FtmSettings> {
     let mut settings: FtmSettings =
         pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
@@ -27,7 +26,12 @@ pub fn settings(
     settings.server.shutdown_grace_seconds = 5;
     settings.metrics.listen = String::new();
     settings.database = database;
-    settings.service_auth.secret_file = service_secret_file.display().to_string();
+    settings.service_identity.private_key_file = service_keys
+        .private_key_file("ftm-management")
+        .display()
+        .to_string();
+    settings.service_identity.generate_key = false;
+    settings.service_identity.public_keys_dir = service_keys.public_keys_dir.display().to_string();
     settings.user_tokens.registry_address = registry_address.to_owned();
     settings.registry.address = registry_address.to_owned();
     settings.registry.deadline_ms = 3000;

@@ -5,14 +5,10 @@
 //! `traceparent`, so a trace shows the hop. Failures come back as the callee's status; the
 //! service relays them with their reason (see [`crate::error`]).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use tonic::Status;
-use tonic::transport::Channel;
 
-use pmp_common::auth::{ServiceIdentity, User};
-use pmp_common::client::call;
+use pmp_common::auth::User;
+use pmp_common::client::Peer;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1 as registry;
@@ -21,29 +17,14 @@ use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 /// Clients of the two services FTM management depends on.
 #[derive(Clone)]
 pub struct Upstream {
-    registry: PartnerRegistryClient<Channel>,
-    store: CertificateStoreClient<Channel>,
-    identity: Arc<ServiceIdentity>,
-    registry_deadline: Duration,
-    store_deadline: Duration,
+    registry: Peer,
+    store: Peer,
 }
 
 impl Upstream {
-    /// Clients over `registry` and `store` channels, authenticating as `identity`.
-    pub fn new(
-        registry: Channel,
-        store: Channel,
-        identity: Arc<ServiceIdentity>,
-        registry_deadline: Duration,
-        store_deadline: Duration,
-    ) -> Self {
-        Upstream {
-            registry: PartnerRegistryClient::new(registry),
-            store: CertificateStoreClient::new(store),
-            identity,
-            registry_deadline,
-            store_deadline,
-        }
+    /// The registry and the store as `registry` and `store` reach them.
+    pub fn new(registry: Peer, store: Peer) -> Self {
+        Upstream { registry, store }
     }
 
     /// `PartnerRegistry/GetPartner`.
@@ -55,16 +36,18 @@ impl Upstream {
         let message = registry::GetPartnerRequest {
             partner_id: partner_id.to_owned(),
         };
-        call(
-            "mosip.pms.partner.v1.PartnerRegistry/GetPartner",
-            self.registry.clone(),
-            message,
-            &self.identity,
-            user,
-            self.registry_deadline,
-            |mut client, request| async move { client.get_partner(request).await },
-        )
-        .await
+        self.registry
+            .call(
+                "mosip.pms.partner.v1.PartnerRegistry/GetPartner",
+                message,
+                user,
+                |channel, request| async move {
+                    PartnerRegistryClient::new(channel)
+                        .get_partner(request)
+                        .await
+                },
+            )
+            .await
     }
 
     /// `CertificateStore/UploadPartnerCertificate`.
@@ -73,16 +56,18 @@ impl Upstream {
         user: Option<&User>,
         message: store::UploadPartnerCertificateRequest,
     ) -> Result<store::UploadPartnerCertificateResponse, Status> {
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
-            self.store.clone(),
-            message,
-            &self.identity,
-            user,
-            self.store_deadline,
-            |mut client, request| async move { client.upload_partner_certificate(request).await },
-        )
-        .await
+        self.store
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .upload_partner_certificate(request)
+                        .await
+                },
+            )
+            .await
     }
 
     /// `CertificateStore/SetCertificateTrusted` for a chip certificate of `partner_id`'s FTM
@@ -99,16 +84,18 @@ impl Upstream {
             trusted,
             partner_id: partner_id.to_owned(),
         };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
-            self.store.clone(),
-            message,
-            &self.identity,
-            user,
-            self.store_deadline,
-            |mut client, request| async move { client.set_certificate_trusted(request).await },
-        )
-        .await
+        self.store
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .set_certificate_trusted(request)
+                        .await
+                },
+            )
+            .await
     }
 
     /// `CertificateStore/GetPartnerCertificate`.
@@ -120,15 +107,17 @@ impl Upstream {
         let message = store::GetPartnerCertificateRequest {
             certificate_id: certificate_id.to_owned(),
         };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
-            self.store.clone(),
-            message,
-            &self.identity,
-            user,
-            self.store_deadline,
-            |mut client, request| async move { client.get_partner_certificate(request).await },
-        )
-        .await
+        self.store
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .get_partner_certificate(request)
+                        .await
+                },
+            )
+            .await
     }
 }

@@ -1301,7 +1301,9 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
     use tonic_health::pb::health_check_response::ServingStatus;
 
     let directory = tempfile::tempdir().expect("tempdir");
-    let secret = directory.path().join("service.secret");
+    let secret =
+        pmp_common::auth::testing::ServiceKeyFiles::generate(&directory.path().join("identities"))
+            .expect("service keys");
     let registry_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

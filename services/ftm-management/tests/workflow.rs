@@ -55,7 +55,10 @@ async fn channel(address: &str) -> Channel {
 impl Services {
     async fn start() -> Services {
         let directory = tempfile::tempdir().expect("tempdir");
-        let secret = directory.path().join("service.secret");
+        let secret = pmp_common::auth::testing::ServiceKeyFiles::generate(
+            &directory.path().join("identities"),
+        )
+        .expect("service keys");
         let registry_database = TestDatabase::sqlite().await.expect("database");
         let store_database = TestDatabase::sqlite().await.expect("database");
         let ftm_database = TestDatabase::sqlite().await.expect("database");

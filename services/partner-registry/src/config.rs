@@ -5,10 +5,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceAuthSettings,
+    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
     TelemetrySettings, Validate,
 };
 pub use pmp_common::config::{ConsistencySettings, DependencySettings};
+use pmp_common::tls::TlsSettings;
+
+use crate::limits::LimitSettings;
 
 /// Prefix of environment variables, e.g. `PMP_REGISTRY__DATABASE__URL`.
 pub const ENV_PREFIX: &str = "PMP_REGISTRY";
@@ -36,10 +39,12 @@ audience = "pmp"
 lifetime_seconds = 900
 signing_key_file = "data/partner-registry/token-signing-key.pem"
 generate_signing_key = true
+previous_public_key_files = []
 
-[service_auth]
-secret_file = "data/service-token.secret"
-generate_secret = true
+[service_identity]
+private_key_file = "data/partner-registry/service-key.pem"
+generate_key = true
+public_keys_dir = "data/service-keys"
 
 [admin]
 username = "admin"
@@ -49,6 +54,17 @@ password_file = ""
 [registration]
 languages = ["eng", "ara", "fra"]
 default_language = "eng"
+
+# Online guessing and hashing floods: failed logins per user name and per client address,
+# and registrations per address, in a sliding window; argon2 threads (0: one per core) and
+# how many password checks may wait for one.
+[limits]
+failures_per_user = 5
+failures_per_address = 50
+registrations_per_address = 20
+window_seconds = 900
+hashing_threads = 0
+hashing_queue = 32
 
 [certificate_store]
 address = "http://127.0.0.1:50052"
@@ -70,9 +86,12 @@ pub struct RegistrySettings {
     pub telemetry: TelemetrySettings,
     pub metrics: MetricsSettings,
     pub tokens: TokenSettings,
-    pub service_auth: ServiceAuthSettings,
+    pub service_identity: ServiceIdentitySettings,
+    #[serde(default)]
+    pub tls: TlsSettings,
     pub admin: AdminSettings,
     pub registration: RegistrationSettings,
+    pub limits: LimitSettings,
     pub certificate_store: DependencySettings,
     /// How steps that span the certificate store are kept consistent (see `service`).
     pub consistency: ConsistencySettings,
@@ -90,10 +109,17 @@ pub struct TokenSettings {
     pub signing_key_file: String,
     /// Generate the key (mode 0600) on first start when the file does not exist.
     pub generate_signing_key: bool,
+    /// Public keys (PEM files) of earlier signing keys, still published while tokens they
+    /// signed are valid: rotate by moving the old key's public half here and mounting a new
+    /// signing key.
+    #[serde(default)]
+    pub previous_public_key_files: Vec<String>,
 }
 
-/// The bootstrap administrator; nothing is created without a password.
-#[derive(Debug, Clone, Deserialize)]
+/// The bootstrap administrator; nothing is created without a password. Its user name is
+/// reserved (nobody can register it) and its password follows the configuration at every
+/// start.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub username: String,
@@ -101,6 +127,25 @@ pub struct AdminSettings {
     pub password: String,
     /// ...or a file holding it (a mounted secret).
     pub password_file: String,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    // The password never appears in logs or panics.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AdminSettings")
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("password_file", &self.password_file)
+            .finish()
+    }
 }
 
 impl AdminSettings {
@@ -135,7 +180,9 @@ impl Validate for RegistrySettings {
         self.database.validate()?;
         self.telemetry.validate()?;
         self.metrics.validate()?;
-        self.service_auth.validate()?;
+        self.service_identity.validate()?;
+        self.tls.validate()?;
+        self.limits.validate()?;
         if !(60..=86_400).contains(&self.tokens.lifetime_seconds) {
             return Err("tokens.lifetime_seconds must be between 60 and 86400".into());
         }
@@ -194,6 +241,24 @@ mod tests {
                 .expect("valid defaults");
         assert_eq!(settings.server.listen.port(), 50051);
         assert_eq!(settings.registration.languages, ["eng", "ara", "fra"]);
+    }
+
+    #[test]
+    fn the_admin_password_never_shows_in_debug_output() {
+        let environment = [(
+            "PMP_REGISTRY__ADMIN__PASSWORD".to_owned(),
+            "admin-pass-123".to_owned(),
+        )];
+        let settings: RegistrySettings = config::load_with_env(
+            ENV_PREFIX,
+            DEFAULTS,
+            None,
+            Some(environment.into_iter().collect()),
+        )
+        .expect("valid");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("admin-pass-123"), "{printed}");
+        assert!(printed.contains("<redacted>"));
     }
 
     #[test]

@@ -167,6 +167,7 @@ impl RegistrationInput {
                 message: "password is required".into(),
             });
         }
+        check_password_length(&self.password)?;
         let first_name = required("first_name", &self.first_name, 64)?;
         let last_name = required("last_name", &self.last_name, 64)?;
         let organization_name = required("organization_name", &self.organization_name, 128)?;
@@ -221,6 +222,20 @@ pub struct PartnerFilter {
 }
 
 pub use pmp_common::audit::AuditEvent;
+
+/// Longest password accepted, in bytes: hashing cost must not grow with the input.
+pub const MAX_PASSWORD_BYTES: usize = 128;
+
+/// `PMS_COR_001` for a password over [`MAX_PASSWORD_BYTES`].
+pub fn check_password_length(password: &str) -> Result<(), RegistryError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(RegistryError::InvalidField {
+            field: "password",
+            message: format!("password must be at most {MAX_PASSWORD_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

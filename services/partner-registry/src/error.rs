@@ -40,6 +40,12 @@ pub enum RegistryError {
     PartnerNotActive,
     #[error("the caller is not allowed to perform this action")]
     PermissionDenied,
+    /// Too many failed logins (or registrations) for this user name or address.
+    #[error("too many attempts, retry later")]
+    LockedOut { retry_after: std::time::Duration },
+    /// Too many password checks in progress.
+    #[error("the service is busy, retry shortly")]
+    Overloaded,
     /// Another change to the same partner did not finish within the wait.
     #[error("another change to this partner is in progress, retry")]
     Busy,
@@ -75,6 +81,8 @@ impl RegistryError {
             RegistryError::PartnerNotActive => "PMS_PMP_016",
             RegistryError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
             RegistryError::Busy | RegistryError::Interrupted => common_error::REASON_UNAVAILABLE,
+            RegistryError::LockedOut { .. } => "KER-ATH-429",
+            RegistryError::Overloaded => pmp_common::limits::REASON_RESOURCE_EXHAUSTED,
             RegistryError::CertificateStore(_) => "PMS_CERTIFICATE_STORE",
             RegistryError::Database(_) | RegistryError::Internal(_) => {
                 common_error::REASON_INTERNAL
@@ -127,6 +135,15 @@ impl From<RegistryError> for Status {
             RegistryError::PermissionDenied => common_error::permission_denied(),
             RegistryError::Busy | RegistryError::Interrupted => {
                 error_status(Code::Unavailable, reason, error.to_string())
+            }
+            RegistryError::LockedOut { retry_after } => common_error::retry_status(
+                Code::ResourceExhausted,
+                reason,
+                error.to_string(),
+                *retry_after,
+            ),
+            RegistryError::Overloaded => {
+                error_status(Code::ResourceExhausted, reason, error.to_string())
             }
             RegistryError::CertificateStore(status) => {
                 common_error::relay_status("certificate store", status)

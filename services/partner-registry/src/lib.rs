@@ -9,6 +9,7 @@ pub mod config;
 pub mod convert;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod password;
 pub mod reconcile;
 pub mod service;
@@ -26,16 +27,21 @@ use tonic::service::interceptor::InterceptedService;
 
 use partner_registry_migration::Migrator;
 use pmp_common::auth::{
-    AuthInterceptor, ROLE_PARTNER_ADMIN, ServiceIdentity, TokenIssuer, TokenVerifier,
+    AuthInterceptor, Authenticator, ROLE_PARTNER_ADMIN, ServiceSigner, TokenIssuer,
+    UserTokenVerifier, VerificationKey, service_tokens,
 };
+use pmp_common::client::{self, Peer};
 use pmp_common::metrics::{self, Metrics};
-use pmp_common::server::MetricsEndpoint;
-use pmp_common::{client, db, keys, server};
+use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
+use pmp_common::server::{MetricsEndpoint, Serving};
+use pmp_common::{db, keys, server};
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
 
 use crate::config::RegistrySettings;
+use crate::limits::Limits;
+use crate::password::PasswordHasher;
 use crate::reconcile::Reconciler;
-use crate::service::{RegistryParts, RegistryService, TokenKeys};
+use crate::service::{RegistryParts, RegistryService, SERVICE_CALLERS};
 use crate::storage::{PartnerRepository, SqlPartnerRepository};
 use crate::upstream::CertificateStore;
 
@@ -67,12 +73,8 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send,
     wrapper: Option<RepositoryWrapper>,
 ) -> anyhow::Result<()> {
-    let server_settings = settings.server.clone();
-    let (issuer, verifier, token_keys) = token_material(&settings)?;
-    let identity = Arc::new(
-        ServiceIdentity::new(SERVICE_NAME, &settings.service_auth.load_secret()?)
-            .map_err(anyhow::Error::msg)?,
-    );
+    let issuer = token_issuer(&settings)?;
+    let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
     let metrics = Metrics::new(SERVICE_NAME)?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(&metrics),
@@ -80,18 +82,29 @@ pub async fn run_with(
     };
     // Dropping the sender when the server stops ends the reconciliation task.
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
-    let parts = (issuer, verifier, token_keys, identity);
-    let init = initialise(settings, parts, wrapper, metrics, stop_receiver);
-    let result = server::serve(listener, init, shutdown, &server_settings, Some(endpoint)).await;
+    let (server, tls) = (settings.server.clone(), settings.tls.clone());
+    let audit = security::audit_slot();
+    let parts = Parts {
+        issuer,
+        signer,
+        wrapper,
+        metrics,
+        audit: Arc::clone(&audit),
+        stop: stop_receiver,
+    };
+    let serving = Serving {
+        settings: &server,
+        tls: &tls,
+        metrics: Some(endpoint),
+        audit,
+    };
+    let result = server::serve(listener, initialise(settings, parts), shutdown, serving).await;
     drop(stop_sender);
     result
 }
 
-/// Loads (or generates) the token signing key; returns the issuer, a verifier for the
-/// registry's own RPCs, and the public keys it publishes.
-fn token_material(
-    settings: &RegistrySettings,
-) -> anyhow::Result<(Arc<TokenIssuer>, Arc<TokenVerifier>, TokenKeys)> {
+/// Loads (or generates) the token signing key, with the previous keys still published.
+fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>> {
     let path = Path::new(&settings.tokens.signing_key_file);
     let private_key = if settings.tokens.generate_signing_key {
         let (key, generated) = keys::load_or_generate(path, keys::generate_ec_private_key_pem)?;
@@ -102,46 +115,57 @@ fn token_material(
     } else {
         keys::read(path)?
     };
-    let private_key = String::from_utf8(private_key)?;
-    let public_key = keys::public_key_pem(private_key.as_bytes()).map_err(anyhow::Error::msg)?;
-    let lifetime = Duration::from_secs(settings.tokens.lifetime_seconds);
+    let previous = settings
+        .tokens
+        .previous_public_key_files
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file)
+                .map_err(|error| anyhow::anyhow!("cannot read {file}: {error}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let issuer = TokenIssuer::new(
-        &private_key,
+        &String::from_utf8(private_key)?,
+        &previous,
         &settings.tokens.issuer,
         &settings.tokens.audience,
-        lifetime,
+        Duration::from_secs(settings.tokens.lifetime_seconds),
     )
     .map_err(anyhow::Error::msg)?;
-    let secret = settings.service_auth.load_secret()?;
-    let verifier = TokenVerifier::new(
-        &settings.tokens.issuer,
-        &settings.tokens.audience,
-        Some(&secret),
-    );
-    verifier
-        .set_user_keys(std::slice::from_ref(&public_key))
-        .map_err(anyhow::Error::msg)?;
-    let token_keys = TokenKeys {
-        public_keys_pem: vec![public_key],
-        issuer: settings.tokens.issuer.clone(),
-        audience: settings.tokens.audience.clone(),
-    };
-    Ok((Arc::new(issuer), Arc::new(verifier), token_keys))
+    Ok(Arc::new(issuer))
+}
+
+/// What [`initialise`] builds the service from.
+struct Parts {
+    issuer: Arc<TokenIssuer>,
+    signer: Arc<ServiceSigner>,
+    wrapper: Option<RepositoryWrapper>,
+    metrics: Arc<Metrics>,
+    audit: AuditSlot,
+    stop: tokio::sync::watch::Receiver<()>,
+}
+
+/// The registry verifies its own tokens with the keys it publishes.
+fn own_verifier(issuer: &TokenIssuer) -> anyhow::Result<Arc<UserTokenVerifier>> {
+    let keys = issuer
+        .public_keys_pem()
+        .iter()
+        .map(|pem| VerificationKey::from_pem(pem).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Arc::new(UserTokenVerifier::new(
+        issuer.issuer(),
+        issuer.audience(),
+        30,
+        keys,
+        None,
+    )))
 }
 
 /// Connects and migrates the database (waiting for it if needed), creates the bootstrap
 /// admin, starts the reconciler, and builds the service.
 async fn initialise(
     settings: RegistrySettings,
-    (issuer, verifier, token_keys, identity): (
-        Arc<TokenIssuer>,
-        Arc<TokenVerifier>,
-        TokenKeys,
-        Arc<ServiceIdentity>,
-    ),
-    wrapper: Option<RepositoryWrapper>,
-    metrics: Arc<Metrics>,
-    stop: tokio::sync::watch::Receiver<()>,
+    parts: Parts,
 ) -> anyhow::Result<RegistryGrpcService> {
     let connection = server::retry_until_ok("connecting to the database", || {
         db::connect(&settings.database)
@@ -149,16 +173,26 @@ async fn initialise(
     .await;
     Migrator::up(&connection, None).await?;
     tracing::info!("database migrated");
-    metrics.watch_pool(connection.clone())?;
+    parts.metrics.watch_pool(connection.clone())?;
+    let _ = parts.audit.set(DatabaseAuditSink::new(connection.clone()));
     let mut repository: Arc<dyn PartnerRepository> =
         Arc::new(SqlPartnerRepository::new(connection));
-    if let Some(wrap) = wrapper {
+    if let Some(wrap) = parts.wrapper {
         repository = wrap(repository);
     }
-    bootstrap_admin(&settings, repository.as_ref()).await?;
-    let channel =
-        client::lazy_channel(&settings.certificate_store.address, Duration::from_secs(2))?;
-    let store = CertificateStore::new(channel, identity, settings.certificate_store.deadline());
+    let hasher = PasswordHasher::start(settings.limits.threads(), settings.limits.hashing_queue)?;
+    bootstrap_admin(&settings, repository.as_ref(), &hasher).await?;
+    let peer = Peer {
+        name: "certificate-store",
+        channel: client::lazy_channel(
+            &settings.certificate_store.address,
+            Duration::from_secs(2),
+            &settings.tls,
+        )?,
+        signer: parts.signer,
+        deadline: settings.certificate_store.deadline(),
+    };
+    let store = CertificateStore::new(peer);
     let consistency = &settings.consistency;
     let reconciler = Reconciler::new(
         Arc::clone(&repository),
@@ -166,41 +200,67 @@ async fn initialise(
         consistency.lease(),
         consistency.reconcile_batch_size,
     );
-    tokio::spawn(reconciler.run(consistency.reconcile_interval(), stop));
+    tokio::spawn(reconciler.run(consistency.reconcile_interval(), parts.stop));
+    let authenticator = Authenticator::new(
+        SERVICE_NAME,
+        own_verifier(&parts.issuer)?,
+        service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?,
+        SERVICE_CALLERS,
+    );
     let service = RegistryService::new(RegistryParts {
         repository,
-        tokens: issuer,
-        token_keys,
+        tokens: parts.issuer,
         registration: settings.registration.clone(),
         store,
         lease: consistency.lease(),
         lease_wait: consistency.lease_wait(),
+        hasher,
+        limits: Arc::new(Limits::new(&settings.limits)),
+        admin_username: settings.admin.username.clone(),
     })
     .await?;
     Ok(InterceptedService::new(
         PartnerRegistryServer::new(service)
             .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(verifier),
+        AuthInterceptor::new(authenticator),
     ))
 }
 
-/// Creates the configured `PARTNER_ADMIN` account when a password is configured and the
-/// account does not exist yet (an existing account is never overwritten).
+/// Creates the configured `PARTNER_ADMIN` account when a password is configured, and sets
+/// its password to the configured one at every start (so rotating the secret rotates the
+/// password). Refuses to start when a partner holds the admin's user name.
 async fn bootstrap_admin(
     settings: &RegistrySettings,
     repository: &dyn PartnerRepository,
+    hasher: &PasswordHasher,
 ) -> anyhow::Result<()> {
     let Some(password) = settings.admin.configured_password()? else {
         tracing::info!("no admin password configured: no bootstrap admin account");
         return Ok(());
     };
-    let hash = password::hash(password).await?;
+    let username = &settings.admin.username;
+    if repository.find_partner(username).await?.is_some() {
+        anyhow::bail!(
+            "admin.username {username} is a registered partner: configure another admin user name"
+        );
+    }
     let roles = [ROLE_PARTNER_ADMIN.to_owned()];
-    if repository
-        .ensure_user(&settings.admin.username, &hash, &roles)
-        .await?
-    {
-        tracing::info!(username = %settings.admin.username, "created the bootstrap admin account");
+    match repository.find_user(username).await? {
+        None => {
+            let hash = hasher.hash(password).await?;
+            if repository.ensure_user(username, &hash, &roles).await? {
+                tracing::info!(%username, "created the bootstrap admin account");
+            }
+        }
+        Some(user) => {
+            if !hasher.verify(password.clone(), user.password_hash).await? {
+                let hash = hasher.hash(password).await?;
+                repository
+                    .set_user_password(username, &hash, &roles)
+                    .await?;
+                tracing::info!(%username, "bootstrap admin password set from the configuration");
+            }
+        }
     }
     Ok(())
 }

@@ -29,8 +29,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, TokenIssuer, caller};
+use pmp_common::auth::{Caller, ServiceAccess, TokenIssuer, caller};
 use pmp_common::pagination;
+use pmp_common::security::{self, SecurityEventKind};
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::partner::v1 as proto;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistry;
@@ -38,30 +39,31 @@ use pmp_proto::partner::v1::partner_registry_server::PartnerRegistry;
 use crate::config::RegistrationSettings;
 use crate::convert::status_filter;
 use crate::domain::{
-    AuditEvent, Partner, PartnerFilter, PartnerStatus, RegistrationInput, role_of_partner_type,
+    AuditEvent, Partner, PartnerFilter, PartnerStatus, RegistrationInput, check_password_length,
+    role_of_partner_type,
 };
 use crate::error::RegistryError;
-use crate::password;
+use crate::limits::Limits;
+use crate::password::PasswordHasher;
 use crate::storage::PartnerRepository;
 use crate::upstream::CertificateStore;
 
-/// Public half of the token signing key, as published to other services.
-#[derive(Debug, Clone)]
-pub struct TokenKeys {
-    pub public_keys_pem: Vec<String>,
-    pub issuer: String,
-    pub audience: String,
-}
+/// Which platform services may call which RPCs; everything else refuses service callers.
+/// FTM management reads providers (`GetPartner`) on its users' behalf.
+pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[("GetPartner", &["ftm-management"])]);
 
 /// Everything the registry's RPCs need.
 pub struct RegistryService {
     repository: Arc<dyn PartnerRepository>,
     tokens: Arc<TokenIssuer>,
-    token_keys: TokenKeys,
     registration: RegistrationSettings,
     store: CertificateStore,
     lease: Duration,
     lease_wait: Duration,
+    hasher: PasswordHasher,
+    limits: Arc<Limits>,
+    /// The bootstrap admin's user name, which nobody may register.
+    admin_username: String,
     /// Hash checked when the user does not exist, so that a failed login takes as long
     /// whether or not the user name is known.
     dummy_hash: String,
@@ -71,13 +73,16 @@ pub struct RegistryService {
 pub struct RegistryParts {
     pub repository: Arc<dyn PartnerRepository>,
     pub tokens: Arc<TokenIssuer>,
-    pub token_keys: TokenKeys,
     pub registration: RegistrationSettings,
     pub store: CertificateStore,
     /// How long a step may hold a partner's lease.
     pub lease: Duration,
     /// How long a request waits for another step on the same partner.
     pub lease_wait: Duration,
+    pub hasher: PasswordHasher,
+    pub limits: Arc<Limits>,
+    /// The bootstrap admin's user name (reserved).
+    pub admin_username: String,
 }
 
 /// A partner's lease, held by the current request.
@@ -102,15 +107,17 @@ pub(crate) fn later(now: chrono::DateTime<Utc>, duration: Duration) -> chrono::D
 impl RegistryService {
     /// Builds the service (hashes the timing-equaliser password once).
     pub async fn new(parts: RegistryParts) -> Result<Self, RegistryError> {
-        let dummy_hash = password::hash(uuid::Uuid::new_v4().to_string()).await?;
+        let dummy_hash = parts.hasher.hash(uuid::Uuid::new_v4().to_string()).await?;
         Ok(RegistryService {
             repository: parts.repository,
             tokens: parts.tokens,
-            token_keys: parts.token_keys,
             registration: parts.registration,
             store: parts.store,
             lease: parts.lease,
             lease_wait: parts.lease_wait,
+            hasher: parts.hasher,
+            limits: parts.limits,
+            admin_username: parts.admin_username,
             dummy_hash,
         })
     }
@@ -139,11 +146,31 @@ impl RegistryService {
             .ok_or(RegistryError::PartnerNotFound)
     }
 
-    async fn register(&self, input: RegistrationInput) -> Result<Partner, RegistryError> {
+    async fn register(
+        &self,
+        input: RegistrationInput,
+        address: &str,
+    ) -> Result<Partner, RegistryError> {
         let registration = input.validate(
             &self.registration.languages,
             &self.registration.default_language,
         )?;
+        let now = Instant::now();
+        let registrations = &self.limits.registrations_by_address;
+        if let Err(retry_after) = registrations.check(address, now) {
+            security::record(
+                SecurityEventKind::LockedOut,
+                &format!("anonymous@{address}"),
+            );
+            return Err(RegistryError::LockedOut { retry_after });
+        }
+        registrations.record(address, now);
+        if registration
+            .partner_id
+            .eq_ignore_ascii_case(&self.admin_username)
+        {
+            return Err(RegistryError::DuplicatePartnerId);
+        }
         let partner_type = self
             .repository
             .canonical_partner_type(&registration.partner_type)
@@ -157,7 +184,7 @@ impl RegistryService {
         {
             return Err(RegistryError::DuplicatePartnerId);
         }
-        let password_hash = password::hash(registration.password.clone()).await?;
+        let password_hash = self.hasher.hash(registration.password.clone()).await?;
         let now = Utc::now();
         let partner = Partner {
             partner_id: registration.partner_id,
@@ -197,6 +224,7 @@ impl RegistryService {
         &self,
         username: String,
         password: String,
+        address: &str,
     ) -> Result<proto::LoginResponse, RegistryError> {
         if username.is_empty() || password.is_empty() {
             return Err(RegistryError::InvalidField {
@@ -208,19 +236,35 @@ impl RegistryService {
                 message: "username and password are required".into(),
             });
         }
+        check_password_length(&password)?;
+        let limits = &self.limits;
+        let now = Instant::now();
+        if let Err(retry_after) = limits
+            .failures_by_user
+            .check(&username, now)
+            .and(limits.failures_by_address.check(address, now))
+        {
+            security::record(SecurityEventKind::LockedOut, &username);
+            return Err(RegistryError::LockedOut { retry_after });
+        }
         let user = self.repository.find_user(&username).await?;
         let hash = user.as_ref().map_or_else(
             || self.dummy_hash.clone(),
             |user| user.password_hash.clone(),
         );
-        let matches = password::verify(password, hash).await?;
-        let user = match user {
-            Some(user) if matches => user,
-            _ => {
-                tracing::info!("failed login");
-                return Err(RegistryError::InvalidCredentials);
-            }
+        let matches = self.hasher.verify(password, hash).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            limits.failures_by_user.record(&username, now);
+            limits.failures_by_address.record(address, now);
+            security::record(SecurityEventKind::LoginFailed, &username);
+            return Err(RegistryError::InvalidCredentials);
         };
+        limits.failures_by_user.clear(&username);
+        if let Some(partner) = self.repository.find_partner(&user.username).await?
+            && partner.status == PartnerStatus::Deactivated
+        {
+            return Err(RegistryError::PartnerNotActive);
+        }
         let access_token = self
             .tokens
             .issue(&user.username, &user.roles)
@@ -521,6 +565,13 @@ impl RegistryService {
     }
 }
 
+/// The caller's IP address, the key of per-address limits.
+fn client_address<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string())
+}
+
 /// Roles granted to a self-registered partner. Self-registration never grants
 /// `PARTNER_ADMIN`: administrators come from configuration (or the identity provider).
 fn roles_of(partner_type: &str) -> Vec<String> {
@@ -548,7 +599,8 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::RegisterPartnerRequest>,
     ) -> Result<Response<proto::Partner>, Status> {
-        let partner = self.register(request.into_inner().into()).await?;
+        let address = client_address(&request);
+        let partner = self.register(request.into_inner().into(), &address).await?;
         Ok(Response::new(partner.into()))
     }
 
@@ -556,9 +608,11 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::LoginRequest>,
     ) -> Result<Response<proto::LoginResponse>, Status> {
+        let address = client_address(&request);
         let request = request.into_inner();
         Ok(Response::new(
-            self.login(request.username, request.password).await?,
+            self.login(request.username, request.password, &address)
+                .await?,
         ))
     }
 
@@ -566,7 +620,7 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::GetPartnerRequest>,
     ) -> Result<Response<proto::Partner>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetPartner").await?;
         let partner_id = request.into_inner().partner_id;
         require_field("partner_id", &partner_id)?;
         caller.require_owner_or_admin(&partner_id)?;
@@ -579,7 +633,7 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::ListPartnersRequest>,
     ) -> Result<Response<proto::ListPartnersResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "ListPartners").await?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
         ))
@@ -589,7 +643,7 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::UploadPartnerCertificateRequest>,
     ) -> Result<Response<proto::UploadPartnerCertificateResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "UploadPartnerCertificate").await?;
         Ok(Response::new(
             self.upload_certificate(&caller, request.into_inner())
                 .await?,
@@ -600,7 +654,7 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::GetPartnerCertificateRequest>,
     ) -> Result<Response<store::CertificateBundle>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "GetPartnerCertificate").await?;
         Ok(Response::new(
             self.certificate(&caller, &request.into_inner().partner_id)
                 .await?,
@@ -611,7 +665,7 @@ impl PartnerRegistry for RegistryService {
         &self,
         request: Request<proto::SetPartnerActiveRequest>,
     ) -> Result<Response<proto::Partner>, Status> {
-        let caller = caller(&request)?;
+        let caller = caller(&request, "SetPartnerActive").await?;
         let request = request.into_inner();
         Ok(Response::new(
             self.set_active(&caller, &request.partner_id, request.active)
@@ -625,9 +679,10 @@ impl PartnerRegistry for RegistryService {
         _request: Request<proto::GetTokenVerificationKeysRequest>,
     ) -> Result<Response<proto::GetTokenVerificationKeysResponse>, Status> {
         Ok(Response::new(proto::GetTokenVerificationKeysResponse {
-            public_keys_pem: self.token_keys.public_keys_pem.clone(),
-            issuer: self.token_keys.issuer.clone(),
-            audience: self.token_keys.audience.clone(),
+            public_keys_pem: self.tokens.public_keys_pem(),
+            issuer: self.tokens.issuer().to_owned(),
+            audience: self.tokens.audience().to_owned(),
+            jwks: self.tokens.jwks(),
         }))
     }
 }

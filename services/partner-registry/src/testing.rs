@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::config::DatabaseSettings;
 use pmp_common::testing::Spawned;
 
@@ -13,12 +14,12 @@ pub const TEST_ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// Settings for a test registry: keys and secrets under `directory`, the given database,
 /// the certificate store at `store_address`, bootstrap admin `admin` with
-/// [`TEST_ADMIN_PASSWORD`]. `service_secret_file` is shared with the other test services.
+/// [`TEST_ADMIN_PASSWORD`]. Service identities from `service_keys`.
 pub fn settings(
     directory: &Path,
     database: DatabaseSettings,
     store_address: &str,
-    service_secret_file: &Path,
+    service_keys: &ServiceKeyFiles,
 ) -> anyhow::Result<RegistrySettings> {
     let mut settings: RegistrySettings =
         pmp_common::config::load_with_env(ENV_PREFIX, DEFAULTS, None, Some(Default::default()))?;
@@ -30,10 +31,21 @@ pub fn settings(
         .join("token-signing-key.pem")
         .display()
         .to_string();
-    settings.service_auth.secret_file = service_secret_file.display().to_string();
+    settings.service_identity.private_key_file = service_keys
+        .private_key_file("partner-registry")
+        .display()
+        .to_string();
+    settings.service_identity.generate_key = false;
+    settings.service_identity.public_keys_dir = service_keys.public_keys_dir.display().to_string();
     settings.admin.password = TEST_ADMIN_PASSWORD.to_owned();
     settings.certificate_store.address = store_address.to_owned();
     settings.certificate_store.deadline_ms = 3000;
+    // Limits that the suites never reach; tests of the limits set their own.
+    settings.limits.failures_per_user = 10_000;
+    settings.limits.failures_per_address = 100_000;
+    settings.limits.registrations_per_address = 100_000;
+    settings.limits.hashing_threads = 2;
+    settings.limits.hashing_queue = 1_000;
     Ok(settings)
 }
 

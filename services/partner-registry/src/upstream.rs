@@ -4,14 +4,10 @@
 //! store's audit), and runs in a `grpc.client` span whose context is propagated. Failures
 //! come back as the store's status; the service relays them with their reason.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use tonic::Status;
-use tonic::transport::Channel;
 
-use pmp_common::auth::{ServiceIdentity, User};
-use pmp_common::client::call;
+use pmp_common::auth::User;
+use pmp_common::client::Peer;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 
@@ -20,19 +16,13 @@ use crate::domain::{Partner, PartnerStatus};
 /// The certificate store, as the registry calls it.
 #[derive(Clone)]
 pub struct CertificateStore {
-    client: CertificateStoreClient<Channel>,
-    identity: Arc<ServiceIdentity>,
-    deadline: Duration,
+    peer: Peer,
 }
 
 impl CertificateStore {
-    /// A client over `channel`, authenticating as `identity`, with `deadline` per call.
-    pub fn new(channel: Channel, identity: Arc<ServiceIdentity>, deadline: Duration) -> Self {
-        CertificateStore {
-            client: CertificateStoreClient::new(channel),
-            identity,
-            deadline,
-        }
+    /// The store as `peer` reaches it.
+    pub fn new(peer: Peer) -> Self {
+        CertificateStore { peer }
     }
 
     /// `UploadPartnerCertificate` of a partner's own certificate: validated against the
@@ -52,16 +42,18 @@ impl CertificateStore {
             owner_type: store::OwnerType::Partner as i32,
             partner_id: partner.partner_id.clone(),
         };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
-            self.client.clone(),
-            message,
-            &self.identity,
-            user,
-            self.deadline,
-            |mut client, request| async move { client.upload_partner_certificate(request).await },
-        )
-        .await
+        self.peer
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .upload_partner_certificate(request)
+                        .await
+                },
+            )
+            .await
     }
 
     /// `GetPartnerCertificate`.
@@ -71,16 +63,18 @@ impl CertificateStore {
         certificate_id: String,
     ) -> Result<store::CertificateBundle, Status> {
         let message = store::GetPartnerCertificateRequest { certificate_id };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
-            self.client.clone(),
-            message,
-            &self.identity,
-            user,
-            self.deadline,
-            |mut client, request| async move { client.get_partner_certificate(request).await },
-        )
-        .await
+        self.peer
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .get_partner_certificate(request)
+                        .await
+                },
+            )
+            .await
     }
 
     /// `SetCertificateTrusted` of one of `partner_id`'s certificates.
@@ -96,17 +90,19 @@ impl CertificateStore {
             trusted,
             partner_id: partner_id.to_owned(),
         };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
-            self.client.clone(),
-            message,
-            &self.identity,
-            user,
-            self.deadline,
-            |mut client, request| async move { client.set_certificate_trusted(request).await },
-        )
-        .await
-        .map(|_| ())
+        self.peer
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .set_certificate_trusted(request)
+                        .await
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     /// `SetPartnerDeactivated`: while deactivated, the partner's certificates and its FTMs'
@@ -121,17 +117,19 @@ impl CertificateStore {
             partner_id: partner_id.to_owned(),
             deactivated,
         };
-        call(
-            "mosip.pms.certstore.v1.CertificateStore/SetPartnerDeactivated",
-            self.client.clone(),
-            message,
-            &self.identity,
-            user,
-            self.deadline,
-            |mut client, request| async move { client.set_partner_deactivated(request).await },
-        )
-        .await
-        .map(|_| ())
+        self.peer
+            .call(
+                "mosip.pms.certstore.v1.CertificateStore/SetPartnerDeactivated",
+                message,
+                user,
+                |channel, request| async move {
+                    CertificateStoreClient::new(channel)
+                        .set_partner_deactivated(request)
+                        .await
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Makes the store reflect the partner's record: deactivated exactly when the partner

@@ -30,7 +30,9 @@ struct Platform {
 
 async fn platform(backend: &str) -> Platform {
     let directory = tempfile::tempdir().expect("tempdir");
-    let secret = directory.path().join("service.secret");
+    let secret =
+        pmp_common::auth::testing::ServiceKeyFiles::generate(&directory.path().join("identities"))
+            .expect("service keys");
     let registry_database = TestDatabase::new(backend).await.expect("registry database");
     let store_database = TestDatabase::new(backend).await.expect("store database");
     let (registry_listener, registry_address) = reserve_address().await.expect("registry port");

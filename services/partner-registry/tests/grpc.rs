@@ -42,7 +42,10 @@ impl Registry {
             directory.path(),
             database.settings.clone(),
             UNREACHABLE_STORE,
-            &directory.path().join("service.secret"),
+            &pmp_common::auth::testing::ServiceKeyFiles::generate(
+                &directory.path().join("identities"),
+            )
+            .expect("service keys"),
         )
         .expect("settings");
         adjust(&mut settings);
@@ -95,8 +98,14 @@ impl Registry {
     fn registry_key_issuer(&self) -> TokenIssuer {
         let key = std::fs::read_to_string(self.directory.path().join("token-signing-key.pem"))
             .expect("key");
-        TokenIssuer::new(&key, "pmp-partner-registry", "pmp", Duration::from_secs(60))
-            .expect("issuer")
+        TokenIssuer::new(
+            &key,
+            &[],
+            "pmp-partner-registry",
+            "pmp",
+            Duration::from_secs(60),
+        )
+        .expect("issuer")
     }
 }
 
@@ -667,12 +676,21 @@ async fn token_keys_are_published_and_verify_login_tokens() {
         .await
         .expect("keys")
         .into_inner();
-    let verifier = pmp_common::auth::TokenVerifier::new(&keys.issuer, &keys.audience, None);
-    verifier
-        .set_user_keys(&keys.public_keys_pem)
-        .expect("keys usable");
+    let from_pem: Vec<_> = keys
+        .public_keys_pem
+        .iter()
+        .map(|pem| pmp_common::auth::VerificationKey::from_pem(pem).expect("usable key"))
+        .collect();
+    let from_jwks = pmp_common::auth::user_tokens::keys_of_jwks(&keys.jwks).expect("JWKS");
+    assert_eq!(from_jwks.len(), 1);
+    assert_eq!(
+        from_jwks[0].kid, from_pem[0].kid,
+        "the JWKS names the same key"
+    );
+    let verifier =
+        pmp_common::auth::UserTokenVerifier::new(&keys.issuer, &keys.audience, 30, from_jwks, None);
     let admin = verifier
-        .verify_user(&registry.admin_token().await)
+        .verify(&registry.admin_token().await)
         .expect("verifies");
     assert_eq!(admin.partner_id, "admin");
     assert!(admin.is_admin());
@@ -741,7 +759,8 @@ async fn health_turns_serving_once_the_database_is_ready_and_reflection_lists_se
         directory.path(),
         database,
         UNREACHABLE_STORE,
-        &directory.path().join("s.secret"),
+        &pmp_common::auth::testing::ServiceKeyFiles::generate(&directory.path().join("keys"))
+            .expect("keys"),
     )
     .expect("settings");
     let server = testing::spawn(settings).await.expect("spawn");

@@ -22,7 +22,8 @@ use ftm_management::{RepositoryWrapper, testing};
 use partner_registry::storage::{PartnerRepository, SqlPartnerRepository};
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
 use pmp_common::audit::AuditEvent;
-use pmp_common::auth::ServiceIdentity;
+use pmp_common::auth::testing::ServiceKeyFiles;
+use pmp_common::client::Peer;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, wait_until_serving, with_token};
 use pmp_proto::ftm::v1 as proto;
@@ -94,7 +95,10 @@ impl Platform {
 
     pub async fn start_with(options: Options) -> Platform {
         let directory = tempfile::tempdir().expect("tempdir");
-        let secret_file = directory.path().join("service.secret");
+        let secret_file = pmp_common::auth::testing::ServiceKeyFiles::generate(
+            &directory.path().join("identities"),
+        )
+        .expect("service keys");
         let fake = match options.store {
             StoreChoice::Fake => Some(FakeStore::start().await),
             StoreChoice::Address(_) => None,
@@ -428,20 +432,19 @@ impl Platform {
     /// A reconciler over the service's database and the platform's store, as the service
     /// runs it in the background.
     pub fn reconciler(&self) -> Reconciler {
-        let secret = std::fs::read(self.directory.path().join("service.secret")).expect("secret");
-        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        let identity = Arc::new(ServiceIdentity::new("ftm-management", &secret).expect("identity"));
-        let channel = |address: &str| {
-            Channel::from_shared(address.to_owned())
+        let keys = ServiceKeyFiles::at(&self.directory.path().join("identities"));
+        let signer = Arc::new(keys.signer("ftm-management"));
+        let peer = |name: &'static str, address: &str| Peer {
+            name,
+            channel: Channel::from_shared(address.to_owned())
                 .expect("address")
-                .connect_lazy()
+                .connect_lazy(),
+            signer: Arc::clone(&signer),
+            deadline: Duration::from_secs(3),
         };
         let upstream = Upstream::new(
-            channel(&self.registry_address),
-            channel(&self.store_address),
-            identity,
-            Duration::from_secs(3),
-            Duration::from_secs(3),
+            peer("partner-registry", &self.registry_address),
+            peer("certificate-store", &self.store_address),
         );
         let repository: Arc<dyn FtmRepository> = self.repository.clone();
         Reconciler::new(repository, upstream, self.lease, 100)

@@ -77,6 +77,15 @@ pub trait PartnerRepository: Send + Sync {
         roles: &[String],
     ) -> Result<bool, RegistryError>;
 
+    /// Sets a user's password hash and roles (the bootstrap admin's, from configuration);
+    /// returns whether the user exists.
+    async fn set_user_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<bool, RegistryError>;
+
     /// Records an accepted certificate: stores its id and makes an IN_PROGRESS partner ACTIVE
     /// — only while the step holds the partner's lease `token` (`Interrupted` otherwise).
     /// Recording the certificate already recorded changes nothing and writes no audit row.

@@ -276,6 +276,24 @@ impl PartnerRepository for SqlPartnerRepository {
         }
     }
 
+    async fn set_user_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<bool, RegistryError> {
+        let result = users::Entity::update_many()
+            .col_expr(
+                users::Column::PasswordHash,
+                Expr::value(password_hash.to_owned()),
+            )
+            .col_expr(users::Column::Roles, Expr::value(roles.join(",")))
+            .filter(users::Column::Username.eq(username.to_owned()))
+            .exec(&self.connection)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     async fn attach_certificate(
         &self,
         partner_id: &str,

@@ -35,7 +35,10 @@ impl Platform {
     /// Registry and certificate store, wired to each other.
     pub async fn start() -> Platform {
         let directory = tempfile::tempdir().expect("tempdir");
-        let secret = directory.path().join("service.secret");
+        let secret = pmp_common::auth::testing::ServiceKeyFiles::generate(
+            &directory.path().join("identities"),
+        )
+        .expect("service keys");
         let registry_database = TestDatabase::sqlite().await.expect("registry database");
         let store_database = TestDatabase::sqlite().await.expect("store database");
         let (registry_listener, registry_address) = reserve_address().await.expect("port");
@@ -82,7 +85,9 @@ impl Platform {
             database.settings.clone(),
             &platform.registry_address,
             &platform.store_address,
-            &platform.directory.path().join("service.secret"),
+            &pmp_common::auth::testing::ServiceKeyFiles::at(
+                &platform.directory.path().join("identities"),
+            ),
         )
         .expect("ftm settings");
         let ftm = ftm_management::testing::spawn(settings)
