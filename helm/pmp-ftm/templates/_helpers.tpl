@@ -9,3 +9,72 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ .Values.otlpEndpoint | quote }}
 {{- end -}}
+
+
+{{/* "https" when TLS is on, else "http". */}}
+{{- define "pmp.scheme" -}}
+{{- if .Values.tls.enabled }}https{{ else }}http{{ end -}}
+{{- end -}}
+
+{{/* Service identity and TLS environment; dict: prefix (e.g. PMP_REGISTRY), root. */}}
+{{- define "pmp.identityEnv" -}}
+- { name: {{ .prefix }}__SERVICE_IDENTITY__PRIVATE_KEY_FILE, value: /secrets/identity/service-key.pem }
+- { name: {{ .prefix }}__SERVICE_IDENTITY__GENERATE_KEY, value: "false" }
+- { name: {{ .prefix }}__SERVICE_IDENTITY__PUBLIC_KEYS_DIR, value: /etc/pmp/service-keys }
+{{- if .root.Values.tls.enabled }}
+- { name: {{ .prefix }}__TLS__CERTIFICATE_FILE, value: /secrets/tls/tls.crt }
+- { name: {{ .prefix }}__TLS__KEY_FILE, value: /secrets/tls/tls.key }
+- { name: {{ .prefix }}__TLS__CA_FILE, value: /secrets/tls/ca.crt }
+- { name: {{ .prefix }}__TLS__CLIENT_AUTH, value: {{ .root.Values.tls.clientAuth | quote }} }
+{{- end }}
+{{- end -}}
+
+{{/* Allows fetching token keys over plain text when TLS is off; dict: prefix, root. */}}
+{{- define "pmp.plaintextKeys" -}}
+{{- if not .root.Values.tls.enabled }}
+- { name: {{ .prefix }}__USER_TOKENS__ALLOW_PLAINTEXT_KEY_FETCH, value: "true" }
+{{- end }}
+{{- end -}}
+
+{{/* Mounts of the identity key, the public keys and the TLS files. */}}
+{{- define "pmp.identityMounts" -}}
+- { name: identity, mountPath: /secrets/identity, readOnly: true }
+- { name: service-keys, mountPath: /etc/pmp/service-keys, readOnly: true }
+{{- if .Values.tls.enabled }}
+- { name: tls, mountPath: /secrets/tls, readOnly: true }
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of pmp.identityMounts; dict: keySecret, tlsSecret, root. */}}
+{{- define "pmp.identityVolumes" -}}
+- name: identity
+  secret: { secretName: {{ .keySecret }}, defaultMode: 0400 }
+- name: service-keys
+  configMap: { name: {{ .root.Values.serviceIdentity.publicKeysConfigMap }} }
+{{- if .root.Values.tls.enabled }}
+- name: tls
+  secret: { secretName: {{ .tlsSecret }}, defaultMode: 0400 }
+{{- end }}
+{{- end -}}
+
+{{/* gRPC probes, or TCP probes when TLS is on (the kubelet's gRPC probe speaks no TLS);
+     dict: port, service, root. */}}
+{{- define "pmp.probes" -}}
+{{- if .root.Values.tls.enabled }}
+readinessProbe:
+  tcpSocket: { port: {{ .port }} }
+  periodSeconds: 5
+livenessProbe:
+  tcpSocket: { port: {{ .port }} }
+  periodSeconds: 20
+  failureThreshold: 6
+{{- else }}
+readinessProbe:
+  grpc: { port: {{ .port }}, service: {{ .service }} }
+  periodSeconds: 5
+livenessProbe:
+  grpc: { port: {{ .port }} }
+  periodSeconds: 20
+  failureThreshold: 6
+{{- end }}
+{{- end -}}
