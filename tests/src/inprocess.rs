@@ -14,6 +14,7 @@ use tonic::{Response, Status};
 
 use certificate_store::domain::TrustPolicy;
 use partner_registry::RepositoryWrapper;
+use partner_registry::config::RegistrySettings;
 use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, reserve_address, wait_until_serving, with_token};
@@ -63,6 +64,8 @@ pub struct InProcessPlatform {
     /// The services' identity keys (sign service tokens as any of them).
     pub service_keys: ServiceKeyFiles,
     pub directory: tempfile::TempDir,
+    /// The registry's settings, which [`InProcessPlatform::restart_registry`] starts from.
+    registry_settings: RegistrySettings,
     registry_client: PartnerRegistryClient<Channel>,
     store_client: CertificateStoreClient<Channel>,
     ftm_client: FtmManagementClient<Channel>,
@@ -101,11 +104,13 @@ impl InProcessPlatform {
             options.reconcile_interval_seconds;
         let registry = match options.registry_wrapper {
             Some(wrapper) => partner_registry::testing::spawn_on_with_repository(
-                registry_settings,
+                registry_settings.clone(),
                 registry_listener,
                 wrapper,
             )?,
-            None => partner_registry::testing::spawn_on(registry_settings, registry_listener)?,
+            None => {
+                partner_registry::testing::spawn_on(registry_settings.clone(), registry_listener)?
+            }
         };
         let store = certificate_store::testing::spawn_on(store_settings, store_listener)?;
         let mut ftm_settings = ftm_management::testing::settings(
@@ -136,7 +141,26 @@ impl InProcessPlatform {
             ftm_database,
             service_keys,
             directory,
+            registry_settings,
         })
+    }
+
+    /// Stops the registry and starts it again on the same address and database with its
+    /// settings changed by `adjust` (e.g. a new token signing key), as a rolling update
+    /// would; the other services keep running.
+    pub async fn restart_registry(
+        &mut self,
+        adjust: impl FnOnce(&mut RegistrySettings),
+    ) -> anyhow::Result<()> {
+        let address = self.registry.address.clone();
+        self.registry.shut_down().await?;
+        let listener = tokio::net::TcpListener::bind(address.trim_start_matches("http://")).await?;
+        adjust(&mut self.registry_settings);
+        self.registry =
+            partner_registry::testing::spawn_on(self.registry_settings.clone(), listener)?;
+        self.registry
+            .until_serving(service_names::PARTNER_REGISTRY, Duration::from_secs(60))
+            .await
     }
 
     /// A client of the registry.

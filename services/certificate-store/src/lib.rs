@@ -43,7 +43,7 @@ use crate::trust::TrustStore;
 use crate::x509::{PlatformSigner, ValidationPolicy};
 
 /// Name of this service in traces, logs and service tokens.
-pub const SERVICE_NAME: &str = "certificate-store";
+pub const SERVICE_NAME: &str = pmp_common::auth::CERTIFICATE_STORE;
 
 /// The gRPC service as served: the store behind the authentication interceptor.
 pub type CertStoreGrpcService =

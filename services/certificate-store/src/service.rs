@@ -20,7 +20,7 @@ use chrono::Utc;
 use openssl::x509::X509;
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, ServiceAccess, caller};
+use pmp_common::auth::{Caller, FTM_MANAGEMENT, PARTNER_REGISTRY, ServiceAccess, caller};
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
@@ -33,11 +33,6 @@ use crate::error::StoreError;
 use crate::storage::CertificateRepository;
 use crate::trust::TrustStore;
 use crate::x509::{self, CertError, CertificateFacts, PlatformSigner, ValidationPolicy};
-
-/// The partner registry's service name.
-const PARTNER_REGISTRY: &str = "partner-registry";
-/// FTM management's service name.
-const FTM_MANAGEMENT: &str = "ftm-management";
 
 /// Which platform services may call which RPCs; everything else refuses service callers.
 /// Which owner's certificates a service may upload and (un)trust follows from the service

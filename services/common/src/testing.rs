@@ -63,8 +63,43 @@ impl Spawned {
             .await?)
     }
 
+    /// Waits until `service` reports SERVING; fails at once with the server's own error when
+    /// it stops first (a start-up refusal), instead of waiting out `timeout`.
+    pub async fn until_serving(&mut self, service: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.task.as_ref().is_some_and(JoinHandle::is_finished) {
+                let outcome = match self.task.take() {
+                    Some(task) => task.await?,
+                    None => Ok(()),
+                };
+                outcome?;
+                anyhow::bail!("{service} at {} stopped before serving", self.address);
+            }
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = Duration::from_millis(200).min(remaining);
+            if wait_until_serving(&self.address, service, attempt)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if remaining.is_zero() {
+                anyhow::bail!(
+                    "{service} at {} did not become SERVING within {timeout:?}",
+                    self.address
+                );
+            }
+        }
+    }
+
     /// Asks the server to shut down gracefully and returns its result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shut_down().await
+    }
+
+    /// [`Spawned::stop`] for a server held in a field that is replaced afterwards.
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
         if let Some(sender) = self.shutdown.take() {
             let _ = sender.send(());
         }

@@ -42,7 +42,7 @@ use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::Upstream;
 
 /// Name of this service in traces, logs and service tokens.
-pub const SERVICE_NAME: &str = "ftm-management";
+pub const SERVICE_NAME: &str = pmp_common::auth::FTM_MANAGEMENT;
 
 /// How long connecting to another platform service may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,13 +156,13 @@ async fn initialise(settings: FtmSettings, parts: Parts) -> anyhow::Result<FtmGr
 
     let upstream = Upstream::new(
         peer(
-            "partner-registry",
+            pmp_common::auth::PARTNER_REGISTRY,
             &settings.registry,
             &signer,
             &settings.tls,
         )?,
         peer(
-            "certificate-store",
+            pmp_common::auth::CERTIFICATE_STORE,
             &settings.certificate_store,
             &signer,
             &settings.tls,

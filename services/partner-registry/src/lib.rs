@@ -46,7 +46,7 @@ use crate::storage::{PartnerRepository, SqlPartnerRepository};
 use crate::upstream::CertificateStore;
 
 /// Name of this service in traces, logs and service tokens.
-pub const SERVICE_NAME: &str = "partner-registry";
+pub const SERVICE_NAME: &str = pmp_common::auth::PARTNER_REGISTRY;
 
 /// The gRPC service as served: the registry behind the authentication interceptor.
 pub type RegistryGrpcService =

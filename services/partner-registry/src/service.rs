@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, ServiceAccess, TokenIssuer, caller};
+use pmp_common::auth::{Caller, FTM_MANAGEMENT, ServiceAccess, TokenIssuer, caller};
 use pmp_common::pagination;
 use pmp_common::security::{self, SecurityEventKind};
 use pmp_proto::certstore::v1 as store;
@@ -50,7 +50,7 @@ use crate::upstream::CertificateStore;
 
 /// Which platform services may call which RPCs; everything else refuses service callers.
 /// FTM management reads providers (`GetPartner`) on its users' behalf.
-pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[("GetPartner", &["ftm-management"])]);
+pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[("GetPartner", &[FTM_MANAGEMENT])]);
 
 /// Everything the registry's RPCs need.
 pub struct RegistryService {

@@ -7,8 +7,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use partner_registry::testing::{self, TEST_ADMIN_PASSWORD};
-use pmp_common::auth::{Claims, TokenIssuer};
-use pmp_common::db::testing::TestDatabase;
+use pmp_common::auth::Claims;
 use pmp_common::testing::{
     Spawned, assert_error, health_status, reflection_services, wait_until_serving, with_token,
 };
@@ -16,113 +15,9 @@ use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 use pmp_proto::partner::v1::*;
 use pmp_proto::service_names::PARTNER_REGISTRY;
 
-/// Nothing listens here: the certificate store is "down".
-const UNREACHABLE_STORE: &str = "http://127.0.0.1:9";
+mod support;
 
-struct Registry {
-    server: Spawned,
-    client: PartnerRegistryClient<Channel>,
-    directory: tempfile::TempDir,
-    _database: TestDatabase,
-}
-
-impl Registry {
-    async fn start() -> Registry {
-        Self::start_with("sqlite", |_| {}).await
-    }
-
-    /// A registry on `backend` whose test settings `adjust` may change before it starts.
-    async fn start_with(
-        backend: &str,
-        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
-    ) -> Registry {
-        let database = TestDatabase::new(backend).await.expect("database");
-        let directory = tempfile::tempdir().expect("tempdir");
-        let mut settings = testing::settings(
-            directory.path(),
-            database.settings.clone(),
-            UNREACHABLE_STORE,
-            &pmp_common::auth::testing::ServiceKeyFiles::generate(
-                &directory.path().join("identities"),
-            )
-            .expect("service keys"),
-        )
-        .expect("settings");
-        adjust(&mut settings);
-        let server = testing::spawn(settings).await.expect("spawn");
-        wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
-            .await
-            .expect("serving");
-        let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
-        Registry {
-            server,
-            client,
-            directory,
-            _database: database,
-        }
-    }
-
-    /// Stops the server gracefully; it must stop cleanly.
-    async fn stop(self) {
-        self.server.stop().await.expect("clean stop");
-    }
-
-    fn client(&self) -> PartnerRegistryClient<Channel> {
-        self.client.clone()
-    }
-
-    async fn login(&self, username: &str, password: &str) -> String {
-        self.client()
-            .login(LoginRequest {
-                username: username.into(),
-                password: password.into(),
-            })
-            .await
-            .expect("login")
-            .into_inner()
-            .access_token
-    }
-
-    async fn admin_token(&self) -> String {
-        self.login("admin", TEST_ADMIN_PASSWORD).await
-    }
-
-    async fn register(&self, request: RegisterPartnerRequest) -> Result<Partner, tonic::Status> {
-        self.client()
-            .register_partner(request)
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// An issuer holding the registry's own key, to forge expired tokens.
-    fn registry_key_issuer(&self) -> TokenIssuer {
-        let key = std::fs::read_to_string(self.directory.path().join("token-signing-key.pem"))
-            .expect("key");
-        TokenIssuer::new(
-            &key,
-            &[],
-            "pmp-partner-registry",
-            "pmp",
-            Duration::from_secs(60),
-        )
-        .expect("issuer")
-    }
-}
-
-fn registration(partner_id: &str) -> RegisterPartnerRequest {
-    RegisterPartnerRequest {
-        partner_id: partner_id.into(),
-        password: "partner-password".into(),
-        first_name: "Ada".into(),
-        last_name: "Lovelace".into(),
-        organization_name: "ACME Chips Ltd".into(),
-        partner_type: "FTM_PROVIDER".into(),
-        address: "1 Main Street, Springfield".into(),
-        email: format!("{partner_id}@acme.example"),
-        phone: "+1 (555) 0100000".into(),
-        lang_code: String::new(),
-    }
-}
+use support::{Registry, UNREACHABLE_STORE, registration};
 
 #[tokio::test]
 async fn register_and_login_as_partner() {

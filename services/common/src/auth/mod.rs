@@ -26,7 +26,10 @@ use std::sync::Arc;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
-pub use service_tokens::{PLATFORM_SERVICES, ServiceKeys, ServiceSigner, is_service_token};
+pub use service_tokens::{
+    CERTIFICATE_STORE, FTM_MANAGEMENT, PARTNER_REGISTRY, PLATFORM_SERVICES, ServiceKeys,
+    ServiceSigner, is_service_token,
+};
 pub use user_tokens::{
     Claims, KeySource, RealmAccess, TokenIssuer, UserTokenError, UserTokenVerifier, VerificationKey,
 };

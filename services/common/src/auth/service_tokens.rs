@@ -33,9 +33,15 @@ const LEEWAY_SECONDS: u64 = 5;
 /// Shortest pause between two reloads of the key directory on unknown keys.
 pub const RELOAD_PAUSE: Duration = Duration::from_secs(1);
 
+/// Service identity of the partner registry (`sub` of its tokens, SAN of its certificate).
+pub const PARTNER_REGISTRY: &str = "partner-registry";
+/// Service identity of the certificate store.
+pub const CERTIFICATE_STORE: &str = "certificate-store";
+/// Service identity of FTM management.
+pub const FTM_MANAGEMENT: &str = "ftm-management";
+
 /// The platform's services, the only names a service identity can have.
-pub const PLATFORM_SERVICES: [&str; 3] =
-    ["partner-registry", "certificate-store", "ftm-management"];
+pub const PLATFORM_SERVICES: [&str; 3] = [PARTNER_REGISTRY, CERTIFICATE_STORE, FTM_MANAGEMENT];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ServiceClaims {
