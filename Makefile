@@ -34,7 +34,9 @@ check:
 	$(CARGO) test --workspace
 
 bench:
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) bench -p certificate-store --bench verify
+	$(CARGO) bench -p pmp-e2e --bench login_flood
 
 clean:
 	$(CARGO) clean

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::health_check_response::ServingStatus;
+
 use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::TestDatabase;
+pub use pmp_dev_certs::tls::TlsFiles;
 use pmp_proto::service_names;
 
 /// Password of the bootstrap admin of an end-to-end platform.
@@ -24,7 +28,10 @@ pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 /// One running service binary.
 pub struct Process {
     pub name: &'static str,
+    /// `http://127.0.0.1:<port>`, or `https://…` when the platform runs TLS.
     pub address: String,
+    /// How the harness itself connects when the platform runs TLS.
+    client_tls: Option<ClientTlsConfig>,
     child: Child,
     log: PathBuf,
 }
@@ -44,6 +51,35 @@ impl Process {
         }
         self.child.kill()?;
         anyhow::bail!("{} did not stop within 10 s of SIGTERM", self.name)
+    }
+
+    /// A channel to the service (over TLS with the harness's own client certificate when
+    /// the platform runs TLS).
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        let mut endpoint = Endpoint::from_shared(self.address.clone())?;
+        if let Some(tls) = &self.client_tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        Ok(endpoint.connect().await?)
+    }
+
+    /// Whether `service` turns SERVING within a minute.
+    async fn serves(&self, service: &str) -> bool {
+        for _ in 0..1200 {
+            if let Ok(channel) = self.channel().await
+                && let Ok(ServingStatus::Serving) =
+                    pmp_common::testing::health_status(channel, service).await
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// The operating system's id of the process (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The process's log so far.
@@ -100,6 +136,7 @@ fn spawn(
     port: u16,
     environment: &[(String, String)],
     directory: &Path,
+    client_tls: Option<ClientTlsConfig>,
 ) -> anyhow::Result<Process> {
     let binary = binary_directory()?.join(name);
     if !binary.exists() {
@@ -111,23 +148,59 @@ fn spawn(
     let log = directory.join(format!("{name}.log"));
     let output = std::fs::File::create(&log)?;
     let child = Command::new(&binary)
+        .env("RUST_LOG", "info")
         .envs(
             environment
                 .iter()
                 .map(|(key, value)| (key.as_str(), value.as_str())),
         )
-        .env("RUST_LOG", "info")
         .current_dir(directory)
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)
         .stderr(output)
         .spawn()?;
+    let scheme = if client_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     Ok(Process {
         name,
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("{scheme}://127.0.0.1:{port}"),
+        client_tls,
         child,
         log,
     })
+}
+
+/// The harness's certificate, issued by `tls`'s CA: a client of the platform that is not
+/// one of its services.
+pub const HARNESS_CERTIFICATE: &str = "harness";
+
+fn harness_tls(tls: &TlsFiles) -> anyhow::Result<ClientTlsConfig> {
+    tls.issue(HARNESS_CERTIFICATE, &["URI:spiffe://pmp/e2e-harness"])?;
+    client_tls(tls, HARNESS_CERTIFICATE)
+}
+
+/// A client TLS configuration trusting `tls`'s CA and presenting its certificate `name`.
+pub fn client_tls(tls: &TlsFiles, name: &str) -> anyhow::Result<ClientTlsConfig> {
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(tls.ca_file())?))
+        .identity(Identity::from_pem(
+            std::fs::read(tls.certificate_file(name))?,
+            std::fs::read(tls.key_file(name))?,
+        )))
+}
+
+/// The TLS settings of `service`: its own certificate, the CA, client certificates required.
+fn tls_environment(tls: &TlsFiles, service: &str) -> Vec<(&'static str, String)> {
+    let path = |path: PathBuf| path.display().to_string();
+    vec![
+        ("TLS__CERTIFICATE_FILE", path(tls.certificate_file(service))),
+        ("TLS__KEY_FILE", path(tls.key_file(service))),
+        ("TLS__CA_FILE", path(tls.ca_file())),
+        ("TLS__CLIENT_AUTH", "required".to_owned()),
+    ]
 }
 
 fn env(
@@ -151,6 +224,22 @@ impl Platform {
 
     /// [`Platform::start`] with extra environment for every service (e.g. the OTLP endpoint).
     pub async fn start_with(backend: &str, extra: &[(&str, &str)]) -> anyhow::Result<Platform> {
+        Self::launch(backend, extra, None).await
+    }
+
+    /// [`Platform::start`] with every listener and every call between the services on
+    /// mutual TLS (client certificates required), from certificates of `tls` named after
+    /// each service (see [`TlsFiles::generate`]); the harness connects with `tls`'s
+    /// certificate `harness`, which names no service.
+    pub async fn start_tls(backend: &str, tls: &TlsFiles) -> anyhow::Result<Platform> {
+        Self::launch(backend, &[], Some(tls)).await
+    }
+
+    async fn launch(
+        backend: &str,
+        extra: &[(&str, &str)],
+        tls: Option<&TlsFiles>,
+    ) -> anyhow::Result<Platform> {
         let directory = tempfile::tempdir()?;
         let root = directory.path();
         let mut databases = Vec::new();
@@ -179,8 +268,16 @@ impl Platform {
             ]
         };
         let (registry_port, store_port, ftm_port) = (free_port()?, free_port()?, free_port()?);
-        let registry_address = format!("http://127.0.0.1:{registry_port}");
-        let store_address = format!("http://127.0.0.1:{store_port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let registry_address = format!("{scheme}://127.0.0.1:{registry_port}");
+        let store_address = format!("{scheme}://127.0.0.1:{store_port}");
+        let identity = |service: &str| {
+            let mut identity = identity(service);
+            if let Some(tls) = tls {
+                identity.extend(tls_environment(tls, service));
+            }
+            identity
+        };
         let registry_environment = env(
             "PMP_REGISTRY",
             &[
@@ -238,24 +335,19 @@ impl Platform {
             );
             environment
         };
-        let registry = spawn(
-            "partner-registry",
-            registry_port,
-            &with_extra(registry_environment),
-            root,
-        )?;
-        let certstore = spawn(
-            "certificate-store",
-            store_port,
-            &with_extra(store_environment),
-            root,
-        )?;
-        let ftm = spawn(
-            "ftm-management",
-            ftm_port,
-            &with_extra(ftm_environment),
-            root,
-        )?;
+        let client_tls = tls.map(harness_tls).transpose()?;
+        let spawn = |name, port, environment| {
+            spawn(
+                name,
+                port,
+                &with_extra(environment),
+                root,
+                client_tls.clone(),
+            )
+        };
+        let registry = spawn("partner-registry", registry_port, registry_environment)?;
+        let certstore = spawn("certificate-store", store_port, store_environment)?;
+        let ftm = spawn("ftm-management", ftm_port, ftm_environment)?;
         let platform = Platform {
             registry,
             certstore,
@@ -268,16 +360,17 @@ impl Platform {
     }
 
     async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        let timeout = Duration::from_secs(60);
         for (process, service) in [
             (&self.registry, service_names::PARTNER_REGISTRY),
             (&self.certstore, service_names::CERTIFICATE_STORE),
             (&self.ftm, service_names::FTM_MANAGEMENT),
         ] {
-            if let Err(error) =
-                pmp_common::testing::wait_until_serving(&process.address, service, timeout).await
-            {
-                anyhow::bail!("{error}\n--- {} log ---\n{}", process.name, process.log());
+            if !process.serves(service).await {
+                anyhow::bail!(
+                    "{} did not become SERVING within a minute\n--- log ---\n{}",
+                    process.name,
+                    process.log()
+                );
             }
         }
         Ok(())

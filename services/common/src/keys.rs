@@ -117,17 +117,6 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// 32 random bytes, hex encoded: the shared secret that signs service tokens.
-pub fn generate_secret() -> Result<Vec<u8>, String> {
-    let mut bytes = [0u8; 32];
-    openssl::rand::rand_bytes(&mut bytes).map_err(|error| error.to_string())?;
-    Ok(bytes
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect::<String>()
-        .into_bytes())
-}
-
 /// A new P-256 private key as PKCS#8 PEM.
 pub fn generate_ec_private_key_pem() -> Result<Vec<u8>, String> {
     let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
@@ -154,9 +143,9 @@ mod tests {
     fn generates_once_with_private_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested/secret");
-        let (first, generated) = load_or_generate(&path, generate_secret).expect("generate");
+        let (first, generated) = load_or_generate(&path, generate_ec_private_key_pem).expect("generate");
         assert!(generated);
-        let (second, generated) = load_or_generate(&path, generate_secret).expect("load");
+        let (second, generated) = load_or_generate(&path, generate_ec_private_key_pem).expect("load");
         assert!(!generated);
         assert_eq!(first, second);
         #[cfg(unix)]

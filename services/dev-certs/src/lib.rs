@@ -37,9 +37,11 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
 };
 use openssl::x509::{X509, X509Builder, X509NameBuilder};
+pub mod tls;
 pub mod variants;
 
 /// Seconds in a day, for the day-based validity helpers.
@@ -54,6 +56,9 @@ pub enum DevCertError {
     /// The spec asks for something that cannot be expressed (e.g. a time out of range).
     #[error("invalid certificate spec: {0}")]
     InvalidSpec(String),
+    /// Writing certificate files failed.
+    #[error("cannot write certificate files: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// Result alias of this crate.
@@ -242,6 +247,10 @@ pub struct CertificateSpec {
     pub version: X509Version,
     /// CA, leaf or neither.
     pub kind: CertKind,
+    /// subjectAltName entries as `DNS:name`, `IP:address` or `URI:uri`.
+    pub subject_alt_names: Vec<String>,
+    /// Adds extendedKeyUsage serverAuth and clientAuth, for TLS endpoints.
+    pub tls: bool,
 }
 
 impl CertificateSpec {
@@ -259,6 +268,8 @@ impl CertificateSpec {
             lifetime_secs: 365 * DAY,
             version: X509Version::V3,
             kind,
+            subject_alt_names: Vec::new(),
+            tls: false,
         }
     }
 
@@ -353,6 +364,19 @@ impl CertificateSpec {
     /// Sets what the certificate is (CA, leaf, or without constraints).
     pub fn kind(mut self, kind: CertKind) -> Self {
         self.kind = kind;
+        self
+    }
+
+    /// Adds a subjectAltName entry: `DNS:name`, `IP:address` or `URI:uri`.
+    pub fn subject_alt_name(mut self, entry: &str) -> Self {
+        self.subject_alt_names.push(entry.to_owned());
+        self
+    }
+
+    /// Makes this a TLS server and client certificate (extendedKeyUsage serverAuth and
+    /// clientAuth).
+    pub fn for_tls(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -466,6 +490,28 @@ impl CertificateSpec {
                     .append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
             }
             CertKind::NoConstraints => {}
+        }
+        if self.tls {
+            builder.append_extension(
+                ExtendedKeyUsage::new()
+                    .server_auth()
+                    .client_auth()
+                    .build()?,
+            )?;
+        }
+        if !self.subject_alt_names.is_empty() {
+            let mut names = SubjectAlternativeName::new();
+            for entry in &self.subject_alt_names {
+                match entry.split_once(':') {
+                    Some(("DNS", name)) => names.dns(name),
+                    Some(("IP", address)) => names.ip(address),
+                    Some(("URI", uri)) => names.uri(uri),
+                    _ => return Err(DevCertError::InvalidSpec(format!("bad SAN {entry}"))),
+                };
+            }
+            let context = builder.x509v3_context(issuer.map(|i| &*i.certificate), None);
+            let extension = names.build(&context)?;
+            builder.append_extension(extension)?;
         }
         let skid = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
         builder.append_extension(skid)?;

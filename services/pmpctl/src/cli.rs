@@ -15,6 +15,10 @@ Addresses: --registry/--certstore/--ftm, else PMPCTL_REGISTRY/PMPCTL_CERTSTORE/P
 else the keys registry/certstore/ftm of $XDG_CONFIG_HOME/pmpctl/config.toml (or
 ~/.config/pmpctl/config.toml, or --config FILE), else http://127.0.0.1:50051/50052/50053.
 
+TLS: https:// addresses are verified with --ca-file (or PMPCTL_CA_FILE, or the key ca_file
+of config.toml); --cert-file and --key-file (cert_file, key_file) add a client certificate
+for services that require mutual TLS.
+
 Token: --token or PMPCTL_TOKEN, else the file `token` next to config.toml, written by
 `pmpctl login` (mode 0600) and removed by `pmpctl logout`.
 
@@ -65,6 +69,27 @@ pub struct GlobalOptions {
     /// FTM management address.
     #[arg(long, global = true, env = "PMPCTL_FTM", value_name = "URL")]
     pub ftm: Option<String>,
+    /// CA certificate (PEM) that verifies the services on https:// addresses.
+    #[arg(long, global = true, env = "PMPCTL_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for services that require mutual TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "PMPCTL_CERT_FILE",
+        value_name = "FILE",
+        requires = "key_file"
+    )]
+    pub cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --cert-file.
+    #[arg(
+        long,
+        global = true,
+        env = "PMPCTL_KEY_FILE",
+        value_name = "FILE",
+        requires = "cert_file"
+    )]
+    pub key_file: Option<PathBuf>,
     /// Configuration file (default: $XDG_CONFIG_HOME/pmpctl/config.toml).
     #[arg(long, global = true, env = "PMPCTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
 use crate::failure::{CliError, Service, code_name};
@@ -38,13 +38,26 @@ pub struct Connection {
 impl Connection {
     /// Prepares a channel to `address`; nothing is connected until the first call, so a
     /// service that is down shows up as that call's UNAVAILABLE.
-    pub fn open(service: Service, address: &str, timeout: Duration) -> Result<Self, CliError> {
-        let endpoint = Endpoint::from_shared(address.to_owned()).map_err(|error| {
+    pub fn open(
+        service: Service,
+        address: &str,
+        timeout: Duration,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Self, CliError> {
+        let mut endpoint = Endpoint::from_shared(address.to_owned()).map_err(|error| {
             CliError::Usage(format!(
                 "{} address {address:?} is not a valid URL: {error}",
                 service.display_name()
             ))
         })?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).map_err(|error| {
+                CliError::Usage(format!(
+                    "TLS settings for {} are not usable: {error}",
+                    service.display_name()
+                ))
+            })?;
+        }
         let channel = endpoint
             .connect_timeout(timeout)
             .tcp_nodelay(true)

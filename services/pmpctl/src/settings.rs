@@ -42,6 +42,12 @@ pub struct FileSettings {
     pub registry: Option<String>,
     pub certstore: Option<String>,
     pub ftm: Option<String>,
+    /// CA certificate that verifies https:// services.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl FileSettings {
@@ -109,8 +115,11 @@ mod tests {
     fn reads_addresses_from_toml() {
         let directory = tempfile::tempdir().expect("tempdir");
         let path = directory.path().join("config.toml");
-        std::fs::write(&path, "registry = \"http://registry:1\"\nftm = \"ftm:3\"\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "registry = \"http://registry:1\"\nftm = \"ftm:3\"\nca_file = \"/etc/pmp/ca.pem\"\n",
+        )
+        .expect("write");
         let settings = FileSettings::load(Some(&path)).expect("load");
         assert_eq!(
             settings.address(Service::Registry),
@@ -118,6 +127,8 @@ mod tests {
         );
         assert_eq!(settings.address(Service::CertificateStore), None);
         assert_eq!(settings.address(Service::FtmManagement), Some("ftm:3"));
+        assert_eq!(settings.ca_file, Some(PathBuf::from("/etc/pmp/ca.pem")));
+        assert_eq!(settings.cert_file, None);
     }
 
     #[test]

@@ -26,18 +26,10 @@ impl Clients {
     pub async fn connect(platform: &Platform) -> Clients {
         Clients {
             registry: PartnerRegistryClient::new(
-                Platform::channel(&platform.registry.address)
-                    .await
-                    .expect("registry"),
+                platform.registry.channel().await.expect("registry"),
             ),
-            store: CertificateStoreClient::new(
-                Platform::channel(&platform.certstore.address)
-                    .await
-                    .expect("store"),
-            ),
-            ftm: FtmManagementClient::new(
-                Platform::channel(&platform.ftm.address).await.expect("ftm"),
-            ),
+            store: CertificateStoreClient::new(platform.certstore.channel().await.expect("store")),
+            ftm: FtmManagementClient::new(platform.ftm.channel().await.expect("ftm")),
         }
     }
 

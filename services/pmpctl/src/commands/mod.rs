@@ -12,6 +12,7 @@ mod verify;
 use std::io::BufRead;
 use std::time::Duration;
 
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 
 use crate::cli::{Cli, Command, GlobalOptions, PageArgs, PasswordSource};
@@ -69,18 +70,43 @@ impl Context {
             Service::CertificateStore => self.options.certstore.clone(),
             Service::FtmManagement => self.options.ftm.clone(),
         };
+        let file = FileSettings::load(self.options.config.as_deref())?;
         let address = match given.filter(|address| !address.trim().is_empty()) {
             Some(address) => address,
-            None => FileSettings::load(self.options.config.as_deref())?
+            None => file
                 .address(service)
                 .unwrap_or_else(|| settings::default_address(service))
                 .to_owned(),
         };
-        Connection::open(
-            service,
-            &settings::normalise_address(&address),
-            self.call_options.timeout,
-        )
+        let address = settings::normalise_address(&address);
+        let tls = if address.starts_with("https://") {
+            Some(self.tls(&file)?)
+        } else {
+            None
+        };
+        Connection::open(service, &address, self.call_options.timeout, tls)
+    }
+
+    /// The TLS client configuration from flags/environment, else the configuration file.
+    fn tls(&self, file: &FileSettings) -> Result<ClientTlsConfig, CliError> {
+        let options = &self.options;
+        let ca_file = options
+            .ca_file
+            .as_ref()
+            .or(file.ca_file.as_ref())
+            .ok_or_else(|| {
+                CliError::Usage("https:// addresses need --ca-file (or PMPCTL_CA_FILE)".to_owned())
+            })?;
+        let mut config =
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca_file)?));
+        let client = match (&options.cert_file, &options.key_file) {
+            (Some(certificate), Some(key)) => Some((certificate, key)),
+            _ => file.cert_file.as_ref().zip(file.key_file.as_ref()),
+        };
+        if let Some((certificate, key)) = client {
+            config = config.identity(Identity::from_pem(read(certificate)?, read(key)?));
+        }
+        Ok(config)
     }
 
     /// Where `login` saves the token.
@@ -242,4 +268,10 @@ pub async fn fetch_pages<T>(
         collected.total_size = next.total_size;
     }
     Ok(collected)
+}
+
+/// The contents of a TLS file named on the command line or in the configuration.
+fn read(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path)
+        .map_err(|error| CliError::Usage(format!("cannot read {}: {error}", path.display())))
 }
