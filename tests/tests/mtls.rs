@@ -13,7 +13,7 @@ use pmp_e2e::{Platform, TlsFiles, client_tls};
 use pmp_proto::partner::v1 as partner;
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 
-use support::{Clients, chip, ftm_pki, onboard_partner};
+use support::{Clients, approved_ftm, ftm_pki, onboard_partner};
 
 /// `GetPartner` of `partner_id` on a fresh connection through `endpoint`, with `token`.
 async fn get_partner(
@@ -73,23 +73,7 @@ async fn the_platform_runs_on_mutual_tls_and_refuses_clients_without_a_valid_cer
     let clients = Clients::connect(&platform).await;
     let pki = ftm_pki();
     let (admin, partner_token) = onboard_partner(&clients, &pki).await;
-    let created = clients
-        .create_ftm(&partner_token, "acme-ftm", "ACME", "TLS Chip")
-        .await;
-    let chip = chip(&pki, "tls-chip");
-    clients
-        .upload_chip(&partner_token, &created.ftm_id, &chip)
-        .await
-        .expect("chip certificate");
-    let request = pmp_proto::ftm::v1::ApproveFtmRequest {
-        ftm_id: created.ftm_id.clone(),
-    };
-    clients
-        .ftm
-        .clone()
-        .approve_ftm(with_token(request, &admin))
-        .await
-        .expect("approved");
+    let (_, chip) = approved_ftm(&clients, &pki, &admin, &partner_token, "TLS Chip").await;
     assert!(clients.trusted(&admin, &chip).await);
 
     let address = platform.registry.address.clone();

@@ -9,7 +9,7 @@ use pmp_e2e::{ADMIN_PASSWORD, Platform};
 use pmp_proto::ftm::v1 as ftm;
 use pmp_proto::partner::v1 as partner;
 
-use support::{Clients, chip, ftm_pki, onboard_partner};
+use support::{Clients, approved_ftm, ftm_pki, onboard_partner};
 
 /// The base64 lines of every PEM private key under `directory` (recursively).
 fn private_key_lines(directory: &std::path::Path) -> Vec<String> {
@@ -40,25 +40,7 @@ async fn no_password_token_or_private_key_appears_in_any_log() {
     let clients = Clients::connect(&platform).await;
     let pki = ftm_pki();
     let (admin, partner_token) = onboard_partner(&clients, &pki).await;
-    let created = clients
-        .create_ftm(&partner_token, "acme-ftm", "ACME", "Quiet Chip")
-        .await;
-    let chip = chip(&pki, "quiet-chip");
-    clients
-        .upload_chip(&partner_token, &created.ftm_id, &chip)
-        .await
-        .expect("chip");
-    clients
-        .ftm
-        .clone()
-        .approve_ftm(with_token(
-            ftm::ApproveFtmRequest {
-                ftm_id: created.ftm_id.clone(),
-            },
-            &admin,
-        ))
-        .await
-        .expect("approve");
+    let (created, chip) = approved_ftm(&clients, &pki, &admin, &partner_token, "Quiet Chip").await;
     assert!(clients.trusted(&admin, &chip).await);
     let wrong_password = "wrong-guess-Password-77";
     let failed = clients

@@ -143,9 +143,11 @@ mod tests {
     fn generates_once_with_private_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested/secret");
-        let (first, generated) = load_or_generate(&path, generate_ec_private_key_pem).expect("generate");
+        let (first, generated) =
+            load_or_generate(&path, generate_ec_private_key_pem).expect("generate");
         assert!(generated);
-        let (second, generated) = load_or_generate(&path, generate_ec_private_key_pem).expect("load");
+        let (second, generated) =
+            load_or_generate(&path, generate_ec_private_key_pem).expect("load");
         assert!(!generated);
         assert_eq!(first, second);
         #[cfg(unix)]

@@ -193,3 +193,33 @@ pub async fn onboard_partner(clients: &Clients, pki: &FtmPki) -> (String, String
     );
     (admin, partner_token)
 }
+
+/// Steps 4-6: an FTM of acme-ftm with chip certificate `chip_name`, approved by `admin`;
+/// returns the FTM and its chip certificate.
+pub async fn approved_ftm(
+    clients: &Clients,
+    pki: &FtmPki,
+    admin: &str,
+    partner_token: &str,
+    chip_name: &str,
+) -> (ftm::Ftm, Issued) {
+    let created = clients
+        .create_ftm(partner_token, "acme-ftm", "ACME", chip_name)
+        .await;
+    let chip = chip(pki, chip_name);
+    clients
+        .upload_chip(partner_token, &created.ftm_id, &chip)
+        .await
+        .expect("chip certificate");
+    let request = ftm::ApproveFtmRequest {
+        ftm_id: created.ftm_id.clone(),
+    };
+    let approved = clients
+        .ftm
+        .clone()
+        .approve_ftm(with_token(request, admin))
+        .await
+        .expect("approved")
+        .into_inner();
+    (approved, chip)
+}
