@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-PMPCTL=${PMPCTL:-target/debug/pmpctl}
+if [ -z "${PMPCTL:-}" ]; then
+  target_directory=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  PMPCTL="${target_directory:-${CARGO_TARGET_DIR:-target}}/debug/pmpctl"
+fi
 ADMIN_USERNAME=${PMP_REGISTRY__ADMIN__USERNAME:-admin}
 ADMIN_PASSWORD=${PMP_REGISTRY__ADMIN__PASSWORD:-admin-dev-password}
 run_id=$(date +%Y%m%d%H%M%S)

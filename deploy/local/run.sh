@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-BIN=${BIN:-target/debug}
+# Where cargo put the binaries: honours CARGO_TARGET_DIR and build.target-dir.
+if [ -z "${BIN:-}" ]; then
+  target_directory=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  BIN="${target_directory:-${CARGO_TARGET_DIR:-target}}/debug"
+fi
 export PMP_REGISTRY__ADMIN__USERNAME=${PMP_REGISTRY__ADMIN__USERNAME:-admin}
 # Development only: the bootstrap admin's password. Set your own in any shared deployment.
 export PMP_REGISTRY__ADMIN__PASSWORD=${PMP_REGISTRY__ADMIN__PASSWORD:-admin-dev-password}

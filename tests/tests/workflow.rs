@@ -170,3 +170,39 @@ async fn seed_workflow_across_three_processes() {
         }
     }
 }
+
+/// grpcurl and other reflection clients can decode every error's `ErrorInfo` (its reason)
+/// and `BadRequest`/`RetryInfo` details: each binary serves the `google.rpc` descriptors
+/// alongside its own API.
+#[tokio::test]
+async fn reflection_serves_the_error_detail_descriptors() {
+    let platform = Platform::start("sqlite").await.expect("platform");
+    for (process, service) in [
+        (
+            &platform.registry,
+            pmp_proto::service_names::PARTNER_REGISTRY,
+        ),
+        (
+            &platform.certstore,
+            pmp_proto::service_names::CERTIFICATE_STORE,
+        ),
+        (&platform.ftm, pmp_proto::service_names::FTM_MANAGEMENT),
+    ] {
+        for (symbol, file) in [
+            ("google.rpc.ErrorInfo", "error_details.proto"),
+            ("google.rpc.BadRequest", "error_details.proto"),
+            ("google.rpc.RetryInfo", "error_details.proto"),
+            (service, ""),
+        ] {
+            let channel = process.channel().await.expect("channel");
+            let files = pmp_common::testing::reflection_files_of(channel, symbol)
+                .await
+                .unwrap_or_else(|error| panic!("{}: {symbol}: {error}", process.name));
+            assert!(
+                files.iter().any(|name| file.is_empty() || name == file),
+                "{}: {symbol} in {files:?}",
+                process.name
+            );
+        }
+    }
+}

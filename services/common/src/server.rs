@@ -143,6 +143,8 @@ where
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc error details, so that clients such as grpcurl can decode them.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .with_service_name(S::NAME)
             .with_service_name(HEALTH_SERVICE_NAME)
     };

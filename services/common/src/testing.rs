@@ -158,14 +158,53 @@ pub async fn wait_until_serving(
 
 /// The services a server lists through reflection v1.
 pub async fn reflection_services(channel: Channel) -> anyhow::Result<Vec<String>> {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
+    match reflection(channel, MessageRequest::ListServices(String::new())).await? {
+        MessageResponse::ListServicesResponse(list) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => anyhow::bail!("unexpected reflection answer {other:?}"),
+    }
+}
+
+/// The names of the files reflection v1 serves for `symbol` (the file declaring it and the
+/// files it imports), e.g. for `google.rpc.ErrorInfo`, which clients such as grpcurl need to
+/// show an error's reason.
+pub async fn reflection_files_of(channel: Channel, symbol: &str) -> anyhow::Result<Vec<String>> {
+    use prost::Message;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    match reflection(
+        channel,
+        MessageRequest::FileContainingSymbol(symbol.to_owned()),
+    )
+    .await?
+    {
+        MessageResponse::FileDescriptorResponse(files) => files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| {
+                let file = prost_types::FileDescriptorProto::decode(bytes.as_slice())?;
+                Ok(file.name().to_owned())
+            })
+            .collect(),
+        other => anyhow::bail!("reflection does not know {symbol}: {other:?}"),
+    }
+}
+
+async fn reflection(
+    channel: Channel,
+    message: tonic_reflection::pb::v1::server_reflection_request::MessageRequest,
+) -> anyhow::Result<tonic_reflection::pb::v1::server_reflection_response::MessageResponse> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+
     let request = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(message),
     };
     let mut stream = ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter(vec![request]))
@@ -174,12 +213,9 @@ pub async fn reflection_services(channel: Channel) -> anyhow::Result<Vec<String>
     let Some(response) = stream.message().await? else {
         anyhow::bail!("reflection answered nothing");
     };
-    match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            Ok(list.service.into_iter().map(|s| s.name).collect())
-        }
-        other => anyhow::bail!("unexpected reflection answer {other:?}"),
-    }
+    response
+        .message_response
+        .ok_or_else(|| anyhow::anyhow!("reflection answered without a message"))
 }
 
 /// A request carrying `authorization: Bearer <token>`.
