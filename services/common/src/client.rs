@@ -1,19 +1,23 @@
-//! Outgoing calls to other platform services: lazily connected channels (over TLS when the
-//! service has a TLS identity), and requests that carry a deadline, this service's token
-//! for the callee, the end user's token and the trace context; and where the keys that
+//! Outgoing calls to other platform services: the generated tonic clients over a
+//! [`PeerChannel`], the one client stack that adds this service's identity, the end user's
+//! token, deadlines, trace propagation and retries to every call; and where the keys that
 //! verify end-user tokens come from.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
+use tracing::Instrument;
 
 use crate::auth::user_tokens::{KeySource, VerificationKey, keys_of_jwks};
 use crate::auth::{FORWARDED_USER_HEADER, ServiceSigner, User, UserTokenVerifier};
-use crate::config::UserTokenSettings;
-use crate::telemetry::inject_trace_context;
+use crate::config::{DependencySettings, UserTokenSettings};
+use crate::telemetry::inject_trace_headers;
 use crate::tls::TlsSettings;
+
+/// How long a connection attempt to another service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A channel to `address` (e.g. `http://127.0.0.1:50052`, or `https://…` with `tls`) that
 /// connects on first use, so a service starts even while its dependencies are still starting.
@@ -33,77 +37,200 @@ pub fn lazy_channel(
     Ok(endpoint.connect_lazy())
 }
 
-/// This service's view of one other platform service: how to reach it and who it is.
+/// Marks an outgoing request as made on behalf of an end user, whose token the client
+/// stack forwards (for the callee's audit and its own authorization decisions).
 #[derive(Clone)]
-pub struct Peer {
-    /// The callee's service name (the audience of our tokens).
-    pub name: &'static str,
-    pub channel: Channel,
-    pub signer: Arc<ServiceSigner>,
-    pub deadline: Duration,
+struct OnBehalfOf(String);
+
+/// An outgoing request to a platform service, on behalf of `user` when there is one. The
+/// [`PeerChannel`] adds everything else (identity, deadline, trace context).
+pub fn request<T>(message: T, user: Option<&User>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(user) = user {
+        request
+            .extensions_mut()
+            .insert(OnBehalfOf(user.token.clone()));
+    }
+    request
 }
 
-impl Peer {
-    /// Builds an outgoing request: deadline, our service token for this peer, forwarded user,
-    /// trace context.
-    pub fn request<T>(
-        &self,
-        message: T,
-        on_behalf_of: Option<&User>,
-    ) -> Result<Request<T>, Status> {
-        let mut request = Request::new(message);
-        request.set_timeout(self.deadline);
-        let token = self
-            .signer
-            .token_for(self.name)
-            .map_err(|error| crate::error::internal(&error))?;
-        let authorization = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| crate::error::internal(&"service token is not valid metadata"))?;
-        request
-            .metadata_mut()
-            .insert("authorization", authorization);
-        if let Some(user) = on_behalf_of
-            && let Ok(value) = user.token.parse()
-        {
-            request.metadata_mut().insert(FORWARDED_USER_HEADER, value);
+/// How calls to another platform service are retried. Every internal RPC of the platform
+/// is idempotent (uploads of the same certificate by the same owner, trust flags, reads), so
+/// a call that found the callee unavailable is sent again, with exponential back-off, for as
+/// long as its deadline allows.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Pause before the second attempt; doubled before each further one.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            first_backoff: Duration::from_millis(50),
         }
-        inject_trace_context(request.metadata_mut());
-        Ok(request)
+    }
+}
+
+/// The client stack to one other platform service, for its generated tonic client (e.g.
+/// `CertificateStoreClient<PeerChannel>`). Every call gets this service's token for the
+/// callee, the end user's token (see [`request`]), a deadline (`grpc-timeout`), a
+/// `grpc.client` span named after the RPC whose context is propagated as W3C `traceparent`,
+/// and retries by [`RetryPolicy`].
+#[derive(Clone)]
+pub struct PeerChannel {
+    channel: Channel,
+    /// The callee's service name, the audience of our tokens.
+    audience: &'static str,
+    signer: Arc<ServiceSigner>,
+    deadline: Duration,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for PeerChannel {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PeerChannel")
+            .field("audience", &self.audience)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl PeerChannel {
+    /// The stack to service `audience` at `dependency.address` (connected on first use, over
+    /// TLS when `tls` is set), signing with `signer`.
+    pub fn connect(
+        audience: &'static str,
+        dependency: &DependencySettings,
+        signer: &Arc<ServiceSigner>,
+        tls: &TlsSettings,
+    ) -> anyhow::Result<Self> {
+        Ok(PeerChannel {
+            channel: lazy_channel(&dependency.address, CONNECT_TIMEOUT, tls)?,
+            audience,
+            signer: Arc::clone(signer),
+            deadline: dependency.deadline(),
+            retry: RetryPolicy {
+                attempts: dependency.retry_attempts,
+                ..RetryPolicy::default()
+            },
+        })
     }
 
-    /// Makes one call to the peer inside a client span: the request is built inside the span
-    /// (so the propagated `traceparent` names the client span as parent).
-    pub async fn call<T, R, F, Fut>(
-        &self,
-        rpc: &'static str,
-        message: T,
-        on_behalf_of: Option<&User>,
-        send: F,
-    ) -> Result<R, Status>
-    where
-        F: FnOnce(Channel, Request<T>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
-    {
-        use tracing::Instrument;
+    async fn send(
+        self,
+        request: http::Request<tonic::body::Body>,
+    ) -> Result<http::Response<tonic::body::Body>, BoxError> {
         let span = tracing::info_span!(
             "grpc.client",
-            otel.name = rpc,
+            otel.name = request.uri().path().trim_start_matches('/'),
             otel.kind = "client",
             rpc.system = "grpc",
             rpc.grpc.status_code = tracing::field::Empty,
         );
         async move {
-            let request = self.request(message, on_behalf_of)?;
-            let result = send(self.channel.clone(), request).await;
-            let code = result
-                .as_ref()
-                .map_or_else(Status::code, |_| tonic::Code::Ok);
-            tracing::Span::current().record("rpc.grpc.status_code", code as i64);
-            result.map(tonic::Response::into_inner)
+            let started = tokio::time::Instant::now();
+            let (parts, body) = request.into_parts();
+            let body = http_body_util::BodyExt::collect(body).await?.to_bytes();
+            let headers = self.headers(&parts)?;
+            let mut attempt = 1;
+            loop {
+                let remaining = self.deadline.saturating_sub(started.elapsed());
+                let outcome = self
+                    .attempt(&parts, &headers, body.clone(), remaining)
+                    .await;
+                let code = outcome_code(&outcome);
+                let backoff = self.retry.first_backoff * 2u32.saturating_pow(attempt - 1);
+                if code != Code::Unavailable
+                    || attempt >= self.retry.attempts
+                    || backoff >= remaining
+                {
+                    tracing::Span::current().record("rpc.grpc.status_code", code as i64);
+                    return outcome;
+                }
+                tracing::debug!(attempt, ?backoff, "peer unavailable, retrying");
+                tokio::time::sleep(backoff).await;
+                attempt += 1;
+            }
         }
         .instrument(span)
         .await
+    }
+
+    /// The headers of every attempt: the request's own, our identity, the forwarded user and
+    /// the trace context (injected inside the client span).
+    fn headers(&self, parts: &http::request::Parts) -> Result<http::HeaderMap, BoxError> {
+        let mut headers = parts.headers.clone();
+        let token = self.signer.token_for(self.audience)?;
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+        if let Some(OnBehalfOf(token)) = parts.extensions.get::<OnBehalfOf>() {
+            headers.insert(FORWARDED_USER_HEADER, token.parse()?);
+        }
+        inject_trace_headers(&mut headers);
+        Ok(headers)
+    }
+
+    async fn attempt(
+        &self,
+        parts: &http::request::Parts,
+        headers: &http::HeaderMap,
+        body: bytes::Bytes,
+        remaining: Duration,
+    ) -> Result<http::Response<tonic::body::Body>, BoxError> {
+        let mut request =
+            http::Request::new(tonic::body::Body::new(http_body_util::Full::new(body)));
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = headers.clone();
+        let millis = remaining.as_millis().clamp(1, 99_999_999);
+        request
+            .headers_mut()
+            .insert("grpc-timeout", format!("{millis}m").parse()?);
+        let mut channel = self.channel.clone();
+        let ready = tower::ServiceExt::ready(&mut channel).await?;
+        Ok(tower::Service::call(ready, request).await?)
+    }
+}
+
+/// The gRPC code of an attempt: a transport failure is `UNAVAILABLE`; a trailers-only
+/// answer (every error of a unary call) carries its status in the headers.
+fn outcome_code(outcome: &Result<http::Response<tonic::body::Body>, BoxError>) -> Code {
+    match outcome {
+        Err(_) => Code::Unavailable,
+        Ok(response) => {
+            Status::from_header_map(response.headers()).map_or(Code::Ok, |status| status.code())
+        }
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for PeerChannel {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Each call waits for the channel itself (a clone of it), so this stack is always
+        // ready to take one.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.clone().send(request))
     }
 }
 

@@ -276,8 +276,16 @@ pub fn secure_or_local(address: &str) -> bool {
 pub struct DependencySettings {
     /// e.g. `http://127.0.0.1:50052`.
     pub address: String,
-    /// Deadline of every call.
+    /// Deadline of every call, retries included.
     pub deadline_ms: u64,
+    /// Attempts per call when the service is unavailable (1: no retry); see
+    /// [`crate::client::RetryPolicy`].
+    #[serde(default = "default_retry_attempts")]
+    pub retry_attempts: u32,
+}
+
+fn default_retry_attempts() -> u32 {
+    3
 }
 
 impl DependencySettings {
@@ -293,6 +301,9 @@ impl DependencySettings {
         }
         if !(100..=120_000).contains(&self.deadline_ms) {
             return Err(format!("{name}.deadline_ms must be between 100 and 120000"));
+        }
+        if !(1..=10).contains(&self.retry_attempts) {
+            return Err(format!("{name}.retry_attempts must be between 1 and 10"));
         }
         Ok(())
     }

@@ -105,24 +105,25 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
-impl Injector for MetadataInjector<'_> {
+impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        let Ok(key) = tonic::metadata::MetadataKey::from_bytes(key.as_bytes()) else {
+        let (Ok(key), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) else {
             return;
         };
-        if let Ok(value) = value.parse() {
-            self.0.insert(key, value);
-        }
+        self.0.insert(key, value);
     }
 }
 
-/// Writes the current span's context into outgoing metadata (`traceparent`, `tracestate`).
-pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+/// Writes the current span's context into outgoing headers (`traceparent`, `tracestate`).
+pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
     let context = tracing::Span::current().context();
     global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut MetadataInjector(metadata));
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
     });
 }
 

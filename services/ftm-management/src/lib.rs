@@ -18,7 +18,6 @@ pub mod testing;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
@@ -26,12 +25,10 @@ use tonic::service::interceptor::InterceptedService;
 
 use ftm_management_migration::Migrator;
 use pmp_common::auth::{AuthInterceptor, Authenticator, ServiceSigner, service_tokens};
-use pmp_common::client::{self, Peer};
-use pmp_common::config::DependencySettings;
+use pmp_common::client::{self, PeerChannel};
 use pmp_common::metrics::Metrics;
 use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
 use pmp_common::server::{MetricsEndpoint, Serving};
-use pmp_common::tls::TlsSettings;
 use pmp_common::{db, server};
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
 
@@ -43,9 +40,6 @@ use crate::upstream::Upstream;
 
 /// Name of this service in traces, logs and service tokens.
 pub const SERVICE_NAME: &str = pmp_common::auth::FTM_MANAGEMENT;
-
-/// How long connecting to another platform service may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The gRPC service as served: FTM management behind the authentication interceptor.
 pub type FtmGrpcService = InterceptedService<FtmManagementServer<FtmService>, AuthInterceptor>;
@@ -113,21 +107,6 @@ struct Parts {
     stop: tokio::sync::watch::Receiver<()>,
 }
 
-/// A platform service this one calls.
-fn peer(
-    name: &'static str,
-    dependency: &DependencySettings,
-    signer: &Arc<ServiceSigner>,
-    tls: &TlsSettings,
-) -> anyhow::Result<Peer> {
-    Ok(Peer {
-        name,
-        channel: client::lazy_channel(&dependency.address, CONNECT_TIMEOUT, tls)?,
-        signer: Arc::clone(signer),
-        deadline: dependency.deadline(),
-    })
-}
-
 /// Connects and migrates the database (waiting for it if needed), loads the user-token
 /// verification keys (waiting for the registry if needed), registers the metrics, starts the
 /// reconciler and builds the service. Health stays NOT_SERVING until this is done.
@@ -155,13 +134,13 @@ async fn initialise(settings: FtmSettings, parts: Parts) -> anyhow::Result<FtmGr
     client::load_user_token_keys(authenticator.users(), &settings.user_tokens).await?;
 
     let upstream = Upstream::new(
-        peer(
+        PeerChannel::connect(
             pmp_common::auth::PARTNER_REGISTRY,
             &settings.registry,
             &signer,
             &settings.tls,
         )?,
-        peer(
+        PeerChannel::connect(
             pmp_common::auth::CERTIFICATE_STORE,
             &settings.certificate_store,
             &signer,

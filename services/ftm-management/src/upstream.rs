@@ -1,14 +1,14 @@
 //! Calls to the partner registry and the certificate store.
 //!
-//! Every call carries a deadline, this service's token and the end user's token (for the
-//! callee's audit), and runs in a `grpc.client` span whose context is injected as W3C
-//! `traceparent`, so a trace shows the hop. Failures come back as the callee's status; the
-//! service relays them with their reason (see [`crate::error`]).
+//! The generated clients run over [`PeerChannel`], which gives every call a deadline, this
+//! service's token, the end user's token (for the callee's audit), a `grpc.client` span
+//! propagated as W3C `traceparent`, and retries. Failures come back as the callee's status;
+//! the service relays them with their reason (see [`crate::error`]).
 
-use tonic::Status;
+use tonic::{Response, Status};
 
 use pmp_common::auth::User;
-use pmp_common::client::Peer;
+use pmp_common::client::{self, PeerChannel};
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::partner::v1 as registry;
@@ -17,14 +17,17 @@ use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 /// Clients of the two services FTM management depends on.
 #[derive(Clone)]
 pub struct Upstream {
-    registry: Peer,
-    store: Peer,
+    registry: PartnerRegistryClient<PeerChannel>,
+    store: CertificateStoreClient<PeerChannel>,
 }
 
 impl Upstream {
     /// The registry and the store as `registry` and `store` reach them.
-    pub fn new(registry: Peer, store: Peer) -> Self {
-        Upstream { registry, store }
+    pub fn new(registry: PeerChannel, store: PeerChannel) -> Self {
+        Upstream {
+            registry: PartnerRegistryClient::new(registry),
+            store: CertificateStoreClient::new(store),
+        }
     }
 
     /// `PartnerRegistry/GetPartner`.
@@ -37,17 +40,10 @@ impl Upstream {
             partner_id: partner_id.to_owned(),
         };
         self.registry
-            .call(
-                "mosip.pms.partner.v1.PartnerRegistry/GetPartner",
-                message,
-                user,
-                |channel, request| async move {
-                    PartnerRegistryClient::new(channel)
-                        .get_partner(request)
-                        .await
-                },
-            )
+            .clone()
+            .get_partner(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 
     /// `CertificateStore/UploadPartnerCertificate`.
@@ -57,17 +53,10 @@ impl Upstream {
         message: store::UploadPartnerCertificateRequest,
     ) -> Result<store::UploadPartnerCertificateResponse, Status> {
         self.store
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .upload_partner_certificate(request)
-                        .await
-                },
-            )
+            .clone()
+            .upload_partner_certificate(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 
     /// `CertificateStore/SetCertificateTrusted` for a chip certificate of `partner_id`'s FTM
@@ -85,17 +74,10 @@ impl Upstream {
             partner_id: partner_id.to_owned(),
         };
         self.store
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .set_certificate_trusted(request)
-                        .await
-                },
-            )
+            .clone()
+            .set_certificate_trusted(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 
     /// `CertificateStore/GetPartnerCertificate`.
@@ -108,16 +90,9 @@ impl Upstream {
             certificate_id: certificate_id.to_owned(),
         };
         self.store
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .get_partner_certificate(request)
-                        .await
-                },
-            )
+            .clone()
+            .get_partner_certificate(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 }

@@ -531,3 +531,53 @@ async fn the_service_reconciles_in_the_background() {
     assert!(cleared, "the marker was removed");
     platform.assert_trust_matches_status().await;
 }
+
+#[tokio::test]
+async fn the_client_stack_retries_an_unavailable_store_within_the_deadline() {
+    let platform = Platform::start_with(Options {
+        adjust: Some(Box::new(|settings| {
+            settings.certificate_store.retry_attempts = 3;
+        })),
+        ..Options::default()
+    })
+    .await;
+    let acme = platform.provider("acme").await;
+    let ftm = platform
+        .create(&acme, "acme", "Chip", "M1")
+        .await
+        .expect("created");
+    let certificate = chip_certificate("one", &org_of("acme"));
+    // The reply of the first attempt is lost: the retry finds the certificate stored and
+    // the upload completes in one call.
+    platform
+        .store()
+        .fail_next(UPLOAD, Fault::UnavailableAfterApplying);
+    let uploaded = platform
+        .upload(Some(&acme), &ftm.ftm_id, &certificate)
+        .await
+        .expect("retried");
+    assert_eq!(status_of(&uploaded), FtmStatus::PendingApproval);
+    assert_eq!(platform.store().certificates_of(&ftm.ftm_id).len(), 1);
+
+    // Unavailable on every attempt: the caller gets UNAVAILABLE, nothing changed.
+    let second = platform
+        .create(&acme, "acme", "Chip", "M2")
+        .await
+        .expect("created");
+    for _ in 0..3 {
+        platform.store().fail_next(UPLOAD, Fault::Unavailable);
+    }
+    assert_error(
+        platform
+            .upload(
+                Some(&acme),
+                &second.ftm_id,
+                &chip_certificate("two", &org_of("acme")),
+            )
+            .await,
+        Code::Unavailable,
+        "PMS_UNAVAILABLE",
+    );
+    assert!(platform.store().certificates_of(&second.ftm_id).is_empty());
+    platform.assert_trust_matches_status().await;
+}

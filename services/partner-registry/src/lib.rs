@@ -30,7 +30,7 @@ use pmp_common::auth::{
     AuthInterceptor, Authenticator, ROLE_PARTNER_ADMIN, ServiceSigner, TokenIssuer,
     UserTokenVerifier, VerificationKey, service_tokens,
 };
-use pmp_common::client::{self, Peer};
+use pmp_common::client::PeerChannel;
 use pmp_common::metrics::{self, Metrics};
 use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
 use pmp_common::server::{MetricsEndpoint, Serving};
@@ -182,17 +182,12 @@ async fn initialise(
     }
     let hasher = PasswordHasher::start(settings.limits.threads(), settings.limits.hashing_queue)?;
     bootstrap_admin(&settings, repository.as_ref(), &hasher).await?;
-    let peer = Peer {
-        name: "certificate-store",
-        channel: client::lazy_channel(
-            &settings.certificate_store.address,
-            Duration::from_secs(2),
-            &settings.tls,
-        )?,
-        signer: parts.signer,
-        deadline: settings.certificate_store.deadline(),
-    };
-    let store = CertificateStore::new(peer);
+    let store = CertificateStore::new(PeerChannel::connect(
+        pmp_common::auth::CERTIFICATE_STORE,
+        &settings.certificate_store,
+        &parts.signer,
+        &settings.tls,
+    )?);
     let consistency = &settings.consistency;
     let reconciler = Reconciler::new(
         Arc::clone(&repository),

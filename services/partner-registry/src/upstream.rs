@@ -1,13 +1,13 @@
 //! Calls to the certificate store, the one service the registry depends on.
 //!
-//! Every call carries a deadline, this service's token and the end user's token (for the
-//! store's audit), and runs in a `grpc.client` span whose context is propagated. Failures
-//! come back as the store's status; the service relays them with their reason.
+//! The generated client runs over [`PeerChannel`] (identity, forwarded user, deadline,
+//! trace propagation, retries). Failures come back as the store's status; the service
+//! relays them with their reason.
 
-use tonic::Status;
+use tonic::{Response, Status};
 
 use pmp_common::auth::User;
-use pmp_common::client::Peer;
+use pmp_common::client::{self, PeerChannel};
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 
@@ -16,13 +16,15 @@ use crate::domain::{Partner, PartnerStatus};
 /// The certificate store, as the registry calls it.
 #[derive(Clone)]
 pub struct CertificateStore {
-    peer: Peer,
+    client: CertificateStoreClient<PeerChannel>,
 }
 
 impl CertificateStore {
-    /// The store as `peer` reaches it.
-    pub fn new(peer: Peer) -> Self {
-        CertificateStore { peer }
+    /// The store as `channel` reaches it.
+    pub fn new(channel: PeerChannel) -> Self {
+        CertificateStore {
+            client: CertificateStoreClient::new(channel),
+        }
     }
 
     /// `UploadPartnerCertificate` of a partner's own certificate: validated against the
@@ -42,18 +44,11 @@ impl CertificateStore {
             owner_type: store::OwnerType::Partner as i32,
             partner_id: partner.partner_id.clone(),
         };
-        self.peer
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/UploadPartnerCertificate",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .upload_partner_certificate(request)
-                        .await
-                },
-            )
+        self.client
+            .clone()
+            .upload_partner_certificate(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 
     /// `GetPartnerCertificate`.
@@ -63,18 +58,11 @@ impl CertificateStore {
         certificate_id: String,
     ) -> Result<store::CertificateBundle, Status> {
         let message = store::GetPartnerCertificateRequest { certificate_id };
-        self.peer
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/GetPartnerCertificate",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .get_partner_certificate(request)
-                        .await
-                },
-            )
+        self.client
+            .clone()
+            .get_partner_certificate(client::request(message, user))
             .await
+            .map(Response::into_inner)
     }
 
     /// `SetCertificateTrusted` of one of `partner_id`'s certificates.
@@ -90,18 +78,11 @@ impl CertificateStore {
             trusted,
             partner_id: partner_id.to_owned(),
         };
-        self.peer
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/SetCertificateTrusted",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .set_certificate_trusted(request)
-                        .await
-                },
-            )
+        self.client
+            .clone()
+            .set_certificate_trusted(client::request(message, user))
             .await
+            .map(Response::into_inner)
             .map(|_| ())
     }
 
@@ -117,18 +98,11 @@ impl CertificateStore {
             partner_id: partner_id.to_owned(),
             deactivated,
         };
-        self.peer
-            .call(
-                "mosip.pms.certstore.v1.CertificateStore/SetPartnerDeactivated",
-                message,
-                user,
-                |channel, request| async move {
-                    CertificateStoreClient::new(channel)
-                        .set_partner_deactivated(request)
-                        .await
-                },
-            )
+        self.client
+            .clone()
+            .set_partner_deactivated(client::request(message, user))
             .await
+            .map(Response::into_inner)
             .map(|_| ())
     }
 

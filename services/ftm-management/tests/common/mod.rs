@@ -23,7 +23,7 @@ use partner_registry::storage::{PartnerRepository, SqlPartnerRepository};
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
 use pmp_common::audit::AuditEvent;
 use pmp_common::auth::testing::ServiceKeyFiles;
-use pmp_common::client::Peer;
+use pmp_common::client::PeerChannel;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, wait_until_serving, with_token};
 use pmp_proto::ftm::v1 as proto;
@@ -134,6 +134,12 @@ impl Platform {
             &secret_file,
         )
         .expect("ftm settings");
+        if fake.is_some() {
+            // Every injected fault reaches the service: the client stack's own retries are
+            // tested on their own.
+            settings.registry.retry_attempts = 1;
+            settings.certificate_store.retry_attempts = 1;
+        }
         if let Some(adjust) = options.adjust {
             adjust(&mut settings);
         }
@@ -434,13 +440,14 @@ impl Platform {
     pub fn reconciler(&self) -> Reconciler {
         let keys = ServiceKeyFiles::at(&self.directory.path().join("identities"));
         let signer = Arc::new(keys.signer("ftm-management"));
-        let peer = |name: &'static str, address: &str| Peer {
-            name,
-            channel: Channel::from_shared(address.to_owned())
-                .expect("address")
-                .connect_lazy(),
-            signer: Arc::clone(&signer),
-            deadline: Duration::from_secs(3),
+        let tls = pmp_common::tls::TlsSettings::default();
+        let peer = |name: &'static str, address: &str| {
+            let dependency = pmp_common::config::DependencySettings {
+                address: address.to_owned(),
+                deadline_ms: 3000,
+                retry_attempts: 1,
+            };
+            PeerChannel::connect(name, &dependency, &signer, &tls).expect("peer")
         };
         let upstream = Upstream::new(
             peer("partner-registry", &self.registry_address),
