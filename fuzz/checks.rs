@@ -3,7 +3,8 @@
 // (`services/certificate-store/tests/fuzz_corpus.rs`), which both `include!` this file
 // inside a module, so that the fuzzer and CI assert exactly the same rules.
 //
-// The includer must depend on: certificate-store, pmp-dev-certs, openssl, chrono, base64.
+// The includer must depend on: certificate-store, pmp-common, pmp-dev-certs, openssl, chrono,
+// base64.
 // Every check panics (assert!) on a violation, which libFuzzer reports as a crash.
 //
 // Rules checked for every input:
@@ -26,6 +27,8 @@
 
 use std::fmt::Debug;
 use std::sync::LazyLock;
+
+use pmp_common::error::ServiceError;
 
 use base64::Engine;
 use base64::alphabet;
@@ -231,7 +234,7 @@ pub fn check_verify(data: &str) {
         assert_queue_empty("evaluate");
         let summary = |outcome: &Result<_, certificate_store::error::StoreError>| match outcome {
             Ok((verdict, until)) => Ok((Clone::clone(verdict), *until)),
-            Err(error) => Err((error.reason(), error.to_string())),
+            Err(error) => Err((ServiceError::reason(error), error.to_string())),
         };
         assert_eq!(
             summary(&first),
@@ -240,9 +243,9 @@ pub fn check_verify(data: &str) {
         );
         match (&first, &chain) {
             (Err(error), Err(parse_error)) => {
-                assert_reason("evaluate", error.reason(), PARSE_REASONS, error);
+                assert_reason("evaluate", &ServiceError::reason(error), PARSE_REASONS, error);
                 assert_eq!(
-                    error.reason(),
+                    ServiceError::reason(error),
                     parse_error.reason(),
                     "evaluate and parse_chain refuse with different reasons"
                 );

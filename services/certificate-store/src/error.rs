@@ -2,7 +2,9 @@
 
 use tonic::{Code, Status};
 
-use pmp_common::error::{self as common_error, error_status, field_status};
+use pmp_common::auth::AuthError;
+use pmp_common::error::{self as common_error, Disclosure, ServiceError};
+use pmp_common::pagination::PageError;
 
 use crate::x509::{CertError, ErrorClass};
 
@@ -35,74 +37,61 @@ pub enum StoreError {
     CaNotFound,
     #[error("partner certificate not found")]
     CertificateNotFound,
-    #[error("the caller is not allowed to perform this action")]
-    PermissionDenied,
+    /// The caller is not authenticated, or lacks the role or service permission.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A page size or page token that cannot be served.
+    #[error(transparent)]
+    Page(#[from] PageError),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl StoreError {
-    /// The contract's reason code.
-    pub fn reason(&self) -> &'static str {
+impl ServiceError for StoreError {
+    fn disclosure(&self) -> Disclosure<'_> {
+        use Code::{AlreadyExists, FailedPrecondition, NotFound};
         match self {
-            StoreError::Certificate(error) => error.reason(),
-            StoreError::InvalidDomain => "KER-PCM-011",
-            StoreError::DuplicateCa | StoreError::HeldByAnotherOwner => "KER-PCM-003",
-            StoreError::PartnerMismatch => common_error::REASON_INVALID_FIELD,
-            StoreError::PartnerDeactivated => "PMS_PMP_016",
-            StoreError::InvalidField { .. } => common_error::REASON_INVALID_FIELD,
-            StoreError::CaNotFound => "KER-PMS-019",
-            StoreError::CertificateNotFound => "KER-PCM-012",
-            StoreError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
-            StoreError::Database(_) | StoreError::Internal(_) => common_error::REASON_INTERNAL,
+            StoreError::Certificate(error) => match error.class() {
+                ErrorClass::InvalidArgument => {
+                    Disclosure::invalid(error.reason(), "certificate_data")
+                }
+                ErrorClass::FailedPrecondition => {
+                    Disclosure::client(FailedPrecondition, error.reason())
+                }
+                ErrorClass::Internal => Disclosure::Internal,
+            },
+            StoreError::InvalidDomain => Disclosure::invalid("KER-PCM-011", "partner_domain"),
+            StoreError::InvalidField { field, .. } => {
+                Disclosure::invalid(common_error::REASON_INVALID_FIELD, field)
+            }
+            StoreError::DuplicateCa | StoreError::HeldByAnotherOwner => {
+                Disclosure::client(AlreadyExists, "KER-PCM-003")
+            }
+            StoreError::PartnerMismatch => {
+                Disclosure::invalid(common_error::REASON_INVALID_FIELD, "partner_id")
+            }
+            StoreError::PartnerDeactivated => Disclosure::client(FailedPrecondition, "PMS_PMP_016"),
+            StoreError::CaNotFound => Disclosure::client(NotFound, "KER-PMS-019"),
+            StoreError::CertificateNotFound => Disclosure::client(NotFound, "KER-PCM-012"),
+            StoreError::Auth(error) => error.disclosure(),
+            StoreError::Page(error) => error.disclosure(),
+            StoreError::Database(error) => Disclosure::Database(error),
+            StoreError::Internal(_) => Disclosure::Internal,
+        }
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            StoreError::Certificate(error) => error.message(),
+            other => other.to_string(),
         }
     }
 }
 
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Status {
-        let reason = error.reason();
-        match &error {
-            StoreError::Certificate(certificate_error) => match certificate_error.class() {
-                ErrorClass::InvalidArgument => {
-                    field_status(reason, "certificate_data", certificate_error.message())
-                }
-                ErrorClass::FailedPrecondition => error_status(
-                    Code::FailedPrecondition,
-                    reason,
-                    certificate_error.message(),
-                ),
-                ErrorClass::Internal => common_error::internal(certificate_error),
-            },
-            StoreError::InvalidDomain => field_status(reason, "partner_domain", error.to_string()),
-            StoreError::InvalidField { field, message } => {
-                field_status(reason, field, message.clone())
-            }
-            StoreError::DuplicateCa | StoreError::HeldByAnotherOwner => {
-                error_status(Code::AlreadyExists, reason, error.to_string())
-            }
-            StoreError::PartnerMismatch => field_status(reason, "partner_id", error.to_string()),
-            StoreError::PartnerDeactivated => {
-                error_status(Code::FailedPrecondition, reason, error.to_string())
-            }
-            StoreError::CaNotFound | StoreError::CertificateNotFound => {
-                error_status(Code::NotFound, reason, error.to_string())
-            }
-            StoreError::PermissionDenied => common_error::permission_denied(),
-            StoreError::Database(db_error) => common_error::database(db_error),
-            StoreError::Internal(detail) => common_error::internal(detail),
-        }
-    }
-}
-
-impl From<Status> for StoreError {
-    /// Authorization helpers of the common crate answer with statuses.
-    fn from(status: Status) -> Self {
-        match status.code() {
-            Code::PermissionDenied => StoreError::PermissionDenied,
-            _ => StoreError::Internal(status.message().to_owned()),
-        }
+        common_error::status_of(&error)
     }
 }

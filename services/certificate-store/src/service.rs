@@ -21,6 +21,7 @@ use openssl::x509::X509;
 use tonic::{Request, Response, Status};
 
 use pmp_common::auth::{Caller, FTM_MANAGEMENT, PARTNER_REGISTRY, ServiceAccess, caller};
+use pmp_common::error::ServiceError;
 use pmp_common::pagination;
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
@@ -66,7 +67,7 @@ fn require_owner_type(caller: &Caller, owner_type: OwnerType) -> Result<(), Stor
     if owner_type_of(caller) == Some(owner_type) {
         Ok(())
     } else {
-        Err(StoreError::from(caller.denied()))
+        Err(caller.denied().into())
     }
 }
 
@@ -278,7 +279,7 @@ impl CertificateStoreService {
                 ),
                 Err(error) => (
                     String::new(),
-                    error.reason().to_owned(),
+                    error.reason(),
                     if x509::is_self_signed(&outcome.certificate) {
                         CaType::Root
                     } else {
@@ -559,7 +560,7 @@ impl CertificateStoreService {
         &self,
         caller: &Caller,
         request: proto::ListCaCertificatesRequest,
-    ) -> Result<proto::ListCaCertificatesResponse, Status> {
+    ) -> Result<proto::ListCaCertificatesResponse, StoreError> {
         caller.require_admin()?;
         let page_size = pagination::page_size(request.page_size)?;
         let partner_domain = match request.partner_domain.trim() {

@@ -1,8 +1,11 @@
 //! The error model shared by every service: a gRPC status with a `google.rpc.ErrorInfo`
-//! detail whose `reason` is the contract's code and whose domain is [`ERROR_DOMAIN`].
+//! detail whose `reason` is the contract's code and whose domain is [`ERROR_DOMAIN`], plus
+//! `BadRequest` (the field at fault) and `RetryInfo` (when to try again) where they apply.
 //!
-//! Services keep their own `thiserror` enums and convert them with these builders so that
-//! the wire format is identical everywhere and no internal detail reaches a client.
+//! Each service keeps its own `thiserror` enum and says, per variant, what a client may
+//! learn of it ([`ServiceError::disclosure`]); [`status_of`] is the one conversion to a
+//! status, so the wire format is identical everywhere and no internal detail (SQL, file
+//! paths, addresses of other services) reaches a client.
 
 use std::collections::HashMap;
 
@@ -23,44 +26,122 @@ pub const REASON_INTERNAL: &str = "PMS_INTERNAL";
 /// Reason attached when a dependency (database, another service) is unreachable.
 pub const REASON_UNAVAILABLE: &str = "PMS_UNAVAILABLE";
 
+/// What a client may learn of an error.
+#[derive(Debug)]
+pub enum Disclosure<'a> {
+    /// A failure the client caused or can act on: its code and the contract's reason, the
+    /// request field at fault (`BadRequest`) and when to retry (`RetryInfo`); the error's
+    /// message is shown.
+    Client {
+        code: Code,
+        reason: &'a str,
+        field: Option<&'a str>,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// A status from another platform service, relayed with its code and reason (see
+    /// [`relay_status`]).
+    Relayed {
+        dependency: &'static str,
+        status: &'a Status,
+    },
+    /// A database failure: `UNAVAILABLE` when the connection is lost, else `INTERNAL`.
+    Database(&'a sea_orm::DbErr),
+    /// A bug or an impossible state: `INTERNAL`, the detail only in the log.
+    Internal,
+}
+
+impl<'a> Disclosure<'a> {
+    /// A client failure with `code` and `reason`.
+    pub fn client(code: Code, reason: &'a str) -> Self {
+        Disclosure::Client {
+            code,
+            reason,
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// `INVALID_ARGUMENT` with `reason`, naming the request field at fault.
+    pub fn invalid(reason: &'a str, field: &'a str) -> Self {
+        Disclosure::Client {
+            code: Code::InvalidArgument,
+            reason,
+            field: Some(field),
+            retry_after: None,
+        }
+    }
+
+    /// A client failure worth retrying after `retry_after`.
+    pub fn retry(code: Code, reason: &'a str, retry_after: std::time::Duration) -> Self {
+        Disclosure::Client {
+            code,
+            reason,
+            field: None,
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+/// An error a service answers with. Implemented by each service's error enum (and by the
+/// shared [`crate::auth::AuthError`] and [`crate::pagination::PageError`]).
+pub trait ServiceError: std::error::Error {
+    /// What the client may learn of this error.
+    fn disclosure(&self) -> Disclosure<'_>;
+
+    /// The message the client sees for a [`Disclosure::Client`] error.
+    fn client_message(&self) -> String {
+        self.to_string()
+    }
+
+    /// The `ErrorInfo.reason` the client gets (without building the status).
+    fn reason(&self) -> String {
+        match self.disclosure() {
+            Disclosure::Client { reason, .. } => reason.to_owned(),
+            Disclosure::Relayed { status, .. } => match status.code() {
+                Code::Unavailable
+                | Code::Unknown
+                | Code::Cancelled
+                | Code::Internal
+                | Code::DeadlineExceeded => REASON_UNAVAILABLE.to_owned(),
+                _ => reason_of(status).unwrap_or_else(|| REASON_INTERNAL.to_owned()),
+            },
+            Disclosure::Database(
+                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_),
+            ) => REASON_UNAVAILABLE.to_owned(),
+            Disclosure::Database(_) | Disclosure::Internal => REASON_INTERNAL.to_owned(),
+        }
+    }
+}
+
+/// The gRPC status of `error`: the one place errors become statuses.
+pub fn status_of<E: ServiceError + ?Sized>(error: &E) -> Status {
+    match error.disclosure() {
+        Disclosure::Client {
+            code,
+            reason,
+            field,
+            retry_after,
+        } => {
+            let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+            let message = error.client_message();
+            if let Some(field) = field {
+                details.set_bad_request(vec![FieldViolation::new(field, message.clone())]);
+            }
+            if let Some(retry_after) = retry_after {
+                details.set_retry_info(Some(retry_after));
+            }
+            Status::with_error_details(code, message, details)
+        }
+        Disclosure::Relayed { dependency, status } => relay_status(dependency, status),
+        Disclosure::Database(database_error) => database(database_error),
+        Disclosure::Internal => internal(&error.to_string()),
+    }
+}
+
 /// Builds a status with an `ErrorInfo { reason, domain }` detail.
 pub fn error_status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
     Status::with_error_details(code, message, details)
-}
-
-/// Builds a status with `ErrorInfo` and a `RetryInfo` saying when to try again.
-pub fn retry_status(
-    code: Code,
-    reason: &str,
-    message: impl Into<String>,
-    retry_after: std::time::Duration,
-) -> Status {
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
-    details.set_retry_info(Some(retry_after));
-    Status::with_error_details(code, message, details)
-}
-
-/// Builds an `INVALID_ARGUMENT` status with `ErrorInfo` and a `BadRequest` field violation.
-pub fn field_status(reason: &str, field: &str, description: impl Into<String>) -> Status {
-    let description = description.into();
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
-    details.set_bad_request(vec![FieldViolation::new(field, description.clone())]);
-    Status::with_error_details(Code::InvalidArgument, description, details)
-}
-
-/// `UNAUTHENTICATED` / `KER-ATH-401`.
-pub fn unauthenticated(message: impl Into<String>) -> Status {
-    error_status(Code::Unauthenticated, REASON_UNAUTHENTICATED, message)
-}
-
-/// `PERMISSION_DENIED` / `KER-ATH-403`.
-pub fn permission_denied() -> Status {
-    error_status(
-        Code::PermissionDenied,
-        REASON_PERMISSION_DENIED,
-        "the caller is not allowed to perform this action",
-    )
 }
 
 /// `INTERNAL` with a generic message; logs the detail with the current trace id.
@@ -144,13 +225,25 @@ mod tests {
         assert_eq!(status.code(), Code::NotFound);
     }
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("e-mail is not valid")]
+    struct InvalidEmail;
+
+    impl ServiceError for InvalidEmail {
+        fn disclosure(&self) -> Disclosure<'_> {
+            Disclosure::invalid("PMS_PRT_012", "email")
+        }
+    }
+
     #[test]
-    fn field_status_carries_violation() {
-        let status = field_status("PMS_PRT_012", "email", "e-mail is not valid");
+    fn field_errors_carry_their_violation() {
+        let status = status_of(&InvalidEmail);
         assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "e-mail is not valid");
         let violations = status.get_details_bad_request().expect("bad request");
         assert_eq!(violations.field_violations[0].field, "email");
         assert_eq!(reason_of(&status).as_deref(), Some("PMS_PRT_012"));
+        assert_eq!(InvalidEmail.reason(), "PMS_PRT_012");
     }
 
     #[test]

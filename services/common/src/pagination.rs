@@ -5,13 +5,31 @@
 //! a different query (other filters or ordering) is refused with `PMS_PRT_362` instead of
 //! silently returning the wrong page.
 
+use crate::error::{Disclosure, ServiceError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::Status;
 
-use crate::error::field_status;
+/// A page request that cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// `PMS_PRT_361`.
+    #[error("page_size must not be negative")]
+    NegativePageSize,
+    /// `PMS_PRT_362`: altered, truncated, or from another query.
+    #[error("page_token is not valid for this query")]
+    InvalidPageToken,
+}
+
+impl ServiceError for PageError {
+    fn disclosure(&self) -> Disclosure<'_> {
+        match self {
+            PageError::NegativePageSize => Disclosure::invalid("PMS_PRT_361", "page_size"),
+            PageError::InvalidPageToken => Disclosure::invalid("PMS_PRT_362", "page_token"),
+        }
+    }
+}
 
 /// Page size used when the request says 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -19,13 +37,9 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 pub const MAX_PAGE_SIZE: u64 = 500;
 
 /// Applies the AIP-158 page-size rules (`PMS_PRT_361` for a negative size).
-pub fn page_size(requested: i32) -> Result<u64, Status> {
+pub fn page_size(requested: i32) -> Result<u64, PageError> {
     match requested {
-        size if size < 0 => Err(field_status(
-            "PMS_PRT_361",
-            "page_size",
-            "page_size must not be negative",
-        )),
+        size if size < 0 => Err(PageError::NegativePageSize),
         0 => Ok(DEFAULT_PAGE_SIZE),
         size => Ok(u64::try_from(size)
             .unwrap_or(MAX_PAGE_SIZE)
@@ -44,17 +58,11 @@ pub fn encode_token<T: Serialize>(position: &T, query: &str) -> String {
 
 /// Decodes a token produced by [`encode_token`] for the same `query`; `None` for an empty
 /// token (first page), `PMS_PRT_362` for anything else that does not check out.
-pub fn decode_token<T: DeserializeOwned>(token: &str, query: &str) -> Result<Option<T>, Status> {
+pub fn decode_token<T: DeserializeOwned>(token: &str, query: &str) -> Result<Option<T>, PageError> {
     if token.is_empty() {
         return Ok(None);
     }
-    let invalid = || {
-        field_status(
-            "PMS_PRT_362",
-            "page_token",
-            "page_token is not valid for this query",
-        )
-    };
+    let invalid = || PageError::InvalidPageToken;
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
         .map_err(|_| invalid())?;
@@ -93,7 +101,7 @@ mod tests {
         assert_eq!(page_size(100_000).expect("ok"), MAX_PAGE_SIZE);
         let error = page_size(-1).expect_err("negative");
         assert_eq!(
-            crate::error::reason_of(&error).as_deref(),
+            crate::error::reason_of(&crate::error::status_of(&error)).as_deref(),
             Some("PMS_PRT_361")
         );
     }
@@ -115,12 +123,12 @@ mod tests {
             }
             let error = decode_token::<(u64, String)>(&bad, "status=1").expect_err("tampered");
             assert_eq!(
-                crate::error::reason_of(&error).as_deref(),
+                crate::error::reason_of(&crate::error::status_of(&error)).as_deref(),
                 Some("PMS_PRT_362")
             );
         }
         let other_query =
             decode_token::<(u64, String)>(&token, "status=2").expect_err("other query");
-        assert_eq!(other_query.code(), tonic::Code::InvalidArgument);
+        assert_eq!(other_query, PageError::InvalidPageToken);
     }
 }

@@ -56,6 +56,7 @@ impl From<Ftm> for proto::Ftm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pmp_common::error::ServiceError as _;
 
     #[test]
     fn every_status_maps_both_ways() {

@@ -472,6 +472,7 @@ pub struct SyncMarker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pmp_common::error::ServiceError as _;
 
     #[test]
     fn normalisation_trims_and_collapses() {
@@ -569,13 +570,17 @@ mod tests {
             for (action, outcome) in Action::ALL.into_iter().zip(outcomes) {
                 let actual =
                     check_transition(status, has_certificate, action).map_err(|e| e.reason());
-                assert_eq!(actual, outcome, "{status:?} × {action:?}");
+                assert_eq!(
+                    actual,
+                    outcome.map_err(str::to_owned),
+                    "{status:?} × {action:?}"
+                );
             }
         }
         // Without a certificate, approval is PMP_AUT_033 whatever the (non-terminal) state.
         assert_eq!(
             check_transition(PendingApproval, false, Action::Approve).map_err(|e| e.reason()),
-            Err("PMP_AUT_033")
+            Err("PMP_AUT_033".to_owned())
         );
     }
 

@@ -7,7 +7,9 @@
 
 use tonic::{Code, Status};
 
-use pmp_common::error::{self as common_error, error_status, field_status};
+use pmp_common::auth::AuthError;
+use pmp_common::error::{self as common_error, Disclosure, ServiceError};
+use pmp_common::pagination::PageError;
 
 /// Errors of the FTM management service.
 #[derive(Debug, thiserror::Error)]
@@ -18,9 +20,12 @@ pub enum FtmError {
         field: &'static str,
         message: String,
     },
-    /// The caller lacks the role or does not own the FTM.
-    #[error("the caller is not allowed to perform this action")]
-    PermissionDenied,
+    /// The caller is not authenticated, or lacks the role or does not own the FTM.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A page size or page token that cannot be served.
+    #[error(transparent)]
+    Page(#[from] PageError),
     #[error("FTM does not exist")]
     FtmNotFound,
     /// The provider partner is missing, not active, or not an FTM provider.
@@ -46,10 +51,6 @@ pub enum FtmError {
         "order_by must be one of create_time, update_time, make, model, partner_id, status, optionally followed by desc"
     )]
     InvalidOrderBy,
-    #[error("page_size must not be negative")]
-    InvalidPageSize,
-    #[error("page_token is not valid for this query")]
-    InvalidPageToken,
     /// Another change of the same FTM is in progress and did not finish in time.
     #[error("the FTM is being changed by another request, retry shortly")]
     Busy,
@@ -68,84 +69,57 @@ pub enum FtmError {
     Internal(String),
 }
 
-/// Reason of the lease errors: a retry is expected to succeed.
-const REASON_RETRY: &str = common_error::REASON_UNAVAILABLE;
-
-impl FtmError {
-    /// The contract's reason code.
-    pub fn reason(&self) -> &'static str {
+impl ServiceError for FtmError {
+    fn disclosure(&self) -> Disclosure<'_> {
+        use Code::{AlreadyExists, FailedPrecondition, NotFound, Unavailable};
         match self {
-            FtmError::InvalidField { .. } => common_error::REASON_INVALID_FIELD,
-            FtmError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
-            FtmError::FtmNotFound => "PMP_AUT_031",
-            FtmError::ProviderNotUsable => "PMP_AUT_030",
-            FtmError::DuplicateMakeModel => "PMP_AUT_032",
-            FtmError::CertificateMissing => "PMP_AUT_033",
-            FtmError::UploadNotAllowed => "PMP_AUT_038",
-            FtmError::FtmDeactivated => "PMP_AUT_039",
-            FtmError::NotPendingApproval => "PMS_FTM_ERROR_012",
-            FtmError::NotApproved => "PMS_FTM_ERROR_010",
-            FtmError::AlreadyDeactivated => "PMS_FTM_ERROR_007",
-            FtmError::InvalidOrderBy => "PMS_PRT_357",
-            FtmError::InvalidPageSize => "PMS_PRT_361",
-            FtmError::InvalidPageToken => "PMS_PRT_362",
-            FtmError::Busy | FtmError::Interrupted => REASON_RETRY,
-            FtmError::Registry(_) => "PMS_PARTNER_REGISTRY",
-            FtmError::CertificateStore(_) => "PMS_CERTIFICATE_STORE",
-            FtmError::Database(_) | FtmError::Internal(_) => common_error::REASON_INTERNAL,
-        }
-    }
-
-    fn field(&self) -> &'static str {
-        match self {
-            FtmError::InvalidField { field, .. } => field,
-            FtmError::InvalidOrderBy => "order_by",
-            FtmError::InvalidPageSize => "page_size",
-            FtmError::InvalidPageToken => "page_token",
-            _ => "",
+            FtmError::InvalidField { field, .. } => {
+                Disclosure::invalid(common_error::REASON_INVALID_FIELD, field)
+            }
+            FtmError::Auth(error) => error.disclosure(),
+            FtmError::Page(error) => error.disclosure(),
+            FtmError::FtmNotFound => Disclosure::client(NotFound, "PMP_AUT_031"),
+            FtmError::ProviderNotUsable => Disclosure::client(FailedPrecondition, "PMP_AUT_030"),
+            FtmError::DuplicateMakeModel => Disclosure::client(AlreadyExists, "PMP_AUT_032"),
+            FtmError::CertificateMissing => Disclosure::client(FailedPrecondition, "PMP_AUT_033"),
+            FtmError::UploadNotAllowed => Disclosure::client(FailedPrecondition, "PMP_AUT_038"),
+            FtmError::FtmDeactivated => Disclosure::client(FailedPrecondition, "PMP_AUT_039"),
+            FtmError::NotPendingApproval => {
+                Disclosure::client(FailedPrecondition, "PMS_FTM_ERROR_012")
+            }
+            FtmError::NotApproved => Disclosure::client(FailedPrecondition, "PMS_FTM_ERROR_010"),
+            FtmError::AlreadyDeactivated => {
+                Disclosure::client(FailedPrecondition, "PMS_FTM_ERROR_007")
+            }
+            FtmError::InvalidOrderBy => Disclosure::invalid("PMS_PRT_357", "order_by"),
+            // A retry is expected to succeed.
+            FtmError::Busy | FtmError::Interrupted => {
+                Disclosure::client(Unavailable, common_error::REASON_UNAVAILABLE)
+            }
+            FtmError::Registry(status) => Disclosure::Relayed {
+                dependency: "partner registry",
+                status,
+            },
+            FtmError::CertificateStore(status) => Disclosure::Relayed {
+                dependency: "certificate store",
+                status,
+            },
+            FtmError::Database(error) => Disclosure::Database(error),
+            FtmError::Internal(_) => Disclosure::Internal,
         }
     }
 }
 
 impl From<FtmError> for Status {
     fn from(error: FtmError) -> Status {
-        let reason = error.reason();
-        match &error {
-            FtmError::InvalidField { .. }
-            | FtmError::InvalidOrderBy
-            | FtmError::InvalidPageSize
-            | FtmError::InvalidPageToken => field_status(reason, error.field(), error.to_string()),
-            FtmError::PermissionDenied => common_error::permission_denied(),
-            FtmError::FtmNotFound => error_status(Code::NotFound, reason, error.to_string()),
-            FtmError::DuplicateMakeModel => {
-                error_status(Code::AlreadyExists, reason, error.to_string())
-            }
-            FtmError::ProviderNotUsable
-            | FtmError::CertificateMissing
-            | FtmError::UploadNotAllowed
-            | FtmError::FtmDeactivated
-            | FtmError::NotPendingApproval
-            | FtmError::NotApproved
-            | FtmError::AlreadyDeactivated => {
-                error_status(Code::FailedPrecondition, reason, error.to_string())
-            }
-            FtmError::Busy | FtmError::Interrupted => {
-                error_status(Code::Unavailable, reason, error.to_string())
-            }
-            FtmError::Registry(status) => common_error::relay_status("partner registry", status),
-            FtmError::CertificateStore(status) => {
-                common_error::relay_status("certificate store", status)
-            }
-            FtmError::Database(db_error) => common_error::database(db_error),
-            FtmError::Internal(detail) => common_error::internal(detail),
-        }
+        common_error::status_of(&error)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pmp_common::error::reason_of;
+    use pmp_common::error::{error_status, reason_of};
 
     #[test]
     fn statuses_carry_code_and_reason() {
@@ -159,7 +133,7 @@ mod tests {
                 "PMS_COR_001",
             ),
             (
-                FtmError::PermissionDenied,
+                FtmError::Auth(AuthError::PermissionDenied),
                 Code::PermissionDenied,
                 "KER-ATH-403",
             ),
@@ -210,12 +184,12 @@ mod tests {
                 "PMS_PRT_357",
             ),
             (
-                FtmError::InvalidPageSize,
+                FtmError::Page(PageError::NegativePageSize),
                 Code::InvalidArgument,
                 "PMS_PRT_361",
             ),
             (
-                FtmError::InvalidPageToken,
+                FtmError::Page(PageError::InvalidPageToken),
                 Code::InvalidArgument,
                 "PMS_PRT_362",
             ),
@@ -228,7 +202,6 @@ mod tests {
             ),
         ];
         for (error, code, reason) in cases {
-            assert_eq!(error.reason(), reason);
             let status = Status::from(error);
             assert_eq!(status.code(), code, "{reason}");
             assert_eq!(reason_of(&status).as_deref(), Some(reason));

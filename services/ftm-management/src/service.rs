@@ -79,7 +79,7 @@ use std::time::{Duration, Instant};
 use tonic::{Code, Request, Response, Status};
 
 use pmp_common::auth::{Caller, ServiceAccess, caller};
-use pmp_common::pagination;
+use pmp_common::pagination::{self, PageError};
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagement;
@@ -140,15 +140,11 @@ pub(crate) fn later(
 }
 
 fn authorize_owner(caller: &Caller, ftm: &Ftm) -> Result<(), FtmError> {
-    caller
-        .require_owner_or_admin(&ftm.partner_id)
-        .map_err(|_| FtmError::PermissionDenied)
+    Ok(caller.require_owner_or_admin(&ftm.partner_id)?)
 }
 
 fn authorize_admin(caller: &Caller) -> Result<(), FtmError> {
-    caller
-        .require_admin()
-        .map_err(|_| FtmError::PermissionDenied)
+    Ok(caller.require_admin()?)
 }
 
 /// `CreateFtm`: an FTM provider for itself, or an admin (or a platform service).
@@ -161,10 +157,7 @@ fn authorize_create(caller: &Caller, partner_id: &str) -> Result<(), FtmError> {
             Ok(())
         }
         Caller::Service { .. } => Ok(()),
-        Caller::User(_) => {
-            caller.denied();
-            Err(FtmError::PermissionDenied)
-        }
+        Caller::User(_) => Err(caller.denied().into()),
     }
 }
 
@@ -586,11 +579,7 @@ impl FtmService {
         caller: &Caller,
         request: proto::ListFtmsRequest,
     ) -> Result<proto::ListFtmsResponse, FtmError> {
-        if request.page_size < 0 {
-            return Err(FtmError::InvalidPageSize);
-        }
-        let limit =
-            pagination::page_size(request.page_size).map_err(|_| FtmError::InvalidPageSize)?;
+        let limit = pagination::page_size(request.page_size)?;
         let ordering = Ordering::parse(&request.order_by)?;
         let status = status_filter(request.status)?;
         let requested_partner = request.partner_id.trim();
@@ -598,8 +587,7 @@ impl FtmService {
         let (scope, partner_id) = match caller {
             Caller::User(user) if !user.is_admin() => {
                 if !requested_partner.is_empty() && requested_partner != user.partner_id {
-                    caller.denied();
-                    return Err(FtmError::PermissionDenied);
+                    return Err(caller.denied().into());
                 }
                 (
                     format!("partner:{}", user.partner_id),
@@ -621,13 +609,12 @@ impl FtmService {
         // The token is bound to everything that defines the result set and its order.
         let fingerprint = serde_json::to_string(&("ftms-v1", &scope, &filter, &ordering))
             .map_err(|error| FtmError::Internal(error.to_string()))?;
-        let after: Option<Cursor> = pagination::decode_token(&request.page_token, &fingerprint)
-            .map_err(|_| FtmError::InvalidPageToken)?;
+        let after: Option<Cursor> = pagination::decode_token(&request.page_token, &fingerprint)?;
         if after
             .as_ref()
             .is_some_and(|cursor| !cursor.fits(ordering.field))
         {
-            return Err(FtmError::InvalidPageToken);
+            return Err(PageError::InvalidPageToken.into());
         }
         let page = self
             .repository

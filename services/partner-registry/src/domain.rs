@@ -260,11 +260,9 @@ mod tests {
         vec!["eng".into(), "ara".into(), "fra".into()]
     }
 
-    fn reason(input: RegistrationInput) -> &'static str {
-        input
-            .validate(&languages(), "eng")
-            .expect_err("must fail")
-            .reason()
+    fn reason(input: RegistrationInput) -> String {
+        let error = input.validate(&languages(), "eng").expect_err("must fail");
+        pmp_common::error::reason_of(&pmp_common::error::status_of(&error)).unwrap_or_default()
     }
 
     #[test]

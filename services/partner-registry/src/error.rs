@@ -2,7 +2,9 @@
 
 use tonic::{Code, Status};
 
-use pmp_common::error::{self as common_error, error_status, field_status};
+use pmp_common::auth::AuthError;
+use pmp_common::error::{self as common_error, Disclosure, ServiceError};
+use pmp_common::pagination::PageError;
 
 /// Errors of the partner registry.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +40,12 @@ pub enum RegistryError {
     CertificateNotFound,
     #[error("partner is not active")]
     PartnerNotActive,
-    #[error("the caller is not allowed to perform this action")]
-    PermissionDenied,
+    /// The caller is not authenticated, or lacks the role or ownership.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A page size or page token that cannot be served.
+    #[error(transparent)]
+    Page(#[from] PageError),
     /// Too many failed logins (or registrations) for this user name or address.
     #[error("too many attempts, retry later")]
     LockedOut { retry_after: std::time::Duration },
@@ -61,95 +67,54 @@ pub enum RegistryError {
     Internal(String),
 }
 
-impl RegistryError {
-    /// The contract's reason code.
-    pub fn reason(&self) -> &'static str {
+impl ServiceError for RegistryError {
+    fn disclosure(&self) -> Disclosure<'_> {
+        use Code::{AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted, Unavailable};
         match self {
-            RegistryError::InvalidField { .. } => "PMS_COR_001",
-            RegistryError::InvalidEmail => "PMS_PRT_012",
-            RegistryError::InvalidPhone => "PMS_PRT_013",
-            RegistryError::PartnerIdWhitespace => "PMS_PRT_066",
-            RegistryError::PartnerIdTooLong => "PMS_PRT_052",
-            RegistryError::UnknownPartnerType => "PMS_PRT_010",
-            RegistryError::WeakPassword => "PMS_PRT_014",
-            RegistryError::UnsupportedLanguage => "PMS_PRT_056",
-            RegistryError::DuplicatePartnerId => "PMS_PRT_051",
-            RegistryError::DuplicateEmail => "PMS_PRT_011",
-            RegistryError::InvalidCredentials => common_error::REASON_UNAUTHENTICATED,
-            RegistryError::PartnerNotFound => "PMS_PRT_005",
-            RegistryError::CertificateNotFound => "KER-PCM-012",
-            RegistryError::PartnerNotActive => "PMS_PMP_016",
-            RegistryError::PermissionDenied => common_error::REASON_PERMISSION_DENIED,
-            RegistryError::Busy | RegistryError::Interrupted => common_error::REASON_UNAVAILABLE,
-            RegistryError::LockedOut { .. } => "KER-ATH-429",
-            RegistryError::Overloaded => pmp_common::limits::REASON_RESOURCE_EXHAUSTED,
-            RegistryError::CertificateStore(_) => "PMS_CERTIFICATE_STORE",
-            RegistryError::Database(_) | RegistryError::Internal(_) => {
-                common_error::REASON_INTERNAL
+            RegistryError::InvalidField { field, .. } => {
+                Disclosure::invalid(common_error::REASON_INVALID_FIELD, field)
             }
-        }
-    }
-
-    fn field(&self) -> Option<&'static str> {
-        match self {
-            RegistryError::InvalidField { field, .. } => Some(field),
-            RegistryError::InvalidEmail | RegistryError::DuplicateEmail => Some("email"),
-            RegistryError::InvalidPhone => Some("phone"),
-            RegistryError::PartnerIdWhitespace | RegistryError::PartnerIdTooLong => {
-                Some("partner_id")
+            RegistryError::InvalidEmail => Disclosure::invalid("PMS_PRT_012", "email"),
+            RegistryError::InvalidPhone => Disclosure::invalid("PMS_PRT_013", "phone"),
+            RegistryError::PartnerIdWhitespace => Disclosure::invalid("PMS_PRT_066", "partner_id"),
+            RegistryError::PartnerIdTooLong => Disclosure::invalid("PMS_PRT_052", "partner_id"),
+            RegistryError::UnknownPartnerType => Disclosure::invalid("PMS_PRT_010", "partner_type"),
+            RegistryError::WeakPassword => Disclosure::invalid("PMS_PRT_014", "password"),
+            RegistryError::UnsupportedLanguage => Disclosure::invalid("PMS_PRT_056", "lang_code"),
+            RegistryError::DuplicatePartnerId => Disclosure::client(AlreadyExists, "PMS_PRT_051"),
+            RegistryError::DuplicateEmail => Disclosure::client(AlreadyExists, "PMS_PRT_011"),
+            RegistryError::InvalidCredentials => {
+                Disclosure::client(Code::Unauthenticated, common_error::REASON_UNAUTHENTICATED)
             }
-            RegistryError::UnknownPartnerType => Some("partner_type"),
-            RegistryError::WeakPassword => Some("password"),
-            RegistryError::UnsupportedLanguage => Some("lang_code"),
-            _ => None,
+            RegistryError::PartnerNotFound => Disclosure::client(NotFound, "PMS_PRT_005"),
+            RegistryError::CertificateNotFound => Disclosure::client(NotFound, "KER-PCM-012"),
+            RegistryError::PartnerNotActive => {
+                Disclosure::client(FailedPrecondition, "PMS_PMP_016")
+            }
+            RegistryError::Auth(error) => error.disclosure(),
+            RegistryError::Page(error) => error.disclosure(),
+            RegistryError::Busy | RegistryError::Interrupted => {
+                Disclosure::client(Unavailable, common_error::REASON_UNAVAILABLE)
+            }
+            RegistryError::LockedOut { retry_after } => {
+                Disclosure::retry(ResourceExhausted, "KER-ATH-429", *retry_after)
+            }
+            RegistryError::Overloaded => Disclosure::client(
+                ResourceExhausted,
+                pmp_common::limits::REASON_RESOURCE_EXHAUSTED,
+            ),
+            RegistryError::CertificateStore(status) => Disclosure::Relayed {
+                dependency: "certificate store",
+                status,
+            },
+            RegistryError::Database(error) => Disclosure::Database(error),
+            RegistryError::Internal(_) => Disclosure::Internal,
         }
     }
 }
 
 impl From<RegistryError> for Status {
     fn from(error: RegistryError) -> Status {
-        let reason = error.reason();
-        match &error {
-            RegistryError::InvalidField { .. }
-            | RegistryError::InvalidEmail
-            | RegistryError::InvalidPhone
-            | RegistryError::PartnerIdWhitespace
-            | RegistryError::PartnerIdTooLong
-            | RegistryError::UnknownPartnerType
-            | RegistryError::WeakPassword
-            | RegistryError::UnsupportedLanguage => {
-                field_status(reason, error.field().unwrap_or_default(), error.to_string())
-            }
-            RegistryError::DuplicatePartnerId | RegistryError::DuplicateEmail => {
-                error_status(Code::AlreadyExists, reason, error.to_string())
-            }
-            RegistryError::InvalidCredentials => {
-                error_status(Code::Unauthenticated, reason, error.to_string())
-            }
-            RegistryError::PartnerNotFound | RegistryError::CertificateNotFound => {
-                error_status(Code::NotFound, reason, error.to_string())
-            }
-            RegistryError::PartnerNotActive => {
-                error_status(Code::FailedPrecondition, reason, error.to_string())
-            }
-            RegistryError::PermissionDenied => common_error::permission_denied(),
-            RegistryError::Busy | RegistryError::Interrupted => {
-                error_status(Code::Unavailable, reason, error.to_string())
-            }
-            RegistryError::LockedOut { retry_after } => common_error::retry_status(
-                Code::ResourceExhausted,
-                reason,
-                error.to_string(),
-                *retry_after,
-            ),
-            RegistryError::Overloaded => {
-                error_status(Code::ResourceExhausted, reason, error.to_string())
-            }
-            RegistryError::CertificateStore(status) => {
-                common_error::relay_status("certificate store", status)
-            }
-            RegistryError::Database(db_error) => common_error::database(db_error),
-            RegistryError::Internal(detail) => common_error::internal(detail),
-        }
+        common_error::status_of(&error)
     }
 }

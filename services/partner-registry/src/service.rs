@@ -283,9 +283,7 @@ impl RegistryService {
         request: proto::UploadPartnerCertificateRequest,
     ) -> Result<proto::UploadPartnerCertificateResponse, RegistryError> {
         require_field("partner_id", &request.partner_id)?;
-        caller
-            .require_owner_or_admin(&request.partner_id)
-            .map_err(|_| RegistryError::PermissionDenied)?;
+        caller.require_owner_or_admin(&request.partner_id)?;
         require_field("certificate_data", &request.certificate_data)?;
         require_field("partner_domain", &request.partner_domain)?;
         let (partner, lease) = self.begin(&request.partner_id).await?;
@@ -367,9 +365,7 @@ impl RegistryService {
         partner_id: &str,
     ) -> Result<store::CertificateBundle, RegistryError> {
         require_field("partner_id", partner_id)?;
-        caller
-            .require_owner_or_admin(partner_id)
-            .map_err(|_| RegistryError::PermissionDenied)?;
+        caller.require_owner_or_admin(partner_id)?;
         let partner = self.existing_partner(partner_id).await?;
         let certificate_id = partner
             .certificate_id
@@ -386,9 +382,7 @@ impl RegistryService {
         partner_id: &str,
         active: bool,
     ) -> Result<Partner, RegistryError> {
-        caller
-            .require_admin()
-            .map_err(|_| RegistryError::PermissionDenied)?;
+        caller.require_admin()?;
         require_field("partner_id", partner_id)?;
         let (partner, lease) = self.begin(partner_id).await?;
         let target = match (active, &partner.certificate_id) {
@@ -526,7 +520,7 @@ impl RegistryService {
         &self,
         caller: &Caller,
         request: proto::ListPartnersRequest,
-    ) -> Result<proto::ListPartnersResponse, Status> {
+    ) -> Result<proto::ListPartnersResponse, RegistryError> {
         caller.require_admin()?;
         let page_size = pagination::page_size(request.page_size)?;
         let status = status_filter(request.status)?;

@@ -42,6 +42,38 @@ pub const ROLE_PARTNER_ADMIN: &str = "PARTNER_ADMIN";
 /// Metadata key carrying the end user's bearer token on service-to-service calls.
 pub const FORWARDED_USER_HEADER: &str = "x-pms-user-token";
 
+/// Why a caller was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials, or credentials that do not verify (`KER-ATH-401`).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// Valid credentials without the role, ownership or service permission (`KER-ATH-403`).
+    #[error("the caller is not allowed to perform this action")]
+    PermissionDenied,
+}
+
+impl error::ServiceError for AuthError {
+    fn disclosure(&self) -> error::Disclosure<'_> {
+        match self {
+            AuthError::Unauthenticated(_) => error::Disclosure::client(
+                tonic::Code::Unauthenticated,
+                error::REASON_UNAUTHENTICATED,
+            ),
+            AuthError::PermissionDenied => error::Disclosure::client(
+                tonic::Code::PermissionDenied,
+                error::REASON_PERMISSION_DENIED,
+            ),
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Status {
+        error::status_of(&error)
+    }
+}
+
 /// An authenticated end user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -126,13 +158,13 @@ impl Caller {
     }
 
     /// `PERMISSION_DENIED` for this caller, recorded as a security event.
-    pub fn denied(&self) -> Status {
+    pub fn denied(&self) -> AuthError {
         security::record(SecurityEventKind::PermissionDenied, &self.actor());
-        error::permission_denied()
+        AuthError::PermissionDenied
     }
 
     /// Admin-only RPCs: an end user holding `PARTNER_ADMIN`.
-    pub fn require_admin(&self) -> Result<(), Status> {
+    pub fn require_admin(&self) -> Result<(), AuthError> {
         match self {
             Caller::User(user) if user.is_admin() => Ok(()),
             _ => Err(self.denied()),
@@ -141,7 +173,7 @@ impl Caller {
 
     /// Owner-or-admin RPCs. A platform service allowed to call the RPC has authorised its own
     /// caller, so it may read and act on any partner's records.
-    pub fn require_owner_or_admin(&self, partner_id: &str) -> Result<(), Status> {
+    pub fn require_owner_or_admin(&self, partner_id: &str) -> Result<(), AuthError> {
         match self {
             Caller::User(user) if user.may_act_for(partner_id) => Ok(()),
             Caller::Service { .. } => Ok(()),
@@ -150,7 +182,7 @@ impl Caller {
     }
 
     /// Internal RPCs that only platform services may call.
-    pub fn require_service(&self) -> Result<(), Status> {
+    pub fn require_service(&self) -> Result<(), AuthError> {
         if self.is_service() {
             Ok(())
         } else {
@@ -294,25 +326,25 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn unauthenticated(kind: SecurityEventKind, reason: &str, actor: &str) -> Status {
+fn unauthenticated(kind: SecurityEventKind, reason: &str, actor: &str) -> AuthError {
     tracing::info!(%reason, "credentials refused");
     security::record(kind, actor);
-    error::unauthenticated("the access token is invalid or expired")
+    AuthError::Unauthenticated("the access token is invalid or expired")
 }
 
 /// The authenticated caller of `rpc`, or `UNAUTHENTICATED` (`KER-ATH-401`) without valid
 /// credentials, or `PERMISSION_DENIED` (`KER-ATH-403`) for a service not allowed to call
 /// `rpc`. Refusals are recorded as security events.
-pub async fn caller<T>(request: &Request<T>, rpc: &str) -> Result<Caller, Status> {
+pub async fn caller<T>(request: &Request<T>, rpc: &str) -> Result<Caller, AuthError> {
     let extensions = request.extensions();
     let (Some(authentication), Some(authenticator)) = (
         extensions.get::<Authentication>(),
         extensions.get::<Arc<Authenticator>>(),
     ) else {
-        return Err(error::unauthenticated("an access token is required"));
+        return Err(AuthError::Unauthenticated("an access token is required"));
     };
     match authentication.clone() {
-        Authentication::Anonymous => Err(error::unauthenticated("an access token is required")),
+        Authentication::Anonymous => Err(AuthError::Unauthenticated("an access token is required")),
         Authentication::Rejected { reason, kind } => {
             Err(unauthenticated(kind, &reason, "anonymous"))
         }
@@ -332,7 +364,7 @@ pub async fn caller<T>(request: &Request<T>, rpc: &str) -> Result<Caller, Status
             if !authenticator.access.allows(rpc, &name) {
                 tracing::warn!(service = %name, rpc, "service not allowed to call this RPC");
                 security::record(SecurityEventKind::ServiceIdentityRefused, &actor);
-                return Err(error::permission_denied());
+                return Err(AuthError::PermissionDenied);
             }
             let on_behalf_of = match forwarded {
                 None => None,
