@@ -6,12 +6,15 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run demo test fmt lint check bench clean
+.PHONY: all build run demo test fmt lint check check-release bench clean
 
 all: build
 
+# The service binaries and pmpctl, without test support (see check-release).
+RELEASE_PACKAGES = -p partner-registry -p certificate-store -p ftm-management -p pmpctl
+
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build $(RELEASE_PACKAGES)
 
 run: build
 	./deploy/local/run.sh
@@ -20,7 +23,7 @@ demo:
 	$(CARGO) build -p pmpctl
 	./deploy/local/demo.sh
 
-test: fmt lint check
+test: fmt lint check-release check
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -28,10 +31,19 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The end-to-end tests start the real binaries: build them first.
+# The end-to-end tests build the binaries they start (tests/src/lib.rs).
 check:
-	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+# Release binaries carry no test support: the `testing` features stay off in the
+# dependency graph of the shipped packages.
+check-release:
+	@if $(CARGO) tree $(RELEASE_PACKAGES) -e normal,features | grep -q 'feature "testing"'; then \
+		echo "test support is compiled into a release binary:"; \
+		$(CARGO) tree $(RELEASE_PACKAGES) -e normal,features -i pmp-common | grep -B2 'feature "testing"'; \
+		exit 1; \
+	fi
+	@echo "release binaries: no test support"
 
 bench:
 	$(CARGO) build --release --workspace --bins

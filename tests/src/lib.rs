@@ -4,8 +4,8 @@
 //! database (SQLite files or fresh PostgreSQL databases), configured only through
 //! environment variables as an operator would, and stops them with SIGTERM.
 //!
-//! The binaries are taken from the cargo target directory next to the test executable;
-//! `make test` builds them first (`cargo build --workspace --bins`).
+//! The binaries are built from the current sources into the cargo target directory next
+//! to the test executable on first use (see [`binary_directory`]).
 
 pub mod inprocess;
 pub mod otlp;
@@ -106,14 +106,18 @@ pub struct Platform {
     _databases: Vec<TestDatabase>,
 }
 
-/// Where the service binaries are: `PMP_BIN_DIR`, else the target directory of this test.
+/// Where the service binaries are: `PMP_BIN_DIR` (binaries the caller built, e.g. a
+/// release to test), else the target directory of this test, where the first call builds
+/// them from the current sources (`cargo build --workspace --bins` in this test's profile:
+/// the feature set `cargo test --workspace` uses, so nothing is rebuilt twice), so a test
+/// never runs binaries older than the code it tests.
 pub fn binary_directory() -> anyhow::Result<PathBuf> {
     if let Ok(directory) = std::env::var("PMP_BIN_DIR") {
         return Ok(PathBuf::from(directory));
     }
     let executable = std::env::current_exe()?;
     // target/<profile>/deps/<test> → target/<profile>
-    executable
+    let directory = executable
         .parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
@@ -122,7 +126,38 @@ pub fn binary_directory() -> anyhow::Result<PathBuf> {
                 "cannot locate the target directory from {}",
                 executable.display()
             )
-        })
+        })?;
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build_binaries(&directory))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
+    Ok(directory)
+}
+
+fn build_binaries(directory: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--workspace", "--bins", "--quiet"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if directory.file_name().is_some_and(|name| name == "release") {
+        command.arg("--release");
+    }
+    if let Some(target) = directory.parent() {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let output = command
+        .output()
+        .map_err(|error| format!("cannot run cargo to build the service binaries: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "building the service binaries failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod service;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trust;
 pub mod x509;

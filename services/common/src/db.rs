@@ -70,6 +70,7 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
 }
 
 /// Test support: a fresh, empty database for each test on either backend.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use super::*;
 

@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod security;
 pub mod server;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 pub mod tls;

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod service;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod upstream;
 

@@ -102,5 +102,6 @@ pub trait CertificateRepository: Send + Sync {
     /// Everything the in-memory trust store is built from, with the version it reflects.
     async fn trust_data(&self) -> Result<TrustData, StoreError>;
 
+    #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError>;
 }

@@ -488,6 +488,7 @@ impl CertificateRepository for SqlCertificateRepository {
         })
     }
 
+    #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }

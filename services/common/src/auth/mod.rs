@@ -18,6 +18,7 @@
 //! service table and fetches rotated user-token keys when a token names an unknown one.
 
 pub mod service_tokens;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod user_tokens;
 

@@ -27,6 +27,7 @@ pub trait FtmRepository: Send + Sync {
     /// and model ignoring case and white space — also when a concurrent create won.
     async fn create(&self, ftm: &Ftm, audit: AuditEvent) -> Result<(), FtmError>;
 
+    #[cfg(feature = "testing")]
     /// Inserts many FTMs in multi-row statements, in one transaction and without audit rows:
     /// bulk loading of records migrated from an existing MOSIP installation, and load tests.
     /// The uniqueness rule applies as for [`FtmRepository::create`].
@@ -90,6 +91,7 @@ pub trait FtmRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, FtmError>;
 
+    #[cfg(feature = "testing")]
     /// The FTM's lease or marker, if any.
     async fn sync_marker(&self, ftm_id: &str) -> Result<Option<SyncMarker>, FtmError>;
 
@@ -100,6 +102,7 @@ pub trait FtmRepository: Send + Sync {
     /// reconciliation (for the metrics endpoint).
     async fn sync_marker_count(&self) -> Result<u64, FtmError>;
 
+    #[cfg(feature = "testing")]
     /// Audit rows of one FTM, oldest first.
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, FtmError>;
 }

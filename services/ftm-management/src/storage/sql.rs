@@ -21,8 +21,9 @@ use crate::domain::{
 };
 use crate::error::FtmError;
 
-/// Rows per multi-row `INSERT` of [`FtmRepository::import`] (well below both backends'
+/// Rows per multi-row `INSERT` of `FtmRepository::import` (well below both backends'
 /// bind-parameter limits).
+#[cfg(feature = "testing")]
 const IMPORT_CHUNK: usize = 500;
 
 /// Repository over an injected sea-orm connection.
@@ -204,6 +205,7 @@ impl FtmRepository for SqlFtmRepository {
         }
     }
 
+    #[cfg(feature = "testing")]
     async fn import(&self, ftms: &[Ftm]) -> Result<(), FtmError> {
         let result: Result<(), sea_orm::DbErr> = async {
             let transaction = self.connection.begin().await?;
@@ -377,6 +379,7 @@ impl FtmRepository for SqlFtmRepository {
         Ok(result.rows_affected == 1)
     }
 
+    #[cfg(feature = "testing")]
     async fn sync_marker(&self, ftm_id: &str) -> Result<Option<SyncMarker>, FtmError> {
         Ok(ftms::Entity::find_by_id(ftm_id.to_owned())
             .one(&self.connection)
@@ -409,6 +412,7 @@ impl FtmRepository for SqlFtmRepository {
             .await?)
     }
 
+    #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, FtmError> {
         Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }

@@ -145,6 +145,7 @@ pub trait PartnerRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, RegistryError>;
 
+    #[cfg(feature = "testing")]
     /// Audit rows of one entity, oldest first.
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError>;
 }

@@ -420,6 +420,7 @@ impl PartnerRepository for SqlPartnerRepository {
         Ok(result.rows_affected == 1)
     }
 
+    #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
         Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }
