@@ -86,6 +86,7 @@ pub struct CertStoreSettings {
 #[serde(deny_unknown_fields)]
 pub struct CertificateSettings {
     /// Partner domains (stored upper-case, matched case-insensitively).
+    #[serde(deserialize_with = "pmp_common::config::list")]
     pub allowed_domains: Vec<String>,
     /// Minimum remaining validity of an uploaded CA certificate (KER-PCM-017).
     pub ca_min_validity_months: u32,

@@ -67,6 +67,84 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The `audit_events` schema, shared by every service's migrations (each service keeps
+/// its own table in its own database).
+pub mod schema {
+    use sea_orm::DeriveIden;
+    use sea_orm::sea_query::{
+        ColumnDef, Index, IndexCreateStatement, Table, TableCreateStatement, TableDropStatement,
+    };
+
+    #[derive(DeriveIden)]
+    enum AuditEvents {
+        Table,
+        Id,
+        Actor,
+        Action,
+        EntityId,
+        BeforeState,
+        AfterState,
+        TraceId,
+        EventTime,
+    }
+
+    /// Column sizes, as each service first created them.
+    #[derive(Debug, Clone, Copy)]
+    pub struct AuditColumns {
+        pub actor: u32,
+        pub action: u32,
+        pub entity_id: u32,
+        /// `before_state` and `after_state`.
+        pub state: u32,
+    }
+
+    /// `CREATE TABLE audit_events`.
+    pub fn create_table(columns: AuditColumns) -> TableCreateStatement {
+        let text = |column: AuditEvents, length: u32| {
+            ColumnDef::new(column).string_len(length).not_null().take()
+        };
+        let optional = |column: AuditEvents, length: u32| {
+            ColumnDef::new(column).string_len(length).null().take()
+        };
+        Table::create()
+            .table(AuditEvents::Table)
+            .col(
+                ColumnDef::new(AuditEvents::Id)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(text(AuditEvents::Actor, columns.actor))
+            .col(text(AuditEvents::Action, columns.action))
+            .col(text(AuditEvents::EntityId, columns.entity_id))
+            .col(optional(AuditEvents::BeforeState, columns.state))
+            .col(optional(AuditEvents::AfterState, columns.state))
+            .col(text(AuditEvents::TraceId, 32))
+            .col(
+                ColumnDef::new(AuditEvents::EventTime)
+                    .timestamp_with_time_zone()
+                    .not_null(),
+            )
+            .to_owned()
+    }
+
+    /// The index that reads one entity's events in order.
+    pub fn create_index() -> IndexCreateStatement {
+        Index::create()
+            .name("ix_audit_events_entity")
+            .table(AuditEvents::Table)
+            .col(AuditEvents::EntityId)
+            .col(AuditEvents::Id)
+            .to_owned()
+    }
+
+    /// `DROP TABLE audit_events`.
+    pub fn drop_table() -> TableDropStatement {
+        Table::drop().table(AuditEvents::Table).to_owned()
+    }
+}
+
 /// Writes `event` on `connection` (pass the transaction of the change it records).
 pub async fn record(connection: &impl ConnectionTrait, event: AuditEvent) -> Result<(), DbErr> {
     entity::ActiveModel {

@@ -55,23 +55,51 @@ where
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
-        .list_separator(",")
         .source(environment);
-    let env_source = LIST_KEYS
-        .iter()
-        .fold(env_source, |source, key| source.with_list_parse_key(key));
     let settings: T = builder.add_source(env_source).build()?.try_deserialize()?;
     settings.validate().map_err(ConfigError::Invalid)?;
     Ok(settings)
 }
 
-/// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: [&str; 4] = [
-    "user_tokens.public_key_files",
-    "tokens.previous_public_key_files",
-    "certificates.allowed_domains",
-    "registration.languages",
-];
+/// Deserializes a list setting from a list (TOML arrays) or from one comma-separated
+/// value (environment variables): `#[serde(deserialize_with = "pmp_common::config::list")]`
+/// on a `Vec<String>` field. Blank items are dropped.
+pub fn list<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct ListVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a list, or comma-separated values")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Vec<String>, E> {
+            Ok(value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut sequence: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = sequence.next_element::<String>()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer.deserialize_any(ListVisitor)
+}
 
 /// Where and how a gRPC server listens.
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +218,7 @@ pub struct UserTokenSettings {
     /// Expected `aud` claim.
     pub audience: String,
     /// PEM public keys (file paths) that verify tokens, e.g. Keycloak's realm key.
+    #[serde(deserialize_with = "list")]
     pub public_key_files: Vec<String>,
     /// The partner registry (`GetTokenVerificationKeys`), e.g. `http://127.0.0.1:50051`.
     pub registry_address: String,

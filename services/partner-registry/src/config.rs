@@ -112,7 +112,7 @@ pub struct TokenSettings {
     /// Public keys (PEM files) of earlier signing keys, still published while tokens they
     /// signed are valid: rotate by moving the old key's public half here and mounting a new
     /// signing key.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "pmp_common::config::list")]
     pub previous_public_key_files: Vec<String>,
 }
 
@@ -169,6 +169,7 @@ impl AdminSettings {
 #[serde(deny_unknown_fields)]
 pub struct RegistrationSettings {
     /// Supported `lang_code` values.
+    #[serde(deserialize_with = "pmp_common::config::list")]
     pub languages: Vec<String>,
     /// `lang_code` of partners that send none.
     pub default_language: String,

@@ -3,6 +3,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use pmp_common::audit::schema as audit;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -51,19 +53,6 @@ enum TrustVersions {
     Table,
     Id,
     Version,
-}
-
-#[derive(DeriveIden)]
-enum AuditEvents {
-    Table,
-    Id,
-    Actor,
-    Action,
-    EntityId,
-    BeforeState,
-    AfterState,
-    TraceId,
-    EventTime,
 }
 
 #[async_trait::async_trait]
@@ -179,35 +168,19 @@ impl MigrationTrait for Migration {
             .await?;
 
         manager
-            .create_table(
-                Table::create()
-                    .table(AuditEvents::Table)
-                    .col(big_pk_auto(AuditEvents::Id))
-                    .col(string_len(AuditEvents::Actor, 128))
-                    .col(string_len(AuditEvents::Action, 64))
-                    .col(string_len(AuditEvents::EntityId, 64))
-                    .col(string_len_null(AuditEvents::BeforeState, 32))
-                    .col(string_len_null(AuditEvents::AfterState, 32))
-                    .col(string_len(AuditEvents::TraceId, 32))
-                    .col(timestamp_with_time_zone(AuditEvents::EventTime))
-                    .to_owned(),
-            )
+            .create_table(audit::create_table(audit::AuditColumns {
+                actor: 128,
+                action: 64,
+                entity_id: 64,
+                state: 32,
+            }))
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_audit_events_entity")
-                    .table(AuditEvents::Table)
-                    .col(AuditEvents::EntityId)
-                    .col(AuditEvents::Id)
-                    .to_owned(),
-            )
-            .await
+        manager.create_index(audit::create_index()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(audit::drop_table()).await?;
         for table in [
-            AuditEvents::Table.into_iden(),
             TrustVersions::Table.into_iden(),
             PartnerCertificates::Table.into_iden(),
             CaCertificates::Table.into_iden(),

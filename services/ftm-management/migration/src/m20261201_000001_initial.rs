@@ -15,6 +15,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use pmp_common::audit::schema as audit;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -40,19 +42,6 @@ enum Ftms {
 }
 
 /// The platform-wide audit table (`pmp_common::audit`).
-#[derive(DeriveIden)]
-enum AuditEvents {
-    Table,
-    Id,
-    Actor,
-    Action,
-    EntityId,
-    BeforeState,
-    AfterState,
-    TraceId,
-    EventTime,
-}
-
 /// Partial indexes, written as SQL because both backends accept the same text.
 const PARTIAL_INDEXES: [&str; 2] = [
     "CREATE UNIQUE INDEX ux_ftms_live_make_model ON ftms \
@@ -135,36 +124,18 @@ impl MigrationTrait for Migration {
         }
 
         manager
-            .create_table(
-                Table::create()
-                    .table(AuditEvents::Table)
-                    .col(big_pk_auto(AuditEvents::Id))
-                    .col(string_len(AuditEvents::Actor, 160))
-                    .col(string_len(AuditEvents::Action, 40))
-                    .col(string_len(AuditEvents::EntityId, 40))
-                    .col(string_len_null(AuditEvents::BeforeState, 24))
-                    .col(string_len_null(AuditEvents::AfterState, 24))
-                    .col(string_len(AuditEvents::TraceId, 32))
-                    .col(timestamp_with_time_zone(AuditEvents::EventTime))
-                    .to_owned(),
-            )
+            .create_table(audit::create_table(audit::AuditColumns {
+                actor: 160,
+                action: 40,
+                entity_id: 40,
+                state: 24,
+            }))
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ix_audit_events_entity")
-                    .table(AuditEvents::Table)
-                    .col(AuditEvents::EntityId)
-                    .col(AuditEvents::Id)
-                    .to_owned(),
-            )
-            .await
+        manager.create_index(audit::create_index()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(AuditEvents::Table).to_owned())
-            .await?;
+        manager.drop_table(audit::drop_table()).await?;
         manager
             .drop_table(Table::drop().table(Ftms::Table).to_owned())
             .await
