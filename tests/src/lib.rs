@@ -108,9 +108,10 @@ pub struct Platform {
 
 /// Where the service binaries are: `PMP_BIN_DIR` (binaries the caller built, e.g. a
 /// release to test), else the target directory of this test, where the first call builds
-/// them from the current sources (`cargo build --workspace --bins` in this test's profile:
-/// the feature set `cargo test --workspace` uses, so nothing is rebuilt twice), so a test
-/// never runs binaries older than the code it tests.
+/// them from the current sources (`cargo test --workspace --no-run`, which builds the
+/// binaries exactly as `cargo test --workspace` does, so nothing is built twice with
+/// different features; a release build for benchmarks), so a test never runs binaries
+/// older than the code it tests.
 pub fn binary_directory() -> anyhow::Result<PathBuf> {
     if let Ok(directory) = std::env::var("PMP_BIN_DIR") {
         return Ok(PathBuf::from(directory));
@@ -138,15 +139,17 @@ pub fn binary_directory() -> anyhow::Result<PathBuf> {
 fn build_binaries(directory: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
+    // Benchmarks run in release: they measure the binaries as shipped.
+    let arguments: &[&str] = if directory.file_name().is_some_and(|name| name == "release") {
+        &["build", "--release", "--workspace", "--bins", "--quiet"]
+    } else {
+        &["test", "--workspace", "--no-run", "--quiet"]
+    };
     command
-        .args(["build", "--workspace", "--bins", "--quiet"])
+        .args(arguments)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if directory.file_name().is_some_and(|name| name == "release") {
-        command.arg("--release");
-    }
-    if let Some(target) = directory.parent() {
-        command.env("CARGO_TARGET_DIR", target);
-    }
+    // The target directory is this test's own: CARGO_TARGET_DIR (inherited) or the
+    // workspace default. Setting it here would change cargo's fingerprints and rebuild.
     let output = command
         .output()
         .map_err(|error| format!("cannot run cargo to build the service binaries: {error}"))?;

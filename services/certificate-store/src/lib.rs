@@ -25,16 +25,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use certificate_store_migration::Migrator;
-use pmp_common::auth::{AuthInterceptor, Authenticator, service_tokens};
-use pmp_common::metrics::{self, Metrics};
-use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
-use pmp_common::server::{MetricsEndpoint, Serving};
-use pmp_common::{client, db, keys, server};
+use pmp_common::auth::AuthInterceptor;
+use pmp_common::bootstrap::{self, AuthenticatedBody, Context, PlatformService};
+use pmp_common::keys;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
 use crate::config::{CertStoreSettings, PlatformSettings};
@@ -50,37 +49,65 @@ pub const SERVICE_NAME: &str = pmp_common::auth::CERTIFICATE_STORE;
 pub type CertStoreGrpcService =
     InterceptedService<CertificateStoreServer<CertificateStoreService>, AuthInterceptor>;
 
+/// The certificate store, as the shared bootstrap starts it.
+#[derive(Default)]
+pub struct CertificateStore;
+
 /// Runs the certificate store on `listener` until `shutdown` resolves.
 pub async fn run(
     settings: CertStoreSettings,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let users = client::user_token_verifier(&settings.user_tokens, &settings.tls)?;
-    let services = service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?;
-    let authenticator = Authenticator::new(SERVICE_NAME, users, services, SERVICE_CALLERS);
-    let signer = Arc::new(load_platform_signer(&settings.platform)?);
-    let metrics = Metrics::new(SERVICE_NAME)?;
-    let endpoint = MetricsEndpoint {
-        metrics: Arc::clone(&metrics),
-        listener: metrics::bind(&settings.metrics.listen).await?,
-    };
-    let (server, tls) = (settings.server.clone(), settings.tls.clone());
-    let audit = security::audit_slot();
-    let init = initialise(
-        settings,
-        authenticator,
-        signer,
-        Arc::clone(&metrics),
-        Arc::clone(&audit),
-    );
-    let serving = Serving {
-        settings: &server,
-        tls: &tls,
-        metrics: Some(endpoint),
-        audit,
-    };
-    server::serve(listener, init, shutdown, serving).await
+    bootstrap::run(CertificateStore, settings, listener, shutdown).await
+}
+
+impl PlatformService for CertificateStore {
+    const NAME: &'static str = SERVICE_NAME;
+    type Settings = CertStoreSettings;
+    type Server = CertStoreGrpcService;
+    type ResponseBody = AuthenticatedBody;
+
+    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
+        Migrator::up(connection, None).await
+    }
+
+    /// Loads the platform signer, the user-token keys (waiting for the registry) and the
+    /// trust store, starts the trust-store poller, and builds the service.
+    async fn build(
+        self,
+        settings: CertStoreSettings,
+        context: Context,
+    ) -> anyhow::Result<CertStoreGrpcService> {
+        let signer = Arc::new(load_platform_signer(&settings.platform)?);
+        let authenticator = bootstrap::user_authenticator(
+            SERVICE_NAME,
+            &settings.user_tokens,
+            &settings.service_identity,
+            &settings.tls,
+            SERVICE_CALLERS,
+        )
+        .await?;
+        let repository: Arc<dyn CertificateRepository> =
+            Arc::new(SqlCertificateRepository::new(context.connection));
+        let domains = settings.domains();
+        let trust = TrustStore::load(Arc::clone(&repository), settings.trust_settings()).await?;
+        trust.spawn_poller(Duration::from_millis(
+            settings.certificates.trust_refresh_interval_ms,
+        ));
+        trust::register_metrics(&trust, &context.metrics)?;
+        let policy = ValidationPolicy {
+            ca_min_validity_months: settings.certificates.ca_min_validity_months,
+            partner_min_validity_days: i64::from(settings.certificates.partner_min_validity_days),
+            ..ValidationPolicy::default()
+        };
+        let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
+        Ok(bootstrap::authenticated(
+            CertificateStoreServer::new(service)
+                .max_decoding_message_size(settings.server.max_message_bytes),
+            authenticator,
+        ))
+    }
 }
 
 /// Loads the platform signing certificate and key, generating a development platform PKI on
@@ -107,43 +134,4 @@ fn load_platform_signer(settings: &PlatformSettings) -> anyhow::Result<PlatformS
     let certificate = String::from_utf8(keys::read(certificate_path)?)?;
     let key = String::from_utf8(keys::read(key_path)?)?;
     Ok(PlatformSigner::from_pem(&certificate, &key)?)
-}
-
-/// Connects and migrates the database (waiting for it), loads the user-token keys and the
-/// trust store, starts the trust-store poller, and builds the service.
-async fn initialise(
-    settings: CertStoreSettings,
-    authenticator: Arc<Authenticator>,
-    signer: Arc<PlatformSigner>,
-    metrics: Arc<Metrics>,
-    audit: AuditSlot,
-) -> anyhow::Result<CertStoreGrpcService> {
-    let connection = server::retry_until_ok("connecting to the database", || {
-        db::connect(&settings.database)
-    })
-    .await;
-    Migrator::up(&connection, None).await?;
-    tracing::info!("database migrated");
-    metrics.watch_pool(connection.clone())?;
-    let _ = audit.set(DatabaseAuditSink::new(connection.clone()));
-    client::load_user_token_keys(authenticator.users(), &settings.user_tokens).await?;
-    let repository: Arc<dyn CertificateRepository> =
-        Arc::new(SqlCertificateRepository::new(connection));
-    let domains = settings.domains();
-    let trust = TrustStore::load(Arc::clone(&repository), settings.trust_settings()).await?;
-    trust.spawn_poller(Duration::from_millis(
-        settings.certificates.trust_refresh_interval_ms,
-    ));
-    trust::register_metrics(&trust, &metrics)?;
-    let policy = ValidationPolicy {
-        ca_min_validity_months: settings.certificates.ca_min_validity_months,
-        partner_min_validity_days: i64::from(settings.certificates.partner_min_validity_days),
-        ..ValidationPolicy::default()
-    };
-    let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
-    Ok(InterceptedService::new(
-        CertificateStoreServer::new(service)
-            .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(authenticator),
-    ))
 }

@@ -2,14 +2,14 @@
 //! binding, running until SIGTERM/SIGINT, and flushing spans on the way out.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
-use crate::config::{ConfigError, LogFormat, TelemetrySettings};
+use crate::bootstrap::ServiceSettings;
+use crate::config::{ConfigError, LogFormat};
 
 /// Command line shared by the service binaries.
 #[derive(Debug, Parser)]
@@ -22,14 +22,6 @@ pub struct ServiceCli {
     /// Log format, overriding `telemetry.log_format`.
     #[arg(long, value_parser = ["pretty", "json"])]
     pub log_format: Option<String>,
-}
-
-/// What the binary entry point needs to know about a service's settings.
-pub trait ServiceSettings: Send + 'static {
-    /// The logging settings (the command line may override the format).
-    fn telemetry_mut(&mut self) -> &mut TelemetrySettings;
-    /// The gRPC listen address.
-    fn listen(&self) -> SocketAddr;
 }
 
 /// Runs a service binary: parses the command line, loads the settings with `load` (exit

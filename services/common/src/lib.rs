@@ -1,6 +1,7 @@
 //! Plumbing that every platform service needs, written once.
 //!
 //! Each service crate is a thin composition of these pieces with its own domain logic:
+//! [`bootstrap`] starts a service (database, metrics, audit, server) the same way for all,
 //! [`config`] loads layered settings, [`telemetry`] sets up logs and OpenTelemetry traces,
 //! [`server`] runs a tonic server with health, reflection and graceful shutdown, [`auth`]
 //! verifies bearer tokens and mints service tokens, [`error`] builds statuses carrying the
@@ -10,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod binary;
+pub mod bootstrap;
 pub mod client;
 pub mod config;
 pub mod db;

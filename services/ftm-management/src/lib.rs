@@ -20,17 +20,15 @@ pub mod upstream;
 
 use std::sync::Arc;
 
+use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use ftm_management_migration::Migrator;
-use pmp_common::auth::{AuthInterceptor, Authenticator, ServiceSigner, service_tokens};
-use pmp_common::client::{self, PeerChannel};
-use pmp_common::metrics::Metrics;
-use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
-use pmp_common::server::{MetricsEndpoint, Serving};
-use pmp_common::{db, server};
+use pmp_common::auth::{AuthInterceptor, service_tokens};
+use pmp_common::bootstrap::{self, AuthenticatedBody, Context, PlatformService};
+use pmp_common::client::PeerChannel;
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
 
 use crate::config::FtmSettings;
@@ -49,124 +47,87 @@ pub type FtmGrpcService = InterceptedService<FtmManagementServer<FtmService>, Au
 pub type RepositoryWrapper =
     Box<dyn FnOnce(Arc<dyn FtmRepository>) -> Arc<dyn FtmRepository> + Send>;
 
+/// FTM management, as the shared bootstrap starts it.
+#[derive(Default)]
+pub struct FtmManagement {
+    /// Wraps the repository before use (tests make the database fail at chosen points).
+    pub wrapper: Option<RepositoryWrapper>,
+}
+
 /// Runs the service on `listener` until `shutdown` resolves.
 pub async fn run(
     settings: FtmSettings,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    run_with(settings, listener, shutdown, None).await
+    bootstrap::run(FtmManagement::default(), settings, listener, shutdown).await
 }
 
-/// Like [`run`], with the repository passed through `wrapper` first (tests use it to make
-/// the database fail at chosen points).
-pub async fn run_with(
-    settings: FtmSettings,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-    wrapper: Option<RepositoryWrapper>,
-) -> anyhow::Result<()> {
-    let users = client::user_token_verifier(&settings.user_tokens, &settings.tls)?;
-    let services = service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?;
-    let authenticator = Authenticator::new(SERVICE_NAME, users, services, SERVICE_CALLERS);
-    let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
-    let metrics = Metrics::new(SERVICE_NAME)?;
-    let endpoint = MetricsEndpoint {
-        metrics: Arc::clone(&metrics),
-        listener: pmp_common::metrics::bind(&settings.metrics.listen).await?,
-    };
-    // Dropping the sender when the server stops ends the reconciliation task.
-    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
-    let (server, tls) = (settings.server.clone(), settings.tls.clone());
-    let audit = security::audit_slot();
-    let parts = Parts {
-        authenticator,
-        signer,
-        wrapper,
-        metrics,
-        audit: Arc::clone(&audit),
-        stop: stop_receiver,
-    };
-    let serving = Serving {
-        settings: &server,
-        tls: &tls,
-        metrics: Some(endpoint),
-        audit,
-    };
-    let result = server::serve(listener, initialise(settings, parts), shutdown, serving).await;
-    drop(stop_sender);
-    result
-}
+impl PlatformService for FtmManagement {
+    const NAME: &'static str = SERVICE_NAME;
+    type Settings = FtmSettings;
+    type Server = FtmGrpcService;
+    type ResponseBody = AuthenticatedBody;
 
-/// What [`initialise`] builds the service from.
-struct Parts {
-    authenticator: Arc<Authenticator>,
-    signer: Arc<ServiceSigner>,
-    wrapper: Option<RepositoryWrapper>,
-    metrics: Arc<Metrics>,
-    audit: AuditSlot,
-    stop: tokio::sync::watch::Receiver<()>,
-}
-
-/// Connects and migrates the database (waiting for it if needed), loads the user-token
-/// verification keys (waiting for the registry if needed), registers the metrics, starts the
-/// reconciler and builds the service. Health stays NOT_SERVING until this is done.
-async fn initialise(settings: FtmSettings, parts: Parts) -> anyhow::Result<FtmGrpcService> {
-    let Parts {
-        authenticator,
-        signer,
-        wrapper,
-        metrics,
-        audit,
-        stop,
-    } = parts;
-    let connection = server::retry_until_ok("connecting to the database", || {
-        db::connect(&settings.database)
-    })
-    .await;
-    Migrator::up(&connection, None).await?;
-    tracing::info!("database migrated");
-    metrics.watch_pool(connection.clone())?;
-    let _ = audit.set(DatabaseAuditSink::new(connection.clone()));
-    let mut repository: Arc<dyn FtmRepository> = Arc::new(SqlFtmRepository::new(connection));
-    if let Some(wrap) = wrapper {
-        repository = wrap(repository);
+    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
+        Migrator::up(connection, None).await
     }
-    client::load_user_token_keys(authenticator.users(), &settings.user_tokens).await?;
 
-    let upstream = Upstream::new(
-        PeerChannel::connect(
-            pmp_common::auth::PARTNER_REGISTRY,
-            &settings.registry,
-            &signer,
+    /// Loads the user-token verification keys (waiting for the registry if needed),
+    /// registers the metrics, starts the reconciler and builds the service.
+    async fn build(
+        self,
+        settings: FtmSettings,
+        context: Context,
+    ) -> anyhow::Result<FtmGrpcService> {
+        let authenticator = bootstrap::user_authenticator(
+            SERVICE_NAME,
+            &settings.user_tokens,
+            &settings.service_identity,
             &settings.tls,
-        )?,
-        PeerChannel::connect(
-            pmp_common::auth::CERTIFICATE_STORE,
-            &settings.certificate_store,
-            &signer,
-            &settings.tls,
-        )?,
-    );
-    let consistency = &settings.consistency;
-    let reconciled = crate::metrics::register(&metrics, Arc::clone(&repository))?;
-    let reconciler = Reconciler::new(
-        Arc::clone(&repository),
-        upstream.clone(),
-        consistency.lease(),
-        consistency.reconcile_batch_size,
-    )
-    .with_outcome_counter(reconciled);
-    tokio::spawn(reconciler.run(consistency.reconcile_interval(), stop));
-    let service = FtmService::new(FtmParts {
-        repository,
-        upstream,
-        lease: consistency.lease(),
-        lease_wait: consistency.lease_wait(),
-    });
-    Ok(InterceptedService::new(
-        FtmManagementServer::new(service)
-            .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(authenticator),
-    ))
+            SERVICE_CALLERS,
+        )
+        .await?;
+        let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
+        let mut repository: Arc<dyn FtmRepository> =
+            Arc::new(SqlFtmRepository::new(context.connection));
+        if let Some(wrap) = self.wrapper {
+            repository = wrap(repository);
+        }
+        let upstream = Upstream::new(
+            PeerChannel::connect(
+                pmp_common::auth::PARTNER_REGISTRY,
+                &settings.registry,
+                &signer,
+                &settings.tls,
+            )?,
+            PeerChannel::connect(
+                pmp_common::auth::CERTIFICATE_STORE,
+                &settings.certificate_store,
+                &signer,
+                &settings.tls,
+            )?,
+        );
+        let consistency = &settings.consistency;
+        let reconciled = crate::metrics::register(&context.metrics, Arc::clone(&repository))?;
+        let reconciler = Reconciler::new(
+            Arc::clone(&repository),
+            upstream.clone(),
+            consistency.lease(),
+            consistency.reconcile_batch_size,
+        )
+        .with_outcome_counter(reconciled);
+        tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
+        let service = FtmService::new(FtmParts {
+            repository,
+            upstream,
+            lease: consistency.lease(),
+            lease_wait: consistency.lease_wait(),
+        });
+        Ok(bootstrap::authenticated(
+            FtmManagementServer::new(service)
+                .max_decoding_message_size(settings.server.max_message_bytes),
+            authenticator,
+        ))
+    }
 }

@@ -54,7 +54,14 @@ pub async fn spawn_with_repository(
     wrapper: RepositoryWrapper,
 ) -> anyhow::Result<Spawned> {
     Spawned::start(move |listener, shutdown| {
-        crate::run_with(settings, listener, shutdown, Some(wrapper))
+        pmp_common::bootstrap::run(
+            crate::FtmManagement {
+                wrapper: Some(wrapper),
+            },
+            settings,
+            listener,
+            shutdown,
+        )
     })
     .await
 }

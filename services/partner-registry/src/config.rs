@@ -221,13 +221,18 @@ pub fn load(file: Option<&Path>) -> Result<RegistrySettings, ConfigError> {
     config::load(ENV_PREFIX, DEFAULTS, file)
 }
 
-impl pmp_common::binary::ServiceSettings for RegistrySettings {
-    fn telemetry_mut(&mut self) -> &mut pmp_common::config::TelemetrySettings {
-        &mut self.telemetry
+impl pmp_common::bootstrap::ServiceSettings for RegistrySettings {
+    fn base(&self) -> pmp_common::bootstrap::BaseSettings<'_> {
+        pmp_common::bootstrap::BaseSettings {
+            server: &self.server,
+            database: &self.database,
+            metrics: &self.metrics,
+            tls: &self.tls,
+        }
     }
 
-    fn listen(&self) -> std::net::SocketAddr {
-        self.server.listen
+    fn telemetry_mut(&mut self) -> &mut pmp_common::config::TelemetrySettings {
+        &mut self.telemetry
     }
 }
 

@@ -22,20 +22,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use partner_registry_migration::Migrator;
 use pmp_common::auth::{
-    AuthInterceptor, Authenticator, ROLE_PARTNER_ADMIN, ServiceSigner, TokenIssuer,
-    UserTokenVerifier, VerificationKey, service_tokens,
+    AuthInterceptor, Authenticator, ROLE_PARTNER_ADMIN, TokenIssuer, UserTokenVerifier,
+    VerificationKey, service_tokens,
 };
+use pmp_common::bootstrap::{self, AuthenticatedBody, Context, PlatformService};
 use pmp_common::client::PeerChannel;
-use pmp_common::metrics::{self, Metrics};
-use pmp_common::security::{self, AuditSlot, DatabaseAuditSink};
-use pmp_common::server::{MetricsEndpoint, Serving};
-use pmp_common::{db, keys, server};
+use pmp_common::keys;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
 
 use crate::config::RegistrySettings;
@@ -57,51 +56,86 @@ pub type RegistryGrpcService =
 pub type RepositoryWrapper =
     Box<dyn FnOnce(Arc<dyn PartnerRepository>) -> Arc<dyn PartnerRepository> + Send>;
 
+/// The partner registry, as the shared bootstrap starts it.
+#[derive(Default)]
+pub struct PartnerRegistry {
+    /// Wraps the repository before use (tests make the database fail at chosen points).
+    pub wrapper: Option<RepositoryWrapper>,
+}
+
 /// Runs the registry on `listener` until `shutdown` resolves.
 pub async fn run(
     settings: RegistrySettings,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    run_with(settings, listener, shutdown, None).await
+    bootstrap::run(PartnerRegistry::default(), settings, listener, shutdown).await
 }
 
-/// Like [`run`], with the repository passed through `wrapper` first (tests use it to make
-/// the database fail at chosen points).
-pub async fn run_with(
-    settings: RegistrySettings,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-    wrapper: Option<RepositoryWrapper>,
-) -> anyhow::Result<()> {
-    let issuer = token_issuer(&settings)?;
-    let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
-    let metrics = Metrics::new(SERVICE_NAME)?;
-    let endpoint = MetricsEndpoint {
-        metrics: Arc::clone(&metrics),
-        listener: metrics::bind(&settings.metrics.listen).await?,
-    };
-    // Dropping the sender when the server stops ends the reconciliation task.
-    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(());
-    let (server, tls) = (settings.server.clone(), settings.tls.clone());
-    let audit = security::audit_slot();
-    let parts = Parts {
-        issuer,
-        signer,
-        wrapper,
-        metrics,
-        audit: Arc::clone(&audit),
-        stop: stop_receiver,
-    };
-    let serving = Serving {
-        settings: &server,
-        tls: &tls,
-        metrics: Some(endpoint),
-        audit,
-    };
-    let result = server::serve(listener, initialise(settings, parts), shutdown, serving).await;
-    drop(stop_sender);
-    result
+impl PlatformService for PartnerRegistry {
+    const NAME: &'static str = SERVICE_NAME;
+    type Settings = RegistrySettings;
+    type Server = RegistryGrpcService;
+    type ResponseBody = AuthenticatedBody;
+
+    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
+        Migrator::up(connection, None).await
+    }
+
+    /// Creates the bootstrap admin, starts the reconciler, and builds the service.
+    async fn build(
+        self,
+        settings: RegistrySettings,
+        context: Context,
+    ) -> anyhow::Result<RegistryGrpcService> {
+        let issuer = token_issuer(&settings)?;
+        let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
+        let mut repository: Arc<dyn PartnerRepository> =
+            Arc::new(SqlPartnerRepository::new(context.connection));
+        if let Some(wrap) = self.wrapper {
+            repository = wrap(repository);
+        }
+        let hasher =
+            PasswordHasher::start(settings.limits.threads(), settings.limits.hashing_queue)?;
+        bootstrap_admin(&settings, repository.as_ref(), &hasher).await?;
+        let store = CertificateStore::new(PeerChannel::connect(
+            pmp_common::auth::CERTIFICATE_STORE,
+            &settings.certificate_store,
+            &signer,
+            &settings.tls,
+        )?);
+        let consistency = &settings.consistency;
+        let reconciler = Reconciler::new(
+            Arc::clone(&repository),
+            store.clone(),
+            consistency.lease(),
+            consistency.reconcile_batch_size,
+        );
+        tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
+        let authenticator = Authenticator::new(
+            SERVICE_NAME,
+            own_verifier(&issuer)?,
+            service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?,
+            SERVICE_CALLERS,
+        );
+        let service = RegistryService::new(RegistryParts {
+            repository,
+            tokens: issuer,
+            registration: settings.registration.clone(),
+            store,
+            lease: consistency.lease(),
+            lease_wait: consistency.lease_wait(),
+            hasher,
+            limits: Arc::new(Limits::new(&settings.limits)),
+            admin_username: settings.admin.username.clone(),
+        })
+        .await?;
+        Ok(bootstrap::authenticated(
+            PartnerRegistryServer::new(service)
+                .max_decoding_message_size(settings.server.max_message_bytes),
+            authenticator,
+        ))
+    }
 }
 
 /// Loads (or generates) the token signing key, with the previous keys still published.
@@ -136,16 +170,6 @@ fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>>
     Ok(Arc::new(issuer))
 }
 
-/// What [`initialise`] builds the service from.
-struct Parts {
-    issuer: Arc<TokenIssuer>,
-    signer: Arc<ServiceSigner>,
-    wrapper: Option<RepositoryWrapper>,
-    metrics: Arc<Metrics>,
-    audit: AuditSlot,
-    stop: tokio::sync::watch::Receiver<()>,
-}
-
 /// The registry verifies its own tokens with the keys it publishes.
 fn own_verifier(issuer: &TokenIssuer) -> anyhow::Result<Arc<UserTokenVerifier>> {
     let keys = issuer
@@ -160,66 +184,6 @@ fn own_verifier(issuer: &TokenIssuer) -> anyhow::Result<Arc<UserTokenVerifier>> 
         keys,
         None,
     )))
-}
-
-/// Connects and migrates the database (waiting for it if needed), creates the bootstrap
-/// admin, starts the reconciler, and builds the service.
-async fn initialise(
-    settings: RegistrySettings,
-    parts: Parts,
-) -> anyhow::Result<RegistryGrpcService> {
-    let connection = server::retry_until_ok("connecting to the database", || {
-        db::connect(&settings.database)
-    })
-    .await;
-    Migrator::up(&connection, None).await?;
-    tracing::info!("database migrated");
-    parts.metrics.watch_pool(connection.clone())?;
-    let _ = parts.audit.set(DatabaseAuditSink::new(connection.clone()));
-    let mut repository: Arc<dyn PartnerRepository> =
-        Arc::new(SqlPartnerRepository::new(connection));
-    if let Some(wrap) = parts.wrapper {
-        repository = wrap(repository);
-    }
-    let hasher = PasswordHasher::start(settings.limits.threads(), settings.limits.hashing_queue)?;
-    bootstrap_admin(&settings, repository.as_ref(), &hasher).await?;
-    let store = CertificateStore::new(PeerChannel::connect(
-        pmp_common::auth::CERTIFICATE_STORE,
-        &settings.certificate_store,
-        &parts.signer,
-        &settings.tls,
-    )?);
-    let consistency = &settings.consistency;
-    let reconciler = Reconciler::new(
-        Arc::clone(&repository),
-        store.clone(),
-        consistency.lease(),
-        consistency.reconcile_batch_size,
-    );
-    tokio::spawn(reconciler.run(consistency.reconcile_interval(), parts.stop));
-    let authenticator = Authenticator::new(
-        SERVICE_NAME,
-        own_verifier(&parts.issuer)?,
-        service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?,
-        SERVICE_CALLERS,
-    );
-    let service = RegistryService::new(RegistryParts {
-        repository,
-        tokens: parts.issuer,
-        registration: settings.registration.clone(),
-        store,
-        lease: consistency.lease(),
-        lease_wait: consistency.lease_wait(),
-        hasher,
-        limits: Arc::new(Limits::new(&settings.limits)),
-        admin_username: settings.admin.username.clone(),
-    })
-    .await?;
-    Ok(InterceptedService::new(
-        PartnerRegistryServer::new(service)
-            .max_decoding_message_size(settings.server.max_message_bytes),
-        AuthInterceptor::new(authenticator),
-    ))
 }
 
 /// Creates the configured `PARTNER_ADMIN` account when a password is configured, and sets

@@ -73,6 +73,13 @@ pub fn spawn_on_with_repository(
     wrapper: crate::RepositoryWrapper,
 ) -> anyhow::Result<Spawned> {
     Spawned::start_on(listener, move |listener, shutdown| {
-        crate::run_with(settings, listener, shutdown, Some(wrapper))
+        pmp_common::bootstrap::run(
+            crate::PartnerRegistry {
+                wrapper: Some(wrapper),
+            },
+            settings,
+            listener,
+            shutdown,
+        )
     })
 }
