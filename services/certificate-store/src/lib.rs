@@ -25,8 +25,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
@@ -67,10 +65,7 @@ impl PlatformService for CertificateStore {
     type Settings = CertStoreSettings;
     type Server = CertStoreGrpcService;
     type ResponseBody = AuthenticatedBody;
-
-    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
-        Migrator::up(connection, None).await
-    }
+    type Migrator = Migrator;
 
     /// Loads the platform signer, the user-token keys (waiting for the registry) and the
     /// trust store, starts the trust-store poller, and builds the service.

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -48,6 +48,28 @@ pub trait ServiceSettings: Send + 'static {
     }
 }
 
+/// Implements [`ServiceSettings`] for a settings struct with the usual section names
+/// (`server`, `database`, `metrics`, `tls`, `telemetry`).
+#[macro_export]
+macro_rules! service_settings {
+    ($settings:ty) => {
+        impl $crate::bootstrap::ServiceSettings for $settings {
+            fn base(&self) -> $crate::bootstrap::BaseSettings<'_> {
+                $crate::bootstrap::BaseSettings {
+                    server: &self.server,
+                    database: &self.database,
+                    metrics: &self.metrics,
+                    tls: &self.tls,
+                }
+            }
+
+            fn telemetry_mut(&mut self) -> &mut $crate::config::TelemetrySettings {
+                &mut self.telemetry
+            }
+        }
+    };
+}
+
 /// What a service builds on once its database is ready.
 pub struct Context {
     /// Connected and migrated.
@@ -77,9 +99,8 @@ pub trait PlatformService: Send + 'static {
         + 'static;
     /// The server's response body.
     type ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static;
-
-    /// Brings the service's database schema up to date.
-    fn migrate(connection: &DatabaseConnection) -> impl Future<Output = Result<(), DbErr>> + Send;
+    /// The migrations of its database.
+    type Migrator: sea_orm_migration::MigratorTrait;
 
     /// Builds the service (repositories, clients to other services, background tasks) on
     /// its ready database. Health stays NOT_SERVING until this returns.
@@ -119,7 +140,7 @@ where
             let connection =
                 server::retry_until_ok("connecting to the database", || db::connect(&database))
                     .await;
-            P::migrate(&connection).await?;
+            <P::Migrator as sea_orm_migration::MigratorTrait>::up(&connection, None).await?;
             tracing::info!("database migrated");
             metrics.watch_pool(connection.clone())?;
             let _ = audit.set(DatabaseAuditSink::new(connection.clone()));

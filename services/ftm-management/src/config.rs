@@ -102,20 +102,7 @@ pub fn load(file: Option<&Path>) -> Result<FtmSettings, ConfigError> {
     config::load(ENV_PREFIX, DEFAULTS, file)
 }
 
-impl pmp_common::bootstrap::ServiceSettings for FtmSettings {
-    fn base(&self) -> pmp_common::bootstrap::BaseSettings<'_> {
-        pmp_common::bootstrap::BaseSettings {
-            server: &self.server,
-            database: &self.database,
-            metrics: &self.metrics,
-            tls: &self.tls,
-        }
-    }
-
-    fn telemetry_mut(&mut self) -> &mut pmp_common::config::TelemetrySettings {
-        &mut self.telemetry
-    }
-}
+pmp_common::service_settings!(FtmSettings);
 
 #[cfg(test)]
 mod tests {

@@ -20,8 +20,6 @@ pub mod upstream;
 
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
@@ -68,10 +66,7 @@ impl PlatformService for FtmManagement {
     type Settings = FtmSettings;
     type Server = FtmGrpcService;
     type ResponseBody = AuthenticatedBody;
-
-    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
-        Migrator::up(connection, None).await
-    }
+    type Migrator = Migrator;
 
     /// Loads the user-token verification keys (waiting for the registry if needed),
     /// registers the metrics, starts the reconciler and builds the service.

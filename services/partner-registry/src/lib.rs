@@ -22,8 +22,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
@@ -77,10 +75,7 @@ impl PlatformService for PartnerRegistry {
     type Settings = RegistrySettings;
     type Server = RegistryGrpcService;
     type ResponseBody = AuthenticatedBody;
-
-    async fn migrate(connection: &DatabaseConnection) -> Result<(), DbErr> {
-        Migrator::up(connection, None).await
-    }
+    type Migrator = Migrator;
 
     /// Creates the bootstrap admin, starts the reconciler, and builds the service.
     async fn build(
