@@ -254,12 +254,12 @@ impl KeySource for RegistryKeys {
             .await?
             .into_inner();
         if !published.jwks.is_empty() {
-            return keys_of_jwks(&published.jwks).map_err(anyhow::Error::msg);
+            return Ok(keys_of_jwks(&published.jwks)?);
         }
         published
             .public_keys_pem
             .iter()
-            .map(|pem| VerificationKey::from_pem(pem).map_err(anyhow::Error::msg))
+            .map(|pem| Ok(VerificationKey::from_pem(pem)?))
             .collect()
     }
 
@@ -284,7 +284,7 @@ impl KeySource for JwksUrl {
             .await?
             .error_for_status()?;
         let body = response.text().await?;
-        keys_of_jwks(&body).map_err(anyhow::Error::msg)
+        Ok(keys_of_jwks(&body)?)
     }
 
     fn describe(&self) -> String {
@@ -303,7 +303,7 @@ pub fn user_token_verifier(
     for file in &settings.public_key_files {
         let pem = std::fs::read_to_string(file)
             .map_err(|error| anyhow::anyhow!("cannot read {file}: {error}"))?;
-        file_keys.push(VerificationKey::from_pem(&pem).map_err(anyhow::Error::msg)?);
+        file_keys.push(VerificationKey::from_pem(&pem)?);
     }
     let source: Option<Arc<dyn KeySource>> = if !settings.jwks_url.trim().is_empty() {
         let client = reqwest::Client::builder()

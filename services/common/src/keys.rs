@@ -11,27 +11,73 @@ use std::time::Duration;
 /// A secret file could not be read or created.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// The file (or directory) exists but cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The file or its directory cannot be created.
     #[error("cannot create {path}: {source}")]
     Create {
+        /// The file.
         path: String,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// Another process created the file but never wrote it.
     #[error("{path} stayed empty while another process was writing it")]
-    Empty { path: String },
+    Empty {
+        /// The file.
+        path: String,
+    },
+    /// Generating the material failed.
     #[error("cannot generate key material: {0}")]
-    Generate(String),
+    Generate(#[from] KeyError),
+    /// The file holds something that is not a usable key.
+    #[error("{path}: {source}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        source: KeyError,
+    },
+}
+
+/// Key material that is not usable: not a key, a key of a kind the platform does not use,
+/// or a cryptographic library failing on it. Never carries the key itself.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The text is not a PEM key of the expected kind (named).
+    #[error("{0} is not a PEM key")]
+    NotPem(String),
+    /// A well-formed key of a type or size the platform does not accept.
+    #[error("unsupported key: {0}")]
+    Unsupported(String),
+    /// OpenSSL failed on a key it had parsed.
+    #[error("key encoding failed: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    /// The JWT library refused a key or could not sign.
+    #[error("token library: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    /// A JWK or JWKS document that does not parse.
+    #[error("not a JWK document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
+/// PEM output of OpenSSL as text (PEM is ASCII, so nothing is ever replaced).
+pub fn pem_text(pem: Vec<u8>) -> String {
+    String::from_utf8(pem)
+        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// Returns the file's contents, creating it with `generate()` (mode 0600) when it does not
 /// exist. Returns `(contents, generated)`.
 pub fn load_or_generate(
     path: &Path,
-    generate: impl FnOnce() -> Result<Vec<u8>, String>,
+    generate: impl FnOnce() -> Result<Vec<u8>, KeyError>,
 ) -> Result<(Vec<u8>, bool), KeyFileError> {
     let display = path.display().to_string();
     if let Ok(contents) = read_complete(path) {
@@ -46,7 +92,7 @@ pub fn load_or_generate(
             source,
         })?;
     }
-    let contents = generate().map_err(KeyFileError::Generate)?;
+    let contents = generate()?;
     match create_private(path) {
         Ok(mut file) => {
             file.write_all(&contents)
@@ -118,21 +164,17 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// A new P-256 private key as PKCS#8 PEM.
-pub fn generate_ec_private_key_pem() -> Result<Vec<u8>, String> {
-    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-        .map_err(|error| error.to_string())?;
-    let key = openssl::ec::EcKey::generate(&group).map_err(|error| error.to_string())?;
-    let pkey = openssl::pkey::PKey::from_ec_key(key).map_err(|error| error.to_string())?;
-    pkey.private_key_to_pem_pkcs8()
-        .map_err(|error| error.to_string())
+pub fn generate_ec_private_key_pem() -> Result<Vec<u8>, KeyError> {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)?;
+    let key = openssl::ec::EcKey::generate(&group)?;
+    Ok(openssl::pkey::PKey::from_ec_key(key)?.private_key_to_pem_pkcs8()?)
 }
 
 /// The PEM public key of a PEM private key.
-pub fn public_key_pem(private_key_pem: &[u8]) -> Result<String, String> {
+pub fn public_key_pem(private_key_pem: &[u8]) -> Result<String, KeyError> {
     let key = openssl::pkey::PKey::private_key_from_pem(private_key_pem)
-        .map_err(|error| error.to_string())?;
-    let public = key.public_key_to_pem().map_err(|error| error.to_string())?;
-    String::from_utf8(public).map_err(|error| error.to_string())
+        .map_err(|_| KeyError::NotPem("the private key".into()))?;
+    Ok(pem_text(key.public_key_to_pem()?))
 }
 
 #[cfg(test)]

@@ -268,7 +268,7 @@ impl RegistryService {
         let access_token = self
             .tokens
             .issue(&user.username, &user.roles)
-            .map_err(RegistryError::Internal)?;
+            .map_err(|error| RegistryError::Internal(error.to_string()))?;
         Ok(proto::LoginResponse {
             access_token,
             token_type: "Bearer".into(),

@@ -22,6 +22,8 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::keys::{KeyError, KeyFileError, pem_text};
+
 /// `typ` header of service tokens, which tells them from user tokens before any key is used.
 pub const SERVICE_TOKEN_TYPE: &str = "pmp-service+jwt";
 /// The longest a service token is valid.
@@ -62,9 +64,9 @@ fn now_seconds() -> u64 {
 }
 
 /// The key id of a public key: the service and the first 8 bytes of the SHA-256 of its DER.
-fn key_id(service: &str, public_key_der: &[u8]) -> Result<String, String> {
+fn key_id(service: &str, public_key_der: &[u8]) -> String {
     let digest = openssl::sha::sha256(public_key_der);
-    Ok(format!("{service}/{}", hex_of(&digest[..8])))
+    format!("{service}/{}", hex_of(&digest[..8]))
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -93,27 +95,21 @@ impl std::fmt::Debug for ServiceSigner {
 impl ServiceSigner {
     /// The identity of service `name`, signing with the EC P-256 private key `private_key_pem`
     /// (PKCS#8 or traditional PEM).
-    pub fn from_pem(name: &str, private_key_pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(name: &str, private_key_pem: &[u8]) -> Result<Self, KeyError> {
         let key = openssl::pkey::PKey::private_key_from_pem(private_key_pem)
-            .map_err(|_| "the service key is not a PEM private key".to_owned())?;
+            .map_err(|_| KeyError::NotPem("the service key".into()))?;
         if key.id() != openssl::pkey::Id::EC || key.bits() != 256 {
-            return Err("the service key must be an EC P-256 key".into());
+            return Err(KeyError::Unsupported(
+                "the service key must be an EC P-256 key".into(),
+            ));
         }
-        let pkcs8 = key
-            .private_key_to_pem_pkcs8()
-            .map_err(|error| format!("cannot encode the service key: {error}"))?;
-        let public_der = key
-            .public_key_to_der()
-            .map_err(|error| format!("cannot encode the public key: {error}"))?;
-        let public_key_pem = String::from_utf8(
-            key.public_key_to_pem()
-                .map_err(|error| format!("cannot encode the public key: {error}"))?,
-        )
-        .map_err(|error| error.to_string())?;
+        let pkcs8 = key.private_key_to_pem_pkcs8()?;
+        let public_der = key.public_key_to_der()?;
+        let public_key_pem = pem_text(key.public_key_to_pem()?);
         Ok(ServiceSigner {
             name: name.to_owned(),
-            key: EncodingKey::from_ec_pem(&pkcs8).map_err(|error| error.to_string())?,
-            kid: key_id(name, &public_der)?,
+            key: EncodingKey::from_ec_pem(&pkcs8)?,
+            kid: key_id(name, &public_der),
             public_key_pem,
             cached: Mutex::new(HashMap::new()),
         })
@@ -131,12 +127,13 @@ impl ServiceSigner {
 
     /// A token for calls to service `audience`, valid for at least another
     /// [`RENEW_BEFORE`] (minted again when older).
-    pub fn token_for(&self, audience: &str) -> Result<String, String> {
+    pub fn token_for(&self, audience: &str) -> Result<String, KeyError> {
         let now = now_seconds();
+        // The cache holds only finished tokens: one left by a panicking thread is still good.
         let mut cached = self
             .cached
             .lock()
-            .map_err(|_| "service token cache poisoned".to_owned())?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some((token, expires)) = cached.get(audience)
             && *expires > now + RENEW_BEFORE.as_secs()
         {
@@ -149,7 +146,7 @@ impl ServiceSigner {
     }
 
     /// Signs a token with explicit times (tests use it for expired tokens).
-    pub fn sign(&self, audience: &str, issued_at: u64, expires: u64) -> Result<String, String> {
+    pub fn sign(&self, audience: &str, issued_at: u64, expires: u64) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some(SERVICE_TOKEN_TYPE.to_owned());
         header.kid = Some(self.kid.clone());
@@ -162,8 +159,7 @@ impl ServiceSigner {
             exp: expires,
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
-        jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|error| format!("cannot sign the service token: {error}"))
+        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
     }
 }
 
@@ -202,10 +198,13 @@ impl std::fmt::Debug for ServiceKeys {
 /// Why a service token was refused (for the log; clients get a generic answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceTokenError {
+    /// Not a JWT, not ES256, or without a key id.
     #[error("malformed service token: {0}")]
     Malformed(String),
+    /// Signed with a key this service does not hold (the key id).
     #[error("no key for {0}")]
     UnknownKey(String),
+    /// Bad signature or claims (audience, issuer, times, lifetime).
     #[error("invalid service token: {0}")]
     Invalid(String),
 }
@@ -213,7 +212,7 @@ pub enum ServiceTokenError {
 impl ServiceKeys {
     /// Keys for verifying tokens addressed to `audience` (this service), read from
     /// `directory` (empty: no service may call this one).
-    pub fn load(audience: &str, directory: &str) -> Result<Self, String> {
+    pub fn load(audience: &str, directory: &str) -> Result<Self, KeyFileError> {
         let directory = (!directory.trim().is_empty()).then(|| PathBuf::from(directory));
         let keys = match &directory {
             Some(path) if path.exists() => read_directory(path)?,
@@ -228,7 +227,7 @@ impl ServiceKeys {
     }
 
     /// Keys given directly, as (service, public key PEM) pairs (tests).
-    pub fn from_pems(audience: &str, pems: &[(&str, &str)]) -> Result<Self, String> {
+    pub fn from_pems(audience: &str, pems: &[(&str, &str)]) -> Result<Self, KeyError> {
         let mut keys = HashMap::new();
         for (service, pem) in pems {
             let (kid, key) = decoding_key(service, pem.as_bytes())?;
@@ -310,18 +309,18 @@ impl ServiceKeys {
 }
 
 /// (key id, key) of a service's PEM public key.
-fn decoding_key(service: &str, pem: &[u8]) -> Result<(String, ServiceKey), String> {
+fn decoding_key(service: &str, pem: &[u8]) -> Result<(String, ServiceKey), KeyError> {
     let parsed = openssl::pkey::PKey::public_key_from_pem(pem)
-        .map_err(|_| format!("the key of {service} is not a PEM public key"))?;
+        .map_err(|_| KeyError::NotPem(format!("the key of {service}")))?;
     if parsed.id() != openssl::pkey::Id::EC || parsed.bits() != 256 {
-        return Err(format!("the key of {service} is not an EC P-256 key"));
+        return Err(KeyError::Unsupported(format!(
+            "the key of {service} is not an EC P-256 key"
+        )));
     }
-    let der = parsed
-        .public_key_to_der()
-        .map_err(|error| error.to_string())?;
-    let key = DecodingKey::from_ec_pem(pem).map_err(|error| error.to_string())?;
+    let der = parsed.public_key_to_der()?;
+    let key = DecodingKey::from_ec_pem(pem)?;
     Ok((
-        key_id(service, &der)?,
+        key_id(service, &der),
         ServiceKey {
             service: service.to_owned(),
             key,
@@ -331,9 +330,11 @@ fn decoding_key(service: &str, pem: &[u8]) -> Result<(String, ServiceKey), Strin
 
 /// Every `<service>.pem` and `<service>.<suffix>.pem` of `directory`, for the platform's
 /// services (other files are ignored).
-fn read_directory(directory: &Path) -> Result<HashMap<String, ServiceKey>, String> {
-    let entries = std::fs::read_dir(directory)
-        .map_err(|error| format!("cannot read {}: {error}", directory.display()))?;
+fn read_directory(directory: &Path) -> Result<HashMap<String, ServiceKey>, KeyFileError> {
+    let entries = std::fs::read_dir(directory).map_err(|source| KeyFileError::Read {
+        path: directory.display().to_string(),
+        source,
+    })?;
     let mut keys = HashMap::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -344,9 +345,11 @@ fn read_directory(directory: &Path) -> Result<HashMap<String, ServiceKey>, Strin
         if !PLATFORM_SERVICES.contains(&service) {
             continue;
         }
-        let pem = std::fs::read(entry.path())
-            .map_err(|error| format!("cannot read {file_name}: {error}"))?;
-        let (kid, key) = decoding_key(service, &pem)?;
+        let pem = crate::keys::read(&entry.path())?;
+        let (kid, key) = decoding_key(service, &pem).map_err(|source| KeyFileError::Invalid {
+            path: entry.path().display().to_string(),
+            source,
+        })?;
         keys.insert(kid, key);
     }
     Ok(keys)
@@ -380,7 +383,7 @@ pub fn load_signer(
     } else {
         crate::keys::read(path)?
     };
-    let signer = ServiceSigner::from_pem(name, &pem).map_err(anyhow::Error::msg)?;
+    let signer = ServiceSigner::from_pem(name, &pem)?;
     if settings.generate_key {
         publish_public_key(&settings.public_keys_dir, &signer)?;
     }
@@ -392,9 +395,10 @@ pub fn load_service_keys(
     name: &str,
     settings: &crate::config::ServiceIdentitySettings,
 ) -> anyhow::Result<std::sync::Arc<ServiceKeys>> {
-    Ok(std::sync::Arc::new(
-        ServiceKeys::load(name, &settings.public_keys_dir).map_err(anyhow::Error::msg)?,
-    ))
+    Ok(std::sync::Arc::new(ServiceKeys::load(
+        name,
+        &settings.public_keys_dir,
+    )?))
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ pub fn generate_ec_key_pem() -> (String, String) {
 
 /// Signs test tokens and builds matching verifiers.
 pub struct TestTokens {
+    /// Signs tokens the verifiers accept.
     pub issuer: TokenIssuer,
+    /// The issuer's public key.
     pub public_key_pem: String,
     /// An issuer with an unrelated key: its tokens must be refused.
     pub foreign_issuer: TokenIssuer,
@@ -135,7 +137,9 @@ impl TestTokens {
 /// The private keys of the platform's services and the directory of their public keys,
 /// provisioned as an operator would before starting the services.
 pub struct ServiceKeyFiles {
+    /// Where the private keys are (`<service>.key.pem`).
     pub directory: PathBuf,
+    /// The public keys, as `service_identity.public_keys_dir` expects them.
     pub public_keys_dir: PathBuf,
 }
 

@@ -23,6 +23,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::User;
+use crate::keys::{KeyError, pem_text};
 
 /// Shortest pause between two fetches triggered by unknown key ids.
 pub const MIN_REFRESH_PAUSE: Duration = Duration::from_secs(5);
@@ -32,19 +33,29 @@ pub const MAX_LEEWAY_SECONDS: u64 = 60;
 /// Claims the platform writes into its tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Claims {
+    /// The user: for partners, the partner id (= user name).
     pub sub: String,
+    /// The user name, as Keycloak sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// The platform's roles (`PARTNER_ADMIN`, `FTM_PROVIDER`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Keycloak's place for the roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm_access: Option<RealmAccess>,
+    /// Issuer.
     pub iss: String,
+    /// Audience.
     pub aud: String,
+    /// Expiry, seconds since the epoch.
     pub exp: u64,
+    /// Issue time, seconds since the epoch.
     pub iat: u64,
+    /// Not valid before, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
 }
@@ -52,6 +63,7 @@ pub struct Claims {
 /// Keycloak's `realm_access` claim.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct RealmAccess {
+    /// The realm roles.
     #[serde(default)]
     pub roles: Vec<String>,
 }
@@ -95,15 +107,17 @@ impl std::fmt::Debug for VerificationKey {
 }
 
 /// The algorithm that goes with an asymmetric public key: RS256, ES256 or ES384.
-fn algorithm_of(key: &openssl::pkey::PKeyRef<openssl::pkey::Public>) -> Result<Algorithm, String> {
+fn algorithm_of(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Public>,
+) -> Result<Algorithm, KeyError> {
     match key.id() {
         openssl::pkey::Id::RSA if key.bits() >= 2048 => Ok(Algorithm::RS256),
         openssl::pkey::Id::EC if key.bits() == 256 => Ok(Algorithm::ES256),
         openssl::pkey::Id::EC if key.bits() == 384 => Ok(Algorithm::ES384),
-        other => Err(format!(
-            "unsupported token key {other:?} of {} bits",
+        other => Err(KeyError::Unsupported(format!(
+            "token key {other:?} of {} bits",
             key.bits()
-        )),
+        ))),
     }
 }
 
@@ -118,18 +132,15 @@ pub fn key_id_of(public_key_der: &[u8]) -> String {
 
 impl VerificationKey {
     /// A PEM public key (RSA ≥ 2048 bits, EC P-256 or P-384), with its derived key id.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
         let parsed = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes())
-            .map_err(|_| "not a PEM public key".to_owned())?;
+            .map_err(|_| KeyError::NotPem("the public key".into()))?;
         let algorithm = algorithm_of(&parsed)?;
-        let der = parsed
-            .public_key_to_der()
-            .map_err(|error| error.to_string())?;
+        let der = parsed.public_key_to_der()?;
         let key = match algorithm {
             Algorithm::RS256 => DecodingKey::from_rsa_pem(pem.as_bytes()),
             _ => DecodingKey::from_ec_pem(pem.as_bytes()),
-        }
-        .map_err(|error| format!("unusable public key: {error}"))?;
+        }?;
         Ok(VerificationKey {
             kid: Some(key_id_of(&der)),
             key,
@@ -138,22 +149,28 @@ impl VerificationKey {
     }
 
     /// A JWK of an RSA or EC signing key; symmetric and unknown keys are refused.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         let algorithm = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => Algorithm::RS256,
             AlgorithmParameters::EllipticCurve(parameters) => match parameters.curve {
                 EllipticCurve::P256 => Algorithm::ES256,
                 EllipticCurve::P384 => Algorithm::ES384,
-                _ => return Err("unsupported curve".into()),
+                _ => return Err(KeyError::Unsupported("curve".into())),
             },
-            _ => return Err("only RSA and EC keys verify user tokens".into()),
+            _ => {
+                return Err(KeyError::Unsupported(
+                    "only RSA and EC keys verify user tokens".into(),
+                ));
+            }
         };
         if let Some(declared) = jwk.common.key_algorithm
             && format!("{declared:?}") != format!("{algorithm:?}")
         {
-            return Err("the JWK's alg does not match its key".into());
+            return Err(KeyError::Unsupported(
+                "the JWK's alg does not match its key".into(),
+            ));
         }
-        let key = DecodingKey::from_jwk(jwk).map_err(|error| error.to_string())?;
+        let key = DecodingKey::from_jwk(jwk)?;
         Ok(VerificationKey {
             kid: jwk.common.key_id.clone(),
             key,
@@ -163,9 +180,8 @@ impl VerificationKey {
 }
 
 /// The usable keys of a JWKS document (others are skipped with a warning).
-pub fn keys_of_jwks(json: &str) -> Result<Vec<VerificationKey>, String> {
-    let set: JwkSet =
-        serde_json::from_str(json).map_err(|error| format!("not a JWKS document: {error}"))?;
+pub fn keys_of_jwks(json: &str) -> Result<Vec<VerificationKey>, KeyError> {
+    let set: JwkSet = serde_json::from_str(json)?;
     Ok(set
         .keys
         .iter()
@@ -415,13 +431,11 @@ impl std::fmt::Debug for TokenIssuer {
 }
 
 /// A JWK of a PEM public key, with the platform's key id.
-fn jwk_of_public_pem(pem: &str) -> Result<(String, Jwk), String> {
+fn jwk_of_public_pem(pem: &str) -> Result<(String, Jwk), KeyError> {
     let parsed = openssl::pkey::PKey::public_key_from_pem(pem.as_bytes())
-        .map_err(|_| "not a PEM public key".to_owned())?;
+        .map_err(|_| KeyError::NotPem("the public key".into()))?;
     let algorithm = algorithm_of(&parsed)?;
-    let der = parsed
-        .public_key_to_der()
-        .map_err(|error| error.to_string())?;
+    let der = parsed.public_key_to_der()?;
     let kid = key_id_of(&der);
     let encode = |bytes: &[u8]| {
         use base64::Engine;
@@ -429,19 +443,15 @@ fn jwk_of_public_pem(pem: &str) -> Result<(String, Jwk), String> {
     };
     let parameters = match algorithm {
         Algorithm::RS256 => {
-            let rsa = parsed.rsa().map_err(|error| error.to_string())?;
+            let rsa = parsed.rsa()?;
             serde_json::json!({"kty": "RSA", "n": encode(&rsa.n().to_vec()), "e": encode(&rsa.e().to_vec())})
         }
         _ => {
-            let ec = parsed.ec_key().map_err(|error| error.to_string())?;
-            let mut context = openssl::bn::BigNumContext::new().map_err(|e| e.to_string())?;
-            let (mut x, mut y) = (
-                openssl::bn::BigNum::new().map_err(|e| e.to_string())?,
-                openssl::bn::BigNum::new().map_err(|e| e.to_string())?,
-            );
+            let ec = parsed.ec_key()?;
+            let mut context = openssl::bn::BigNumContext::new()?;
+            let (mut x, mut y) = (openssl::bn::BigNum::new()?, openssl::bn::BigNum::new()?);
             ec.public_key()
-                .affine_coordinates(ec.group(), &mut x, &mut y, &mut context)
-                .map_err(|error| error.to_string())?;
+                .affine_coordinates(ec.group(), &mut x, &mut y, &mut context)?;
             let size = if algorithm == Algorithm::ES256 {
                 32
             } else {
@@ -455,8 +465,8 @@ fn jwk_of_public_pem(pem: &str) -> Result<(String, Jwk), String> {
             };
             serde_json::json!({
                 "kty": "EC", "crv": crv,
-                "x": encode(&pad(&x).map_err(|e| e.to_string())?),
-                "y": encode(&pad(&y).map_err(|e| e.to_string())?),
+                "x": encode(&pad(&x)?),
+                "y": encode(&pad(&y)?),
             })
         }
     };
@@ -464,7 +474,7 @@ fn jwk_of_public_pem(pem: &str) -> Result<(String, Jwk), String> {
     value["kid"] = serde_json::Value::String(kid.clone());
     value["use"] = serde_json::Value::String("sig".into());
     value["alg"] = serde_json::Value::String(format!("{algorithm:?}"));
-    let jwk: Jwk = serde_json::from_value(value).map_err(|error| error.to_string())?;
+    let jwk: Jwk = serde_json::from_value(value)?;
     Ok((kid, jwk))
 }
 
@@ -478,25 +488,17 @@ impl TokenIssuer {
         issuer: &str,
         audience: &str,
         lifetime: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeyError> {
         let parsed = openssl::pkey::PKey::private_key_from_pem(private_key_pem.as_bytes())
-            .map_err(|_| "not a PEM private key".to_owned())?;
-        let public_pem = String::from_utf8(
-            parsed
-                .public_key_to_pem()
-                .map_err(|error| error.to_string())?,
-        )
-        .map_err(|error| error.to_string())?;
+            .map_err(|_| KeyError::NotPem("the token signing key".into()))?;
+        let public_pem = pem_text(parsed.public_key_to_pem()?);
         let (kid, jwk) = jwk_of_public_pem(&public_pem)?;
-        let pkcs8 = parsed
-            .private_key_to_pem_pkcs8()
-            .map_err(|error| format!("cannot encode private key: {error}"))?;
+        let pkcs8 = parsed.private_key_to_pem_pkcs8()?;
         let algorithm = VerificationKey::from_pem(&public_pem)?.algorithm;
         let key = match algorithm {
             Algorithm::RS256 => EncodingKey::from_rsa_pem(&pkcs8),
             _ => EncodingKey::from_ec_pem(&pkcs8),
-        }
-        .map_err(|error| format!("unusable private key: {error}"))?;
+        }?;
         let mut published = vec![(kid.clone(), jwk)];
         for pem in previous_public_keys_pem {
             let (previous_kid, previous) = jwk_of_public_pem(pem)?;
@@ -547,7 +549,7 @@ impl TokenIssuer {
     }
 
     /// Issues a token for `partner_id` with `roles`.
-    pub fn issue(&self, partner_id: &str, roles: &[String]) -> Result<String, String> {
+    pub fn issue(&self, partner_id: &str, roles: &[String]) -> Result<String, KeyError> {
         let now = now_seconds();
         self.sign(&Claims {
             sub: partner_id.to_owned(),
@@ -564,19 +566,19 @@ impl TokenIssuer {
     }
 
     /// Signs arbitrary claims with the current key (tests use it for expired or odd tokens).
-    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        let mut header = Header::new(self.signing.algorithm);
-        header.kid = Some(self.signing.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.signing.key)
-            .map_err(|error| format!("cannot sign token: {error}"))
+    pub fn sign(&self, claims: &Claims) -> Result<String, KeyError> {
+        self.sign_serialisable(claims)
     }
 
     /// Signs any serialisable claims (tests: tokens missing a claim).
-    pub fn sign_raw(&self, claims: &serde_json::Value) -> Result<String, String> {
+    pub fn sign_raw(&self, claims: &serde_json::Value) -> Result<String, KeyError> {
+        self.sign_serialisable(claims)
+    }
+
+    fn sign_serialisable(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
         let mut header = Header::new(self.signing.algorithm);
         header.kid = Some(self.signing.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.signing.key)
-            .map_err(|error| format!("cannot sign token: {error}"))
+        Ok(jsonwebtoken::encode(&header, claims, &self.signing.key)?)
     }
 }
 
