@@ -14,3 +14,71 @@ pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
 pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).ok()?)
 }
+
+/// Where a service reads the current time for leases and limits. Injected, so that tests
+/// move time forward instead of sleeping until a lease or a window has passed.
+pub trait Clock: Send + Sync {
+    /// The current time, truncated to microseconds (what both databases store).
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// A clock as services hold it.
+pub type SharedClock = std::sync::Arc<dyn Clock>;
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        truncate_to_micros(Utc::now())
+    }
+}
+
+/// The system's clock, shared.
+pub fn system_clock() -> SharedClock {
+    std::sync::Arc::new(SystemClock)
+}
+
+/// `time` without its nanoseconds below the microsecond, so that a value read back from
+/// PostgreSQL or SQLite equals the one written.
+pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    time.trunc_subsecs(6)
+}
+
+/// A clock that moves only when told (tests).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl ManualClock {
+    /// A clock standing at the system's current time.
+    pub fn starting_now() -> Self {
+        ManualClock {
+            now: std::sync::Mutex::new(SystemClock.now()),
+        }
+    }
+
+    /// Moves the clock forward by `duration`.
+    pub fn advance(&self, duration: std::time::Duration) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now = crate::lease::later(*now, duration);
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
