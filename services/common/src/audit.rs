@@ -17,7 +17,9 @@ pub struct AuditEvent {
     pub action: String,
     /// Id of the changed record.
     pub entity_id: String,
+    /// State before the change (`None` for a creation).
     pub before_state: Option<String>,
+    /// State after the change.
     pub after_state: Option<String>,
     /// Trace id of the request, to find the trace in Jaeger.
     pub trace_id: String,
@@ -43,7 +45,8 @@ impl AuditEvent {
     }
 }
 
-/// The `audit_events` table.
+/// The `audit_events` table (sea-orm entity; the columns are those of [`super::AuditEvent`]).
+#[allow(missing_docs)]
 pub mod entity {
     use sea_orm::entity::prelude::*;
 
@@ -91,8 +94,11 @@ pub mod schema {
     /// Column sizes, as each service first created them.
     #[derive(Debug, Clone, Copy)]
     pub struct AuditColumns {
+        /// `actor`.
         pub actor: u32,
+        /// `action`.
         pub action: u32,
+        /// `entity_id`.
         pub entity_id: u32,
         /// `before_state` and `after_state`.
         pub state: u32,

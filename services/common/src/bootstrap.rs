@@ -30,9 +30,13 @@ use crate::{client, db};
 /// The sections every service's settings have.
 #[derive(Debug, Clone, Copy)]
 pub struct BaseSettings<'a> {
+    /// `server`.
     pub server: &'a ServerSettings,
+    /// `database`.
     pub database: &'a DatabaseSettings,
+    /// `metrics`.
     pub metrics: &'a MetricsSettings,
+    /// `tls`.
     pub tls: &'a TlsSettings,
 }
 

@@ -14,8 +14,10 @@ use serde::de::DeserializeOwned;
 /// Configuration could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file or variable could not be read or does not fit the settings' types.
     #[error("configuration could not be read: {0}")]
     Load(#[from] config::ConfigError),
+    /// A value is out of its range (the message names the key).
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -158,7 +160,9 @@ pub struct TelemetrySettings {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// For people at a terminal (colours only on a terminal).
     Pretty,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 

@@ -81,7 +81,9 @@ pub mod testing {
     /// A database that lives as long as the value: a temporary SQLite file, or a PostgreSQL
     /// database created for this test and dropped afterwards.
     pub struct TestDatabase {
+        /// Connected, not migrated.
         pub connection: DatabaseConnection,
+        /// Settings naming the same database (for a service started on it).
         pub settings: DatabaseSettings,
         _directory: Option<tempfile_dir::TempDir>,
         postgres_admin: Option<(String, String)>,
@@ -89,7 +91,7 @@ pub mod testing {
 
     mod tempfile_dir {
         /// Minimal owned temporary directory (removed on drop) to avoid a runtime dependency.
-        pub struct TempDir(pub std::path::PathBuf);
+        pub(super) struct TempDir(pub(super) std::path::PathBuf);
         impl Drop for TempDir {
             fn drop(&mut self) {
                 let _ = std::fs::remove_dir_all(&self.0);

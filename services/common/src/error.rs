@@ -33,15 +33,21 @@ pub enum Disclosure<'a> {
     /// request field at fault (`BadRequest`) and when to retry (`RetryInfo`); the error's
     /// message is shown.
     Client {
+        /// The gRPC code.
         code: Code,
+        /// The contract's reason (`ErrorInfo.reason`).
         reason: &'a str,
+        /// The request field at fault.
         field: Option<&'a str>,
+        /// When the client may try again.
         retry_after: Option<std::time::Duration>,
     },
     /// A status from another platform service, relayed with its code and reason (see
     /// [`relay_status`]).
     Relayed {
+        /// The service that answered it.
         dependency: &'static str,
+        /// Its answer.
         status: &'a Status,
     },
     /// A database failure: `UNAVAILABLE` when the connection is lost, else `INTERNAL`.

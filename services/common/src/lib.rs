@@ -8,6 +8,8 @@
 //! contract's `ErrorInfo`, [`db`] opens SQLite or PostgreSQL by URL, [`client`] makes outgoing
 //! calls with deadlines, identity and trace context, and [`pagination`] handles AIP-158 paging.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod audit;
 pub mod auth;
 pub mod binary;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod lease;
 pub mod limits;
 pub mod metrics;
 pub mod pagination;

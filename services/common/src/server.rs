@@ -94,6 +94,7 @@ where
 
 /// Where a service's Prometheus metrics go.
 pub struct MetricsEndpoint {
+    /// The registry every request is counted in.
     pub metrics: Arc<Metrics>,
     /// The `/metrics` HTTP listener; `None` records metrics without serving them.
     pub listener: Option<TcpListener>,

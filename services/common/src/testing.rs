@@ -253,8 +253,11 @@ pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, r
 /// One Prometheus sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Metric name.
     pub name: String,
+    /// Its labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Its value.
     pub value: f64,
 }
 
