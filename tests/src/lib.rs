@@ -163,15 +163,17 @@ fn build_binaries(directory: &Path) -> Result<(), String> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A listening socket on a free port, handed to the service it is for (so no other
+/// process can take the port in between), and its port.
+fn listener() -> anyhow::Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
 }
 
 fn spawn(
     name: &'static str,
-    port: u16,
+    (listener, port): (std::net::TcpListener, u16),
     environment: &[(String, String)],
     directory: &Path,
     client_tls: Option<ClientTlsConfig>,
@@ -186,6 +188,7 @@ fn spawn(
     let log = directory.join(format!("{name}.log"));
     let output = std::fs::File::create(&log)?;
     let child = Command::new(&binary)
+        .arg("--listener-on-stdin")
         .env("RUST_LOG", "info")
         .envs(
             environment
@@ -193,7 +196,7 @@ fn spawn(
                 .map(|(key, value)| (key.as_str(), value.as_str())),
         )
         .current_dir(directory)
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
         .stdout(output.try_clone()?)
         .stderr(output)
         .spawn()?;
@@ -305,7 +308,9 @@ impl Platform {
                 ),
             ]
         };
-        let (registry_port, store_port, ftm_port) = (free_port()?, free_port()?, free_port()?);
+        let (registry_listener, store_listener, ftm_listener) =
+            (listener()?, listener()?, listener()?);
+        let (registry_port, store_port) = (registry_listener.1, store_listener.1);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let registry_address = format!("{scheme}://127.0.0.1:{registry_port}");
         let store_address = format!("{scheme}://127.0.0.1:{store_port}");
@@ -319,7 +324,6 @@ impl Platform {
         let registry_environment = env(
             "PMP_REGISTRY",
             &[
-                ("SERVER__LISTEN", format!("127.0.0.1:{registry_port}")),
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[0].clone()),
                 (
@@ -334,7 +338,6 @@ impl Platform {
         let store_environment = env(
             "PMP_CERTSTORE",
             &[
-                ("SERVER__LISTEN", format!("127.0.0.1:{store_port}")),
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[1].clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
@@ -356,7 +359,6 @@ impl Platform {
         let ftm_environment = env(
             "PMP_FTM",
             &[
-                ("SERVER__LISTEN", format!("127.0.0.1:{ftm_port}")),
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[2].clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
@@ -374,18 +376,18 @@ impl Platform {
             environment
         };
         let client_tls = tls.map(harness_tls).transpose()?;
-        let spawn = |name, port, environment| {
+        let spawn = |name, listener, environment| {
             spawn(
                 name,
-                port,
+                listener,
                 &with_extra(environment),
                 root,
                 client_tls.clone(),
             )
         };
-        let registry = spawn("partner-registry", registry_port, registry_environment)?;
-        let certstore = spawn("certificate-store", store_port, store_environment)?;
-        let ftm = spawn("ftm-management", ftm_port, ftm_environment)?;
+        let registry = spawn("partner-registry", registry_listener, registry_environment)?;
+        let certstore = spawn("certificate-store", store_listener, store_environment)?;
+        let ftm = spawn("ftm-management", ftm_listener, ftm_environment)?;
         let platform = Platform {
             registry,
             certstore,

@@ -22,6 +22,23 @@ pub struct ServiceCli {
     /// Log format, overriding `telemetry.log_format`.
     #[arg(long, value_parser = ["pretty", "json"])]
     pub log_format: Option<String>,
+    /// Serve gRPC on the listening socket given as standard input (inetd "wait" style)
+    /// instead of binding `server.listen`: whoever starts the process bound the port and
+    /// hands it over, so nobody else can take it in between (test harnesses, supervisors).
+    #[arg(long)]
+    pub listener_on_stdin: bool,
+}
+
+/// The listening socket on standard input.
+fn inherited_listener() -> anyhow::Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let descriptor = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let listener = std::net::TcpListener::from(descriptor);
+    listener.local_addr().map_err(|error| {
+        anyhow::anyhow!("--listener-on-stdin: standard input is not a TCP socket ({error})")
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener)?)
 }
 
 /// Runs a service binary: parses the command line, loads the settings with `load` (exit
@@ -63,7 +80,11 @@ where
         };
     }
     let telemetry = crate::telemetry::init(service_name, settings.telemetry_mut())?;
-    let listener = TcpListener::bind(settings.listen()).await?;
+    let listener = if cli.listener_on_stdin {
+        inherited_listener()?
+    } else {
+        TcpListener::bind(settings.listen()).await?
+    };
     let result = run(
         settings,
         listener,
