@@ -37,7 +37,7 @@ impl Service {
         }
     }
 
-    /// The full gRPC service name, as it appears in traces.
+    /// The full gRPC service name, as it appears in traces and health checks.
     pub fn grpc_name(self) -> &'static str {
         match self {
             Service::Registry => pmp_proto::service_names::PARTNER_REGISTRY,

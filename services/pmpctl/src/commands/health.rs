@@ -21,13 +21,10 @@ struct HealthView {
     status: String,
 }
 
-const SERVICES: [(Service, &str); 3] = [
-    (Service::Registry, "mosip.pms.partner.v1.PartnerRegistry"),
-    (
-        Service::CertificateStore,
-        "mosip.pms.certstore.v1.CertificateStore",
-    ),
-    (Service::FtmManagement, "mosip.pms.ftm.v1.FtmManagement"),
+const SERVICES: [Service; 3] = [
+    Service::Registry,
+    Service::CertificateStore,
+    Service::FtmManagement,
 ];
 
 /// Checks (and with `--wait`, re-checks) every service until all are SERVING.
@@ -45,11 +42,11 @@ pub async fn run(context: &Context, args: HealthArgs) -> Result<Outcome, CliErro
 
 async fn check_all(context: &Context) -> Result<Vec<HealthView>, CliError> {
     let mut views = Vec::with_capacity(SERVICES.len());
-    for (service, name) in SERVICES {
+    for service in SERVICES {
         let connection = context.connection(service)?;
         let mut client = HealthClient::new(connection.channel.clone());
         let mut request = tonic::Request::new(HealthCheckRequest {
-            service: name.to_owned(),
+            service: service.grpc_name().to_owned(),
         });
         request.set_timeout(Duration::from_secs(2));
         let status = match client.check(request).await {
