@@ -319,3 +319,23 @@ fn parse_sample(line: &str) -> anyhow::Result<Sample> {
         value: value.parse()?,
     })
 }
+
+/// Repeats `check` until it returns true or `timeout` passes; returns the last result. For
+/// conditions another task brings about (a cache refresh, a background pass), never for
+/// waiting out a fixed delay.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

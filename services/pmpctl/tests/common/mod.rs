@@ -1,6 +1,6 @@
-//! The test platform for the CLI: a real partner registry and certificate store (and, for
-//! the FTM tests, a real FTM management service), in-process on `127.0.0.1:0` with SQLite,
-//! and a runner for the built `pmpctl` binary with its own configuration directory.
+//! The test platform for the CLI: the platform harness's in-process services
+//! (`pmp_e2e::inprocess`) on SQLite, and a runner for the built `pmpctl` binary with its
+//! own configuration directory.
 
 #![allow(dead_code)]
 
@@ -10,95 +10,52 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use pmp_common::db::testing::TestDatabase;
-use pmp_common::testing::{Spawned, reserve_address, wait_until_serving};
-use pmp_proto::service_names::{CERTIFICATE_STORE, FTM_MANAGEMENT, PARTNER_REGISTRY};
+use pmp_e2e::inprocess::{InProcessPlatform, Options};
 
 pub use partner_registry::testing::TEST_ADMIN_PASSWORD;
+#[allow(unused_imports)]
+pub use pmp_common::testing::eventually;
 
 /// Nothing listens here.
 pub const UNREACHABLE: &str = "http://127.0.0.1:9";
 /// Password of every test partner.
 pub const PARTNER_PASSWORD: &str = "partner-password";
 
-/// Running services and their addresses.
+/// Running services and the addresses pmpctl is given.
 pub struct Platform {
     pub registry_address: String,
     pub store_address: String,
+    /// `None`: pmpctl is pointed at an address where nothing listens.
     pub ftm_address: Option<String>,
-    pub directory: tempfile::TempDir,
-    servers: Vec<Spawned>,
-    databases: Vec<TestDatabase>,
+    services: InProcessPlatform,
+}
+
+impl std::ops::Deref for Platform {
+    type Target = InProcessPlatform;
+
+    fn deref(&self) -> &InProcessPlatform {
+        &self.services
+    }
 }
 
 impl Platform {
-    /// Registry and certificate store, wired to each other.
+    /// The platform, with pmpctl's FTM address pointing nowhere (registry and store tests).
     pub async fn start() -> Platform {
-        let directory = tempfile::tempdir().expect("tempdir");
-        let secret = pmp_common::auth::testing::ServiceKeyFiles::generate(
-            &directory.path().join("identities"),
-        )
-        .expect("service keys");
-        let registry_database = TestDatabase::sqlite().await.expect("registry database");
-        let store_database = TestDatabase::sqlite().await.expect("store database");
-        let (registry_listener, registry_address) = reserve_address().await.expect("port");
-        let (store_listener, store_address) = reserve_address().await.expect("port");
-        let registry_settings = partner_registry::testing::settings(
-            &directory.path().join("registry"),
-            registry_database.settings.clone(),
-            &store_address,
-            &secret,
-        )
-        .expect("registry settings");
-        let store_settings = certificate_store::testing::settings(
-            &directory.path().join("store"),
-            store_database.settings.clone(),
-            &registry_address,
-            &secret,
-        )
-        .expect("store settings");
-        let registry = partner_registry::testing::spawn_on(registry_settings, registry_listener)
-            .expect("registry");
-        let store =
-            certificate_store::testing::spawn_on(store_settings, store_listener).expect("store");
-        wait_until_serving(&registry_address, PARTNER_REGISTRY, Duration::from_secs(60))
+        let services = InProcessPlatform::start(Options::on("sqlite"))
             .await
-            .expect("registry serving");
-        wait_until_serving(&store_address, CERTIFICATE_STORE, Duration::from_secs(60))
-            .await
-            .expect("store serving");
+            .expect("platform");
         Platform {
-            registry_address,
-            store_address,
+            registry_address: services.registry.address.clone(),
+            store_address: services.store.address.clone(),
             ftm_address: None,
-            directory,
-            servers: vec![registry, store],
-            databases: vec![registry_database, store_database],
+            services,
         }
     }
 
-    /// Registry, certificate store and FTM management.
+    /// The platform, FTM management included.
     pub async fn start_with_ftm() -> Platform {
         let mut platform = Platform::start().await;
-        let database = TestDatabase::sqlite().await.expect("ftm database");
-        let settings = ftm_management::testing::settings(
-            database.settings.clone(),
-            &platform.registry_address,
-            &platform.store_address,
-            &pmp_common::auth::testing::ServiceKeyFiles::at(
-                &platform.directory.path().join("identities"),
-            ),
-        )
-        .expect("ftm settings");
-        let ftm = ftm_management::testing::spawn(settings)
-            .await
-            .expect("ftm service");
-        wait_until_serving(&ftm.address, FTM_MANAGEMENT, Duration::from_secs(60))
-            .await
-            .expect("ftm serving");
-        platform.ftm_address = Some(ftm.address.clone());
-        platform.servers.push(ftm);
-        platform.databases.push(database);
+        platform.ftm_address = Some(platform.services.ftm.address.clone());
         platform
     }
 
@@ -306,23 +263,4 @@ pub fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// Repeats `check` (e.g. a trust verification that follows a cache refresh) until it returns
-/// true or `timeout` passes; returns the last result.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
