@@ -1,10 +1,20 @@
-//! Conversions between protobuf messages and domain types, at the service edge only.
+//! Conversions between protobuf messages and domain types, at the gRPC edge only.
+//!
+//! Decoding a request checks what is purely about its wire shape (required fields, lengths,
+//! enum numbers), in the order the contract reports them; everything that depends on the
+//! caller or on stored state is the service's.
 
+use pmp_common::pagination;
 use pmp_common::time::timestamp;
+use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
 
-use crate::domain::{Ftm, FtmStatus};
+use crate::domain::{
+    CertificateUpload, Ftm, FtmListing, FtmRef, FtmSearch, FtmStatus, MAX_REJECT_REASON_CHARS,
+    NewFtm, Ordering, Rejection, require_id, require_text,
+};
 use crate::error::FtmError;
+use crate::upstream::CertificateBundle;
 
 impl From<FtmStatus> for proto::FtmStatus {
     fn from(status: FtmStatus) -> Self {
@@ -20,7 +30,7 @@ impl From<FtmStatus> for proto::FtmStatus {
 
 /// The filter value of an `FtmStatus` enum number: `Ok(None)` for UNSPECIFIED (no filter),
 /// `PMS_COR_001` for a number the contract does not define.
-pub fn status_filter(value: i32) -> Result<Option<FtmStatus>, FtmError> {
+fn status_filter(value: i32) -> Result<Option<FtmStatus>, FtmError> {
     match proto::FtmStatus::try_from(value) {
         Ok(proto::FtmStatus::Unspecified) => Ok(None),
         Ok(proto::FtmStatus::PendingCertUpload) => Ok(Some(FtmStatus::PendingCertUpload)),
@@ -49,6 +59,110 @@ impl From<Ftm> for proto::Ftm {
             reject_reason: ftm.reject_reason.unwrap_or_default(),
             create_time: Some(timestamp(ftm.create_time)),
             update_time: Some(timestamp(ftm.update_time)),
+        }
+    }
+}
+
+impl TryFrom<proto::CreateFtmRequest> for NewFtm {
+    type Error = FtmError;
+
+    fn try_from(request: proto::CreateFtmRequest) -> Result<Self, FtmError> {
+        NewFtm::validate(&request.partner_id, &request.make, &request.model)
+    }
+}
+
+impl TryFrom<proto::UploadFtmCertificateRequest> for CertificateUpload {
+    type Error = FtmError;
+
+    fn try_from(request: proto::UploadFtmCertificateRequest) -> Result<Self, FtmError> {
+        require_id("ftm_id", &request.ftm_id)?;
+        if request.certificate_data.trim().is_empty() {
+            return Err(FtmError::InvalidField {
+                field: "certificate_data",
+                message: "certificate_data is required".into(),
+            });
+        }
+        Ok(CertificateUpload {
+            ftm_id: request.ftm_id,
+            certificate_data: request.certificate_data,
+        })
+    }
+}
+
+/// The requests that only name an FTM.
+macro_rules! ftm_ref_from {
+    ($($request:ty),+) => {$(
+        impl TryFrom<$request> for FtmRef {
+            type Error = FtmError;
+
+            fn try_from(request: $request) -> Result<Self, FtmError> {
+                require_id("ftm_id", &request.ftm_id)?;
+                Ok(FtmRef { ftm_id: request.ftm_id })
+            }
+        }
+    )+};
+}
+
+ftm_ref_from!(
+    proto::ApproveFtmRequest,
+    proto::DeactivateFtmRequest,
+    proto::GetFtmRequest,
+    proto::GetFtmCertificateRequest
+);
+
+impl TryFrom<proto::RejectFtmRequest> for Rejection {
+    type Error = FtmError;
+
+    fn try_from(request: proto::RejectFtmRequest) -> Result<Self, FtmError> {
+        require_id("ftm_id", &request.ftm_id)?;
+        let reason = require_text("reason", &request.reason, MAX_REJECT_REASON_CHARS)?;
+        Ok(Rejection {
+            ftm_id: request.ftm_id,
+            reason,
+        })
+    }
+}
+
+impl TryFrom<proto::ListFtmsRequest> for FtmSearch {
+    type Error = FtmError;
+
+    fn try_from(request: proto::ListFtmsRequest) -> Result<Self, FtmError> {
+        let limit = pagination::page_size(request.page_size)?;
+        let ordering = Ordering::parse(&request.order_by)?;
+        let status = status_filter(request.status)?;
+        let partner_id = request.partner_id.trim();
+        Ok(FtmSearch {
+            limit,
+            page_token: request.page_token,
+            partner_id: (!partner_id.is_empty()).then(|| partner_id.to_owned()),
+            status,
+            make: request.make,
+            model: request.model,
+            organization_name: request.organization_name,
+            ordering,
+        })
+    }
+}
+
+impl From<FtmListing> for proto::ListFtmsResponse {
+    fn from(listing: FtmListing) -> Self {
+        proto::ListFtmsResponse {
+            ftms: listing.ftms.into_iter().map(Into::into).collect(),
+            next_page_token: listing.next_page_token,
+            total_size: i32::try_from(listing.total_size).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<CertificateBundle> for store::CertificateBundle {
+    fn from(bundle: CertificateBundle) -> Self {
+        store::CertificateBundle {
+            certificate_id: bundle.certificate_id,
+            ca_signed_certificate_pem: bundle.ca_signed_certificate_pem,
+            platform_signed_certificate_pem: bundle.platform_signed_certificate_pem,
+            not_before: bundle.not_before.map(timestamp),
+            not_after: bundle.not_after.map(timestamp),
+            expired: bundle.expired,
         }
     }
 }

@@ -1,4 +1,7 @@
-//! The `FtmManagement` gRPC service.
+//! The FTM management service API: the use cases behind the `FtmManagement` RPCs, free of
+//! gRPC. Each takes the authenticated [`Caller`] and a validated request (see
+//! [`crate::domain`]) and answers domain values or an [`FtmError`]; the adapter in
+//! [`crate::grpc`] authenticates, decodes and encodes around them.
 //!
 //! # Authorisation
 //!
@@ -76,31 +79,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::{Code, Request, Response, Status};
-
-use pmp_common::auth::{Caller, ServiceAccess, caller};
+use pmp_common::auth::Caller;
 use pmp_common::pagination::{self, PageError};
-use pmp_proto::certstore::v1 as store;
-use pmp_proto::ftm::v1 as proto;
-use pmp_proto::ftm::v1::ftm_management_server::FtmManagement;
-use pmp_proto::partner::v1 as registry;
 
-use crate::convert::status_filter;
 use crate::domain::{
-    self, Action, AuditAction, AuditEvent, Cursor, FTM_DOMAIN, FTM_PROVIDER_PARTNER_TYPE, Ftm,
-    FtmChange, FtmFilter, FtmStatus, ListQuery, MAX_FILTER_CHARS, MAX_REJECT_REASON_CHARS, NewFtm,
-    Ordering, ROLE_FTM_PROVIDER, check_transition, new_ftm_id, require_id, require_text,
+    self, Action, AuditAction, AuditEvent, CertificateUpload, Cursor, FTM_PROVIDER_PARTNER_TYPE,
+    Ftm, FtmChange, FtmFilter, FtmListing, FtmRef, FtmSearch, FtmStatus, ListQuery,
+    MAX_FILTER_CHARS, NewFtm, Ordering, ROLE_FTM_PROVIDER, Rejection, check_transition, new_ftm_id,
     search_key,
 };
 use crate::error::FtmError;
 use crate::storage::FtmRepository;
-use crate::upstream::Upstream;
+use crate::upstream::{CertificateBundle, Provider, StoredCertificate, Upstream};
 
-/// Which platform services may call which RPCs: none, every RPC here is for end users.
-pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[]);
-
-/// Everything the service's RPCs need.
-pub struct FtmService {
+/// The FTM management use cases over their dependencies.
+pub(crate) struct FtmService {
     repository: Arc<dyn FtmRepository>,
     upstream: Upstream,
     lease: Duration,
@@ -108,14 +101,128 @@ pub struct FtmService {
 }
 
 /// Dependencies of [`FtmService`].
-pub struct FtmParts {
-    pub repository: Arc<dyn FtmRepository>,
-    pub upstream: Upstream,
+pub(crate) struct FtmParts {
+    pub(crate) repository: Arc<dyn FtmRepository>,
+    pub(crate) upstream: Upstream,
     /// How long a step may hold an FTM's lease.
-    pub lease: Duration,
+    pub(crate) lease: Duration,
     /// How long a request waits for another step on the same FTM.
-    pub lease_wait: Duration,
+    pub(crate) lease_wait: Duration,
 }
+
+fn authorize_owner(caller: &Caller, ftm: &Ftm) -> Result<(), FtmError> {
+    Ok(caller.require_owner_or_admin(&ftm.partner_id)?)
+}
+
+fn authorize_admin(caller: &Caller) -> Result<(), FtmError> {
+    Ok(caller.require_admin()?)
+}
+
+/// Whether the registry's partner may own FTMs.
+fn usable_provider(provider: &Provider) -> bool {
+    provider.active
+        && provider
+            .partner_type
+            .eq_ignore_ascii_case(FTM_PROVIDER_PARTNER_TYPE)
+}
+
+fn audit(
+    caller: &Caller,
+    action: AuditAction,
+    ftm_id: &str,
+    before: Option<FtmStatus>,
+    after: Option<FtmStatus>,
+) -> AuditEvent {
+    AuditEvent::now(
+        &caller.actor(),
+        action.as_str(),
+        ftm_id,
+        before.map(FtmStatus::as_str),
+        after.map(FtmStatus::as_str),
+    )
+}
+
+impl FtmService {
+    /// Builds the service.
+    pub(crate) fn new(parts: FtmParts) -> Self {
+        FtmService {
+            repository: parts.repository,
+            upstream: parts.upstream,
+            lease: parts.lease,
+            lease_wait: parts.lease_wait,
+        }
+    }
+
+    async fn load(&self, ftm_id: &str) -> Result<Ftm, FtmError> {
+        self.repository
+            .find(ftm_id)
+            .await?
+            .ok_or(FtmError::FtmNotFound)
+    }
+
+    /// The provider partner, from the registry: it must exist, be ACTIVE and be of type
+    /// FTM_Provider (`PMP_AUT_030`).
+    async fn provider(&self, caller: &Caller, partner_id: &str) -> Result<Provider, FtmError> {
+        match self.upstream.get_partner(caller.user(), partner_id).await? {
+            Some(provider) if usable_provider(&provider) => Ok(provider),
+            Some(provider) => {
+                tracing::info!(partner_id, active = provider.active, partner_type = %provider.partner_type, "partner cannot own FTMs");
+                Err(FtmError::ProviderNotUsable)
+            }
+            None => Err(FtmError::ProviderNotUsable),
+        }
+    }
+}
+
+// ---- create
+
+impl FtmService {
+    /// `CreateFtm`: a new FTM of a usable provider, waiting for its chip certificate.
+    pub(crate) async fn create(&self, caller: &Caller, input: NewFtm) -> Result<Ftm, FtmError> {
+        authorize_create(caller, &input.partner_id)?;
+        let provider = self.provider(caller, &input.partner_id).await?;
+        let now = domain::now();
+        let ftm = Ftm {
+            ftm_id: new_ftm_id(),
+            partner_id: input.partner_id,
+            organization_name: provider.organization_name,
+            make: input.make,
+            model: input.model,
+            status: FtmStatus::PendingCertUpload,
+            certificate_id: None,
+            certificate_expiry_time: None,
+            reject_reason: None,
+            create_time: now,
+            update_time: now,
+        };
+        let audit = audit(
+            caller,
+            AuditAction::Created,
+            &ftm.ftm_id,
+            None,
+            Some(ftm.status),
+        );
+        self.repository.create(&ftm, audit).await?;
+        tracing::info!(ftm_id = %ftm.ftm_id, partner_id = %ftm.partner_id, "FTM created");
+        Ok(ftm)
+    }
+}
+
+/// `CreateFtm`: an FTM provider for itself, or an admin (or a platform service).
+fn authorize_create(caller: &Caller, partner_id: &str) -> Result<(), FtmError> {
+    match caller {
+        Caller::User(user)
+            if user.is_admin()
+                || (user.has_role(ROLE_FTM_PROVIDER) && user.partner_id == partner_id) =>
+        {
+            Ok(())
+        }
+        Caller::Service { .. } => Ok(()),
+        Caller::User(_) => Err(caller.denied().into()),
+    }
+}
+
+// ---- lease
 
 /// A lease held by the current request.
 struct Lease {
@@ -139,136 +246,7 @@ pub(crate) fn later(
         .unwrap_or(now)
 }
 
-fn authorize_owner(caller: &Caller, ftm: &Ftm) -> Result<(), FtmError> {
-    Ok(caller.require_owner_or_admin(&ftm.partner_id)?)
-}
-
-fn authorize_admin(caller: &Caller) -> Result<(), FtmError> {
-    Ok(caller.require_admin()?)
-}
-
-/// `CreateFtm`: an FTM provider for itself, or an admin (or a platform service).
-fn authorize_create(caller: &Caller, partner_id: &str) -> Result<(), FtmError> {
-    match caller {
-        Caller::User(user)
-            if user.is_admin()
-                || (user.has_role(ROLE_FTM_PROVIDER) && user.partner_id == partner_id) =>
-        {
-            Ok(())
-        }
-        Caller::Service { .. } => Ok(()),
-        Caller::User(_) => Err(caller.denied().into()),
-    }
-}
-
-/// Whether the registry's partner may own FTMs.
-fn usable_provider(partner: &registry::Partner) -> bool {
-    partner.status == registry::PartnerStatus::Active as i32
-        && partner
-            .partner_type
-            .eq_ignore_ascii_case(FTM_PROVIDER_PARTNER_TYPE)
-}
-
-/// A substring filter as its search key; `None` when blank.
-fn text_filter(field: &'static str, value: &str) -> Result<Option<String>, FtmError> {
-    if value.trim().is_empty() {
-        return Ok(None);
-    }
-    if value.chars().count() > MAX_FILTER_CHARS {
-        return Err(FtmError::InvalidField {
-            field,
-            message: format!("{field} must be at most {MAX_FILTER_CHARS} characters"),
-        });
-    }
-    Ok(Some(search_key(value)))
-}
-
 impl FtmService {
-    /// Builds the service.
-    pub fn new(parts: FtmParts) -> Self {
-        FtmService {
-            repository: parts.repository,
-            upstream: parts.upstream,
-            lease: parts.lease,
-            lease_wait: parts.lease_wait,
-        }
-    }
-
-    fn audit(
-        caller: &Caller,
-        action: AuditAction,
-        ftm_id: &str,
-        before: Option<FtmStatus>,
-        after: Option<FtmStatus>,
-    ) -> AuditEvent {
-        AuditEvent::now(
-            &caller.actor(),
-            action.as_str(),
-            ftm_id,
-            before.map(FtmStatus::as_str),
-            after.map(FtmStatus::as_str),
-        )
-    }
-
-    async fn load(&self, ftm_id: &str) -> Result<Ftm, FtmError> {
-        self.repository
-            .find(ftm_id)
-            .await?
-            .ok_or(FtmError::FtmNotFound)
-    }
-
-    /// The provider partner, from the registry: it must exist, be ACTIVE and be of type
-    /// FTM_Provider (`PMP_AUT_030`).
-    async fn provider(
-        &self,
-        caller: &Caller,
-        partner_id: &str,
-    ) -> Result<registry::Partner, FtmError> {
-        match self.upstream.get_partner(caller.user(), partner_id).await {
-            Ok(partner) if usable_provider(&partner) => Ok(partner),
-            Ok(partner) => {
-                tracing::info!(partner_id, status = partner.status, partner_type = %partner.partner_type, "partner cannot own FTMs");
-                Err(FtmError::ProviderNotUsable)
-            }
-            Err(status) if status.code() == Code::NotFound => Err(FtmError::ProviderNotUsable),
-            Err(status) => Err(FtmError::Registry(status)),
-        }
-    }
-
-    async fn create(
-        &self,
-        caller: &Caller,
-        request: proto::CreateFtmRequest,
-    ) -> Result<Ftm, FtmError> {
-        let input = NewFtm::validate(&request.partner_id, &request.make, &request.model)?;
-        authorize_create(caller, &input.partner_id)?;
-        let partner = self.provider(caller, &input.partner_id).await?;
-        let now = domain::now();
-        let ftm = Ftm {
-            ftm_id: new_ftm_id(),
-            partner_id: input.partner_id,
-            organization_name: partner.organization_name,
-            make: input.make,
-            model: input.model,
-            status: FtmStatus::PendingCertUpload,
-            certificate_id: None,
-            certificate_expiry_time: None,
-            reject_reason: None,
-            create_time: now,
-            update_time: now,
-        };
-        let audit = Self::audit(
-            caller,
-            AuditAction::Created,
-            &ftm.ftm_id,
-            None,
-            Some(ftm.status),
-        );
-        self.repository.create(&ftm, audit).await?;
-        tracing::info!(ftm_id = %ftm.ftm_id, partner_id = %ftm.partner_id, "FTM created");
-        Ok(ftm)
-    }
-
     /// Takes the FTM's lease for `action`, waiting (up to `lease_wait`) while another step
     /// holds it, and re-checking existence, ownership and the state machine on every
     /// attempt, so a request that lost a race answers with the now-current state's reason.
@@ -282,44 +260,58 @@ impl FtmService {
         let give_up = Instant::now() + self.lease_wait;
         let mut pause = Duration::from_millis(10);
         loop {
-            let ftm = self.load(ftm_id).await?;
-            if owner_may_act {
-                authorize_owner(caller, &ftm)?;
-            }
-            check_transition(ftm.status, ftm.certificate_id.is_some(), action)?;
-            let token = lease_token();
-            let now = domain::now();
-            if self
-                .repository
-                .acquire_lease(&ftm.ftm_id, ftm.status, &token, later(now, self.lease), now)
+            if let Some(held) = self
+                .try_lease(caller, ftm_id, action, owner_may_act)
                 .await?
             {
-                let lease = Lease {
-                    ftm_id: ftm.ftm_id.clone(),
-                    token,
-                };
-                // Re-read under the lease: another step may have passed through this status
-                // and back since the first read.
-                let held = match self.load(ftm_id).await {
-                    Ok(held) => held,
-                    Err(error) => {
-                        self.end_failed(&lease, false).await;
-                        return Err(error);
-                    }
-                };
-                if let Err(error) =
-                    check_transition(held.status, held.certificate_id.is_some(), action)
-                {
-                    self.end_failed(&lease, false).await;
-                    return Err(error);
-                }
-                return Ok((held, lease));
+                return Ok(held);
             }
             if Instant::now() >= give_up {
                 return Err(FtmError::Busy);
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// One attempt of [`Self::begin`]: `None` while another step holds the lease.
+    async fn try_lease(
+        &self,
+        caller: &Caller,
+        ftm_id: &str,
+        action: Action,
+        owner_may_act: bool,
+    ) -> Result<Option<(Ftm, Lease)>, FtmError> {
+        let ftm = self.load(ftm_id).await?;
+        if owner_may_act {
+            authorize_owner(caller, &ftm)?;
+        }
+        check_transition(ftm.status, ftm.certificate_id.is_some(), action)?;
+        let token = lease_token();
+        let now = domain::now();
+        let expires = later(now, self.lease);
+        if !self
+            .repository
+            .acquire_lease(&ftm.ftm_id, ftm.status, &token, expires, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        let lease = Lease {
+            ftm_id: ftm.ftm_id,
+            token,
+        };
+        // Re-read under the lease: another step may have passed through this status and
+        // back since the first read.
+        let held = self.load(ftm_id).await.and_then(|held| {
+            check_transition(held.status, held.certificate_id.is_some(), action).map(|_| held)
+        });
+        match held {
+            Ok(held) => Ok(Some((held, lease))),
+            Err(error) => {
+                self.end_failed(&lease, false).await;
+                Err(error)
+            }
         }
     }
 
@@ -351,7 +343,7 @@ impl FtmService {
         change: FtmChange,
         trust_touched: bool,
     ) -> Result<Ftm, FtmError> {
-        let audit = Self::audit(
+        let audit = audit(
             caller,
             action.audit_action(),
             &before.ftm_id,
@@ -388,100 +380,106 @@ impl FtmService {
         &self,
         lease: &Lease,
         trust_touched: bool,
-        result: Result<T, Status>,
+        result: Result<T, FtmError>,
     ) -> Result<T, FtmError> {
-        match result {
-            Ok(value) => Ok(value),
-            Err(status) => {
-                self.end_failed(lease, trust_touched).await;
-                Err(FtmError::CertificateStore(status))
-            }
+        if result.is_err() {
+            self.end_failed(lease, trust_touched).await;
         }
+        result
     }
+}
 
-    async fn upload(
+// ---- upload
+
+impl FtmService {
+    /// `UploadFtmCertificate`: a first chip certificate, or a renewal of an APPROVED FTM's;
+    /// either way the FTM then waits for approval.
+    pub(crate) async fn upload(
         &self,
         caller: &Caller,
-        request: proto::UploadFtmCertificateRequest,
+        input: CertificateUpload,
     ) -> Result<Ftm, FtmError> {
-        require_id("ftm_id", &request.ftm_id)?;
-        if request.certificate_data.trim().is_empty() {
-            return Err(FtmError::InvalidField {
-                field: "certificate_data",
-                message: "certificate_data is required".into(),
-            });
-        }
-        let ftm = self.load(&request.ftm_id).await?;
+        let ftm = self.load(&input.ftm_id).await?;
         authorize_owner(caller, &ftm)?;
-        check_transition(
-            ftm.status,
-            ftm.certificate_id.is_some(),
-            Action::UploadCertificate,
-        )?;
-        let partner = self.provider(caller, &ftm.partner_id).await?;
-        let (ftm, lease) = self
-            .begin(caller, &request.ftm_id, Action::UploadCertificate, true)
+        let action = Action::UploadCertificate;
+        check_transition(ftm.status, ftm.certificate_id.is_some(), action)?;
+        let provider = self.provider(caller, &ftm.partner_id).await?;
+        let (ftm, lease) = self.begin(caller, &input.ftm_id, action, true).await?;
+        let stored = self
+            .store_certificate(caller, &lease, &ftm, provider, input.certificate_data)
             .await?;
-        let message = store::UploadPartnerCertificateRequest {
-            owner_id: ftm.ftm_id.clone(),
-            organization_name: partner.organization_name,
-            certificate_data: request.certificate_data,
-            partner_domain: FTM_DOMAIN.to_owned(),
-            // The store keeps the chip certificate untrusted until ApproveFtm marks it, and
-            // untrusts it whenever the provider partner is deactivated.
-            owner_type: store::OwnerType::Ftm as i32,
-            partner_id: ftm.partner_id.clone(),
+        let trust_touched = self.untrust_previous(caller, &lease, &ftm).await?;
+        let change = FtmChange {
+            status: FtmStatus::PendingApproval,
+            certificate_id: Some(stored.certificate_id),
+            certificate_expiry_time: stored.not_after.map(domain::truncate_to_micros),
+            reject_reason: None,
         };
+        self.finish(caller, &lease, &ftm, action, change, trust_touched)
+            .await
+    }
+
+    /// Hands the chip certificate to the store (which validates it) under the lease.
+    async fn store_certificate(
+        &self,
+        caller: &Caller,
+        lease: &Lease,
+        ftm: &Ftm,
+        provider: Provider,
+        certificate_data: String,
+    ) -> Result<StoredCertificate, FtmError> {
         let uploaded = self
             .upstream
-            .upload_certificate(caller.user(), message)
+            .upload_chip_certificate(
+                caller.user(),
+                ftm,
+                provider.organization_name,
+                certificate_data,
+            )
             .await;
-        let stored = self.store_step(&lease, false, uploaded).await?;
+        let stored = self.store_step(lease, false, uploaded).await?;
         if stored.certificate_id.is_empty() {
-            self.end_failed(&lease, false).await;
+            self.end_failed(lease, false).await;
             return Err(FtmError::Internal(
                 "certificate store answered without a certificate id".into(),
             ));
         }
-        let mut trust_touched = false;
-        if ftm.status == FtmStatus::Approved
-            && let Some(previous) = &ftm.certificate_id
-        {
-            // A renewal: the old certificate stops being trusted before the FTM leaves
-            // APPROVED (if this fails, the FTM stays APPROVED, "not trusted yet").
-            trust_touched = true;
-            let untrusted = self
-                .upstream
-                .set_trusted(caller.user(), previous, &ftm.partner_id, false)
-                .await;
-            self.store_step(&lease, true, untrusted).await?;
-        }
-        let expiry = stored
-            .not_after
-            .as_ref()
-            .and_then(pmp_common::time::from_timestamp)
-            .map(domain::truncate_to_micros);
-        let change = FtmChange {
-            status: FtmStatus::PendingApproval,
-            certificate_id: Some(stored.certificate_id),
-            certificate_expiry_time: expiry,
-            reject_reason: None,
-        };
-        self.finish(
-            caller,
-            &lease,
-            &ftm,
-            Action::UploadCertificate,
-            change,
-            trust_touched,
-        )
-        .await
+        Ok(stored)
     }
 
-    async fn approve(&self, caller: &Caller, ftm_id: &str) -> Result<Ftm, FtmError> {
-        require_id("ftm_id", ftm_id)?;
+    /// For a renewal, the old certificate stops being trusted before the FTM leaves
+    /// APPROVED (if this fails, the FTM stays APPROVED, "not trusted yet"). Answers whether
+    /// a trust change was sent.
+    async fn untrust_previous(
+        &self,
+        caller: &Caller,
+        lease: &Lease,
+        ftm: &Ftm,
+    ) -> Result<bool, FtmError> {
+        let Some(previous) = &ftm.certificate_id else {
+            return Ok(false);
+        };
+        if ftm.status != FtmStatus::Approved {
+            return Ok(false);
+        }
+        let untrusted = self
+            .upstream
+            .set_trusted(caller.user(), previous, &ftm.partner_id, false)
+            .await;
+        self.store_step(lease, true, untrusted).await?;
+        Ok(true)
+    }
+}
+
+// ---- review
+
+impl FtmService {
+    /// `ApproveFtm`: the certificate becomes trusted, then the FTM APPROVED.
+    pub(crate) async fn approve(&self, caller: &Caller, target: FtmRef) -> Result<Ftm, FtmError> {
         authorize_admin(caller)?;
-        let (ftm, lease) = self.begin(caller, ftm_id, Action::Approve, false).await?;
+        let (ftm, lease) = self
+            .begin(caller, &target.ftm_id, Action::Approve, false)
+            .await?;
         let Some(certificate_id) = ftm.certificate_id.clone() else {
             self.end_failed(&lease, false).await;
             return Err(FtmError::CertificateMissing);
@@ -504,6 +502,32 @@ impl FtmService {
             reject_reason: None,
         };
         self.finish(caller, &lease, &ftm, Action::Approve, change, true)
+            .await
+    }
+
+    /// `RejectFtm`: admins only.
+    pub(crate) async fn reject(
+        &self,
+        caller: &Caller,
+        rejection: Rejection,
+    ) -> Result<Ftm, FtmError> {
+        authorize_admin(caller)?;
+        self.retire(
+            caller,
+            &rejection.ftm_id,
+            Action::Reject,
+            Some(rejection.reason),
+        )
+        .await
+    }
+
+    /// `DeactivateFtm`: the owner or an admin.
+    pub(crate) async fn deactivate(
+        &self,
+        caller: &Caller,
+        target: FtmRef,
+    ) -> Result<Ftm, FtmError> {
+        self.retire(caller, &target.ftm_id, Action::Deactivate, None)
             .await
     }
 
@@ -536,185 +560,118 @@ impl FtmService {
         self.finish(caller, &lease, &ftm, action, change, trust_touched)
             .await
     }
+}
 
-    async fn reject(
-        &self,
-        caller: &Caller,
-        request: proto::RejectFtmRequest,
-    ) -> Result<Ftm, FtmError> {
-        require_id("ftm_id", &request.ftm_id)?;
-        let reason = require_text("reason", &request.reason, MAX_REJECT_REASON_CHARS)?;
-        authorize_admin(caller)?;
-        self.retire(caller, &request.ftm_id, Action::Reject, Some(reason))
-            .await
-    }
+// ---- query
 
-    async fn deactivate(&self, caller: &Caller, ftm_id: &str) -> Result<Ftm, FtmError> {
-        require_id("ftm_id", ftm_id)?;
-        self.retire(caller, ftm_id, Action::Deactivate, None).await
-    }
-
-    async fn get(&self, caller: &Caller, ftm_id: &str) -> Result<Ftm, FtmError> {
-        require_id("ftm_id", ftm_id)?;
-        let ftm = self.load(ftm_id).await?;
+impl FtmService {
+    /// `GetFtm`: the owner or an admin.
+    pub(crate) async fn get(&self, caller: &Caller, target: FtmRef) -> Result<Ftm, FtmError> {
+        let ftm = self.load(&target.ftm_id).await?;
         authorize_owner(caller, &ftm)?;
         Ok(ftm)
     }
 
-    async fn certificate(
+    /// `GetFtmCertificate`: the FTM's current chip certificate, as the store keeps it.
+    pub(crate) async fn certificate(
         &self,
         caller: &Caller,
-        ftm_id: &str,
-    ) -> Result<store::CertificateBundle, FtmError> {
-        let ftm = self.get(caller, ftm_id).await?;
+        target: FtmRef,
+    ) -> Result<CertificateBundle, FtmError> {
+        let ftm = self.get(caller, target).await?;
         let certificate_id = ftm.certificate_id.ok_or(FtmError::CertificateMissing)?;
         self.upstream
             .get_certificate(caller.user(), &certificate_id)
             .await
-            .map_err(FtmError::CertificateStore)
     }
 
-    async fn list(
+    /// `ListFtms`: one page, within what the caller may see.
+    pub(crate) async fn list(
         &self,
         caller: &Caller,
-        request: proto::ListFtmsRequest,
-    ) -> Result<proto::ListFtmsResponse, FtmError> {
-        let limit = pagination::page_size(request.page_size)?;
-        let ordering = Ordering::parse(&request.order_by)?;
-        let status = status_filter(request.status)?;
-        let requested_partner = request.partner_id.trim();
-        // Admins (and platform services) may list everything; others only their own.
-        let (scope, partner_id) = match caller {
-            Caller::User(user) if !user.is_admin() => {
-                if !requested_partner.is_empty() && requested_partner != user.partner_id {
-                    return Err(caller.denied().into());
-                }
-                (
-                    format!("partner:{}", user.partner_id),
-                    Some(user.partner_id.clone()),
-                )
-            }
-            _ => (
-                "all".to_owned(),
-                (!requested_partner.is_empty()).then(|| requested_partner.to_owned()),
-            ),
-        };
+        search: FtmSearch,
+    ) -> Result<FtmListing, FtmError> {
+        let (scope, partner_id) = list_scope(caller, search.partner_id)?;
         let filter = FtmFilter {
             partner_id,
-            status: status.map(|status| status.as_str().to_owned()),
-            make: text_filter("make", &request.make)?,
-            model: text_filter("model", &request.model)?,
-            organization_name: text_filter("organization_name", &request.organization_name)?,
+            status: search.status.map(|status| status.as_str().to_owned()),
+            make: text_filter("make", &search.make)?,
+            model: text_filter("model", &search.model)?,
+            organization_name: text_filter("organization_name", &search.organization_name)?,
         };
+        let ordering = search.ordering;
         // The token is bound to everything that defines the result set and its order.
         let fingerprint = serde_json::to_string(&("ftms-v1", &scope, &filter, &ordering))
             .map_err(|error| FtmError::Internal(error.to_string()))?;
-        let after: Option<Cursor> = pagination::decode_token(&request.page_token, &fingerprint)?;
-        if after
-            .as_ref()
-            .is_some_and(|cursor| !cursor.fits(ordering.field))
-        {
-            return Err(PageError::InvalidPageToken.into());
-        }
-        let page = self
-            .repository
-            .list(&ListQuery {
-                filter,
-                ordering,
-                after,
-                limit,
-            })
-            .await?;
+        let after = resume_after(&search.page_token, &fingerprint, ordering)?;
+        let query = ListQuery {
+            filter,
+            ordering,
+            after,
+            limit: search.limit,
+        };
+        let page = self.repository.list(&query).await?;
         let next_page_token = match (page.has_more, page.ftms.last()) {
             (true, Some(last)) => {
                 pagination::encode_token(&Cursor::after(last, ordering.field), &fingerprint)
             }
             _ => String::new(),
         };
-        Ok(proto::ListFtmsResponse {
-            ftms: page.ftms.into_iter().map(Into::into).collect(),
+        Ok(FtmListing {
+            ftms: page.ftms,
             next_page_token,
-            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+            total_size: page.total_size,
         })
     }
 }
 
-#[tonic::async_trait]
-impl FtmManagement for FtmService {
-    async fn create_ftm(
-        &self,
-        request: Request<proto::CreateFtmRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "CreateFtm").await?;
-        let ftm = self.create(&caller, request.into_inner()).await?;
-        Ok(Response::new(ftm.into()))
+/// What `caller` may list, as a scope name for the page token and the partner filter:
+/// admins (and platform services) everything, others only their own FTMs.
+fn list_scope(
+    caller: &Caller,
+    requested: Option<String>,
+) -> Result<(String, Option<String>), FtmError> {
+    match caller {
+        Caller::User(user) if !user.is_admin() => {
+            if requested.is_some_and(|partner_id| partner_id != user.partner_id) {
+                return Err(caller.denied().into());
+            }
+            Ok((
+                format!("partner:{}", user.partner_id),
+                Some(user.partner_id.clone()),
+            ))
+        }
+        _ => Ok(("all".to_owned(), requested)),
     }
+}
 
-    async fn upload_ftm_certificate(
-        &self,
-        request: Request<proto::UploadFtmCertificateRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "UploadFtmCertificate").await?;
-        let ftm = self.upload(&caller, request.into_inner()).await?;
-        Ok(Response::new(ftm.into()))
+/// A substring filter as its search key; `None` when blank.
+fn text_filter(field: &'static str, value: &str) -> Result<Option<String>, FtmError> {
+    if value.trim().is_empty() {
+        return Ok(None);
     }
+    if value.chars().count() > MAX_FILTER_CHARS {
+        return Err(FtmError::InvalidField {
+            field,
+            message: format!("{field} must be at most {MAX_FILTER_CHARS} characters"),
+        });
+    }
+    Ok(Some(search_key(value)))
+}
 
-    async fn approve_ftm(
-        &self,
-        request: Request<proto::ApproveFtmRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "ApproveFtm").await?;
-        let ftm = self.approve(&caller, &request.into_inner().ftm_id).await?;
-        Ok(Response::new(ftm.into()))
+/// The position a page token continues after (`None` for the first page); `PMS_PRT_362`
+/// for a token of another query or ordering.
+fn resume_after(
+    token: &str,
+    fingerprint: &str,
+    ordering: Ordering,
+) -> Result<Option<Cursor>, FtmError> {
+    let after: Option<Cursor> = pagination::decode_token(token, fingerprint)?;
+    if after
+        .as_ref()
+        .is_some_and(|cursor| !cursor.fits(ordering.field))
+    {
+        return Err(PageError::InvalidPageToken.into());
     }
-
-    async fn reject_ftm(
-        &self,
-        request: Request<proto::RejectFtmRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "RejectFtm").await?;
-        let ftm = self.reject(&caller, request.into_inner()).await?;
-        Ok(Response::new(ftm.into()))
-    }
-
-    async fn deactivate_ftm(
-        &self,
-        request: Request<proto::DeactivateFtmRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "DeactivateFtm").await?;
-        let ftm = self
-            .deactivate(&caller, &request.into_inner().ftm_id)
-            .await?;
-        Ok(Response::new(ftm.into()))
-    }
-
-    async fn get_ftm(
-        &self,
-        request: Request<proto::GetFtmRequest>,
-    ) -> Result<Response<proto::Ftm>, Status> {
-        let caller = caller(&request, "GetFtm").await?;
-        let ftm = self.get(&caller, &request.into_inner().ftm_id).await?;
-        Ok(Response::new(ftm.into()))
-    }
-
-    async fn list_ftms(
-        &self,
-        request: Request<proto::ListFtmsRequest>,
-    ) -> Result<Response<proto::ListFtmsResponse>, Status> {
-        let caller = caller(&request, "ListFtms").await?;
-        Ok(Response::new(
-            self.list(&caller, request.into_inner()).await?,
-        ))
-    }
-
-    async fn get_ftm_certificate(
-        &self,
-        request: Request<proto::GetFtmCertificateRequest>,
-    ) -> Result<Response<store::CertificateBundle>, Status> {
-        let caller = caller(&request, "GetFtmCertificate").await?;
-        Ok(Response::new(
-            self.certificate(&caller, &request.into_inner().ftm_id)
-                .await?,
-        ))
-    }
+    Ok(after)
 }
