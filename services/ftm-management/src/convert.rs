@@ -182,4 +182,90 @@ mod tests {
         let unknown = status_filter(42).expect_err("unknown");
         assert_eq!(unknown.reason(), "PMS_COR_001");
     }
+
+    /// The reason and field a rejected request is answered with.
+    fn refusal(error: FtmError) -> (String, &'static str) {
+        let field = match &error {
+            FtmError::InvalidField { field, .. } => field,
+            _ => "",
+        };
+        (error.reason(), field)
+    }
+
+    #[test]
+    fn requests_are_checked_field_by_field_in_order() {
+        let upload = proto::UploadFtmCertificateRequest {
+            ftm_id: " ".into(),
+            certificate_data: String::new(),
+        };
+        let error = CertificateUpload::try_from(upload).expect_err("blank id");
+        assert_eq!(refusal(error), ("PMS_COR_001".into(), "ftm_id"));
+        let upload = proto::UploadFtmCertificateRequest {
+            ftm_id: "ftm_1".into(),
+            certificate_data: " \n".into(),
+        };
+        let error = CertificateUpload::try_from(upload).expect_err("blank certificate");
+        assert_eq!(refusal(error), ("PMS_COR_001".into(), "certificate_data"));
+        let reject = proto::RejectFtmRequest {
+            ftm_id: "ftm_1".into(),
+            reason: "x".repeat(MAX_REJECT_REASON_CHARS + 1),
+        };
+        let error = Rejection::try_from(reject).expect_err("long reason");
+        assert_eq!(refusal(error), ("PMS_COR_001".into(), "reason"));
+        let get = proto::GetFtmRequest { ftm_id: "".into() };
+        let error = FtmRef::try_from(get).expect_err("blank id");
+        assert_eq!(refusal(error), ("PMS_COR_001".into(), "ftm_id"));
+        // Page size before order, order before status.
+        let list = proto::ListFtmsRequest {
+            page_size: -1,
+            order_by: "sideways".into(),
+            status: 42,
+            ..Default::default()
+        };
+        let error = FtmSearch::try_from(list.clone()).expect_err("negative size");
+        assert_eq!(refusal(error), ("PMS_PRT_361".into(), ""));
+        let list = proto::ListFtmsRequest {
+            page_size: 0,
+            ..list
+        };
+        let error = FtmSearch::try_from(list.clone()).expect_err("bad order");
+        assert_eq!(refusal(error), ("PMS_PRT_357".into(), ""));
+        let list = proto::ListFtmsRequest {
+            order_by: String::new(),
+            ..list
+        };
+        let error = FtmSearch::try_from(list).expect_err("bad status");
+        assert_eq!(refusal(error), ("PMS_COR_001".into(), "status"));
+    }
+
+    #[test]
+    fn list_partner_filter_is_trimmed_and_optional() {
+        let search = |partner_id: &str| {
+            FtmSearch::try_from(proto::ListFtmsRequest {
+                partner_id: partner_id.into(),
+                ..Default::default()
+            })
+            .expect("valid")
+            .partner_id
+        };
+        assert_eq!(search("  "), None);
+        assert_eq!(search(" acme "), Some("acme".to_owned()));
+    }
+
+    #[test]
+    fn certificate_bundles_pass_through_unchanged() {
+        let wire = store::CertificateBundle {
+            certificate_id: "cert-1".into(),
+            ca_signed_certificate_pem: "ca".into(),
+            platform_signed_certificate_pem: "platform".into(),
+            not_before: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 123_456_789,
+            }),
+            not_after: None,
+            expired: true,
+        };
+        let domain = CertificateBundle::from(wire.clone());
+        assert_eq!(store::CertificateBundle::from(domain), wire);
+    }
 }
