@@ -246,6 +246,56 @@ impl NewFtm {
     }
 }
 
+/// A validated `UploadFtmCertificate` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CertificateUpload {
+    pub(crate) ftm_id: String,
+    /// The chip certificate as sent; the certificate store validates it.
+    pub(crate) certificate_data: String,
+}
+
+/// A validated request about one FTM (`ApproveFtm`, `DeactivateFtm`, `GetFtm`,
+/// `GetFtmCertificate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FtmRef {
+    pub(crate) ftm_id: String,
+}
+
+/// A validated `RejectFtm` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) ftm_id: String,
+    /// Trimmed.
+    pub(crate) reason: String,
+}
+
+/// A `ListFtms` request with its wire fields decoded. The text filters stay as sent: they
+/// are checked only once the caller may list the requested scope, as the contract orders
+/// its errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FtmSearch {
+    /// Page size, defaulted and capped.
+    pub(crate) limit: u64,
+    pub(crate) page_token: String,
+    /// Trimmed; `None` when blank (no partner filter).
+    pub(crate) partner_id: Option<String>,
+    pub(crate) status: Option<FtmStatus>,
+    pub(crate) make: String,
+    pub(crate) model: String,
+    pub(crate) organization_name: String,
+    pub(crate) ordering: Ordering,
+}
+
+/// One page of a `ListFtms` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FtmListing {
+    pub(crate) ftms: Vec<Ftm>,
+    /// Empty on the last page.
+    pub(crate) next_page_token: String,
+    /// Number of FTMs matching the filter (all pages).
+    pub(crate) total_size: u64,
+}
+
 /// A new server-generated FTM id: `ftm_` and a UUIDv7 (time-ordered, so new rows append to
 /// the primary-key index), 36 characters.
 pub fn new_ftm_id() -> String {

@@ -4,15 +4,19 @@
 //! It owns the FTM records and their audit trail. It asks the partner registry for the
 //! provider partner (`GetPartner`), hands chip certificates to the certificate store for
 //! validation and storage, and tells the store which chip certificates are trusted — only
-//! those of APPROVED FTMs. How the two stay consistent is described in [`service`].
+//! those of APPROVED FTMs. How the two stay consistent is described in the (crate-private)
+//! `service` module.
+//!
+//! The `grpc` module is the gRPC adapter; the use cases behind it know nothing of gRPC.
 
 pub mod config;
-pub mod convert;
+pub(crate) mod convert;
 pub mod domain;
 pub mod error;
+pub(crate) mod grpc;
 pub mod metrics;
 pub mod reconcile;
-pub mod service;
+pub(crate) mod service;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -30,8 +34,9 @@ use pmp_common::client::PeerChannel;
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
 
 use crate::config::FtmSettings;
+use crate::grpc::{FtmGrpc, SERVICE_CALLERS};
 use crate::reconcile::Reconciler;
-use crate::service::{FtmParts, FtmService, SERVICE_CALLERS};
+use crate::service::{FtmParts, FtmService};
 use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::Upstream;
 
@@ -39,7 +44,7 @@ use crate::upstream::Upstream;
 pub const SERVICE_NAME: &str = pmp_common::auth::FTM_MANAGEMENT;
 
 /// The gRPC service as served: FTM management behind the authentication interceptor.
-pub type FtmGrpcService = InterceptedService<FtmManagementServer<FtmService>, AuthInterceptor>;
+pub type FtmGrpcService = InterceptedService<FtmManagementServer<FtmGrpc>, AuthInterceptor>;
 
 /// Replaces the repository the service uses, e.g. with a test double that injects failures.
 pub type RepositoryWrapper =
@@ -113,14 +118,14 @@ impl PlatformService for FtmManagement {
         )
         .with_outcome_counter(reconciled);
         tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
-        let service = FtmService::new(FtmParts {
+        let api = FtmService::new(FtmParts {
             repository,
             upstream,
             lease: consistency.lease(),
             lease_wait: consistency.lease_wait(),
         });
         Ok(bootstrap::authenticated(
-            FtmManagementServer::new(service)
+            FtmManagementServer::new(FtmGrpc::new(api))
                 .max_decoding_message_size(settings.server.max_message_bytes),
             authenticator,
         ))

@@ -1,8 +1,8 @@
 //! Reconciliation of certificate trust with FTM review states.
 //!
 //! A step that changed (or may have changed) a certificate's trust in the store but could
-//! not record its outcome locally leaves an expired lease on the FTM (see
-//! [`crate::service`]). The reconciler takes each such lease over, re-applies
+//! not record its outcome locally leaves an expired lease on the FTM (see the `service`
+//! module). The reconciler takes each such lease over, re-applies
 //! `SetCertificateTrusted(certificate, status == APPROVED)` from the FTM's recorded status —
 //! the local status is the source of truth — and removes the marker. It runs at start-up and
 //! then periodically; every replica may run it, the lease take-over is a compare-and-set.
@@ -120,7 +120,7 @@ impl Reconciler {
                 .set_trusted(None, certificate_id, &ftm.partner_id, trusted)
                 .await
             {
-                Ok(_) => {
+                Ok(()) => {
                     tracing::warn!(
                         ftm_id = %ftm.ftm_id,
                         certificate_id = %certificate_id,
@@ -129,11 +129,11 @@ impl Reconciler {
                         "reconciled certificate trust with the FTM status"
                     );
                 }
-                Err(status) if status.code() == Code::NotFound => {
+                Err(FtmError::CertificateStore(status)) if status.code() == Code::NotFound => {
                     tracing::warn!(ftm_id = %ftm.ftm_id, certificate_id = %certificate_id, "certificate unknown to the store: nothing to reconcile");
                 }
-                Err(status) => {
-                    tracing::warn!(ftm_id = %ftm.ftm_id, %status, "reconciliation deferred: certificate store call failed");
+                Err(error) => {
+                    tracing::warn!(ftm_id = %ftm.ftm_id, %error, "reconciliation deferred: certificate store call failed");
                     self.repository
                         .abandon_lease(&ftm.ftm_id, &token, domain::now())
                         .await?;
