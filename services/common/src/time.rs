@@ -47,38 +47,41 @@ pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
     time.trunc_subsecs(6)
 }
 
-/// A clock that moves only when told (tests).
+/// The system's clock, moved forward on demand (tests): time keeps running, so the code
+/// under test and its real-time neighbours agree, and [`ManualClock::advance`] jumps over a
+/// lease or a window instead of sleeping through it.
 #[cfg(any(test, feature = "testing"))]
 #[derive(Debug)]
 pub struct ManualClock {
-    now: std::sync::Mutex<DateTime<Utc>>,
+    offset: std::sync::Mutex<std::time::Duration>,
 }
 
 #[cfg(any(test, feature = "testing"))]
 impl ManualClock {
-    /// A clock standing at the system's current time.
+    /// A clock showing the system's time.
     pub fn starting_now() -> Self {
         ManualClock {
-            now: std::sync::Mutex::new(SystemClock.now()),
+            offset: std::sync::Mutex::new(std::time::Duration::ZERO),
         }
     }
 
     /// Moves the clock forward by `duration`.
     pub fn advance(&self, duration: std::time::Duration) {
-        let mut now = self
-            .now
+        let mut offset = self
+            .offset
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now = crate::lease::later(*now, duration);
+        *offset = offset.saturating_add(duration);
     }
 }
 
 #[cfg(any(test, feature = "testing"))]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self
-            .now
+        let offset = *self
+            .offset
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::lease::later(SystemClock.now(), offset)
     }
 }

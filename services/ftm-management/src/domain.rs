@@ -510,15 +510,6 @@ pub struct FtmPage {
     pub total_size: u64,
 }
 
-/// An FTM whose certificate-store trust may disagree with its status (its lease expired or
-/// was abandoned after a failed step).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncMarker {
-    pub ftm_id: String,
-    pub token: String,
-    pub expires_at: DateTime<Utc>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,6 @@ use pmp_proto::ftm::v1::ftm_management_server::FtmManagementServer;
 
 use crate::config::FtmSettings;
 use crate::grpc::{FtmGrpc, SERVICE_CALLERS};
-use crate::reconcile::Reconciler;
 use crate::service::{FtmParts, FtmService};
 use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::Upstream;
@@ -110,9 +109,11 @@ impl PlatformService for FtmManagement {
         );
         let consistency = &settings.consistency;
         let reconciled = crate::metrics::register(&context.metrics, Arc::clone(&repository))?;
-        let reconciler = Reconciler::new(
+        let clock = pmp_common::time::system_clock();
+        let reconciler = reconcile::reconciler(
             Arc::clone(&repository),
             upstream.clone(),
+            Arc::clone(&clock),
             consistency.lease(),
             consistency.reconcile_batch_size,
         )
@@ -123,6 +124,7 @@ impl PlatformService for FtmManagement {
             upstream,
             lease: consistency.lease(),
             lease_wait: consistency.lease_wait(),
+            clock,
         });
         Ok(bootstrap::authenticated(
             FtmManagementServer::new(FtmGrpc::new(api))

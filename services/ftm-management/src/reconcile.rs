@@ -1,167 +1,119 @@
 //! Reconciliation of certificate trust with FTM review states.
 //!
 //! A step that changed (or may have changed) a certificate's trust in the store but could
-//! not record its outcome locally leaves an expired lease on the FTM (see the `service`
-//! module). The reconciler takes each such lease over, re-applies
-//! `SetCertificateTrusted(certificate, status == APPROVED)` from the FTM's recorded status —
-//! the local status is the source of truth — and removes the marker. It runs at start-up and
-//! then periodically; every replica may run it, the lease take-over is a compare-and-set.
+//! not record its outcome locally leaves an expired lease on the FTM (see
+//! [`crate::service`]). The shared [`pmp_common::lease::Reconciler`] takes each such lease
+//! over and asks [`TrustRepair`] to re-apply `SetCertificateTrusted(certificate, status ==
+//! APPROVED)` from the FTM's recorded status — the local status is the source of truth —
+//! then removes the marker. It runs at start-up and then periodically; every replica may
+//! run it, the lease take-over is a compare-and-set.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tonic::Code;
 
-use crate::domain::{self, SyncMarker};
+use pmp_common::lease::{LeasedRecords, Reapplied, StaleLease};
+use pmp_common::time::SharedClock;
+
 use crate::error::FtmError;
-use crate::service::{later, lease_token};
 use crate::storage::FtmRepository;
 use crate::upstream::Upstream;
 
-/// What one reconciliation pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReconcileReport {
-    /// FTMs whose trust was re-applied (or that needed nothing) and whose marker was removed.
-    pub repaired: u64,
-    /// FTMs whose marker someone else took first.
-    pub skipped: u64,
-    /// FTMs the store could not be told about this time (retried on the next pass).
-    pub failed: u64,
-}
+pub use pmp_common::lease::ReconcileReport;
 
-/// Repairs FTMs left with a stale lease.
-#[derive(Clone)]
-pub struct Reconciler {
+/// The reconciler of FTM management.
+pub type Reconciler = pmp_common::lease::Reconciler<TrustRepair>;
+
+/// A reconciler over `repository`, telling the store through `upstream`; it holds each
+/// FTM's lease for at most `lease` and looks at `batch_size` FTMs per round.
+pub fn reconciler(
     repository: Arc<dyn FtmRepository>,
     upstream: Upstream,
+    clock: SharedClock,
     lease: Duration,
     batch_size: u64,
-    outcomes: Option<prometheus::IntCounterVec>,
+) -> Reconciler {
+    let records = TrustRepair {
+        repository,
+        upstream,
+    };
+    Reconciler::new(records, clock, lease, batch_size)
 }
 
-impl Reconciler {
-    /// A reconciler over `repository`, telling the store through `upstream`; it holds each
-    /// FTM's lease for at most `lease` and looks at `batch_size` FTMs per round.
-    pub fn new(
-        repository: Arc<dyn FtmRepository>,
-        upstream: Upstream,
-        lease: Duration,
-        batch_size: u64,
-    ) -> Self {
-        Reconciler {
-            repository,
-            upstream,
-            lease,
-            batch_size: batch_size.max(1),
-            outcomes: None,
-        }
-    }
+/// FTMs with leases, and how the store's trust of one is brought back in line with it.
+#[derive(Clone)]
+pub struct TrustRepair {
+    repository: Arc<dyn FtmRepository>,
+    upstream: Upstream,
+}
 
-    /// Counts what each pass did in `counter` (label `outcome`).
-    pub fn with_outcome_counter(mut self, counter: prometheus::IntCounterVec) -> Self {
-        self.outcomes = Some(counter);
-        self
-    }
+#[async_trait::async_trait]
+impl LeasedRecords for TrustRepair {
+    type Error = FtmError;
 
-    fn count(&self, report: &ReconcileReport) {
-        if let Some(outcomes) = &self.outcomes {
-            for (outcome, value) in [
-                ("repaired", report.repaired),
-                ("skipped", report.skipped),
-                ("failed", report.failed),
-            ] {
-                outcomes.with_label_values(&[outcome]).inc_by(value);
-            }
-        }
-    }
-
-    /// One pass over every FTM whose lease has expired.
-    pub async fn run_once(&self) -> Result<ReconcileReport, FtmError> {
-        let mut report = ReconcileReport::default();
-        loop {
-            let now = domain::now();
-            let markers = self.repository.stale_leases(now, self.batch_size).await?;
-            let full_batch = markers.len() as u64 >= self.batch_size;
-            let failed_before = report.failed;
-            for marker in markers {
-                self.repair(&marker, &mut report).await?;
-            }
-            // Stop when the backlog is drained, or when something failed (it would only be
-            // selected again right away).
-            if !full_batch || report.failed > failed_before {
-                return Ok(report);
-            }
-        }
-    }
-
-    async fn repair(
+    async fn stale_leases(
         &self,
-        marker: &SyncMarker,
-        report: &mut ReconcileReport,
-    ) -> Result<(), FtmError> {
-        let token = lease_token();
-        let now = domain::now();
-        if !self
-            .repository
-            .take_over_lease(marker, &token, later(now, self.lease), now)
-            .await?
-        {
-            report.skipped += 1;
-            return Ok(());
-        }
-        let Some(ftm) = self.repository.find(&marker.ftm_id).await? else {
-            report.skipped += 1;
-            return Ok(());
-        };
-        if let Some(certificate_id) = &ftm.certificate_id {
-            let trusted = ftm.status.trusts_certificate();
-            match self
-                .upstream
-                .set_trusted(None, certificate_id, &ftm.partner_id, trusted)
-                .await
-            {
-                Ok(()) => {
-                    tracing::warn!(
-                        ftm_id = %ftm.ftm_id,
-                        certificate_id = %certificate_id,
-                        status = ftm.status.as_str(),
-                        trusted,
-                        "reconciled certificate trust with the FTM status"
-                    );
-                }
-                Err(FtmError::CertificateStore(status)) if status.code() == Code::NotFound => {
-                    tracing::warn!(ftm_id = %ftm.ftm_id, certificate_id = %certificate_id, "certificate unknown to the store: nothing to reconcile");
-                }
-                Err(error) => {
-                    tracing::warn!(ftm_id = %ftm.ftm_id, %error, "reconciliation deferred: certificate store call failed");
-                    self.repository
-                        .abandon_lease(&ftm.ftm_id, &token, domain::now())
-                        .await?;
-                    report.failed += 1;
-                    return Ok(());
-                }
-            }
-        }
-        self.repository.release_lease(&ftm.ftm_id, &token).await?;
-        report.repaired += 1;
-        Ok(())
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<StaleLease>, FtmError> {
+        self.repository.stale_leases(now, limit).await
     }
 
-    /// Runs a pass now and then every `interval` until `stop` fires or its sender is dropped.
-    pub async fn run(self, interval: Duration, mut stop: tokio::sync::watch::Receiver<()>) {
-        loop {
-            match self.run_once().await {
-                Ok(report) if report != ReconcileReport::default() => {
-                    self.count(&report);
-                    tracing::info!(?report, "reconciliation pass");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "reconciliation pass failed"),
+    async fn take_over_lease(
+        &self,
+        stale: &StaleLease,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FtmError> {
+        self.repository
+            .take_over_lease(stale, token, expires_at, now)
+            .await
+    }
+
+    async fn release_lease(&self, id: &str, token: &str) -> Result<bool, FtmError> {
+        self.repository.release_lease(id, token).await
+    }
+
+    async fn abandon_lease(
+        &self,
+        id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FtmError> {
+        self.repository.abandon_lease(id, token, now).await
+    }
+
+    async fn reapply(&self, ftm_id: &str) -> Result<Reapplied, FtmError> {
+        let Some(ftm) = self.repository.find(ftm_id).await? else {
+            return Ok(Reapplied::Gone);
+        };
+        let Some(certificate_id) = &ftm.certificate_id else {
+            return Ok(Reapplied::Done);
+        };
+        let trusted = ftm.status.trusts_certificate();
+        match self
+            .upstream
+            .set_trusted(None, certificate_id, &ftm.partner_id, trusted)
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(
+                    ftm_id,
+                    certificate_id = %certificate_id,
+                    status = ftm.status.as_str(),
+                    trusted,
+                    "reconciled certificate trust with the FTM status"
+                );
+                Ok(Reapplied::Done)
             }
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = stop.changed() => return,
+            Err(FtmError::CertificateStore(status)) if status.code() == Code::NotFound => {
+                tracing::warn!(ftm_id, certificate_id = %certificate_id, "certificate unknown to the store: nothing to reconcile");
+                Ok(Reapplied::Done)
             }
+            Err(error) => Ok(Reapplied::Deferred(error.to_string())),
         }
     }
 }

@@ -11,12 +11,13 @@ use std::time::Duration;
 use tonic::Code;
 
 use common::failing::failing;
-use common::fake_store::{Fault, SET_TRUSTED, UPLOAD, chip_certificate, eventually};
+use common::fake_store::{Fault, SET_TRUSTED, UPLOAD, chip_certificate};
 use common::{Options, Platform, StoreChoice, UNREACHABLE, org_of, status_of};
 use ftm_management::domain::{self, Ftm, FtmStatus};
 use ftm_management::reconcile::ReconcileReport;
 use ftm_management::storage::FtmRepository;
 use pmp_common::testing::assert_error;
+use pmp_common::testing::eventually;
 
 /// A provider with an FTM that went through upload (and approval when `approved`).
 async fn ftm_with_certificate(platform: &Platform, approved: bool) -> (String, Ftm) {
@@ -475,7 +476,9 @@ async fn a_crashed_step_is_repaired_after_its_lease_expires() {
         ReconcileReport::default(),
         "a live lease is left alone"
     );
-    tokio::time::sleep(platform.lease + Duration::from_millis(200)).await;
+    platform
+        .clock
+        .advance(platform.lease + Duration::from_secs(1));
     let report = platform.reconciler().run_once().await.expect("pass");
     assert_eq!(report.repaired, 1);
     assert_eq!(platform.store().trusted(&certificate_id), Some(false));
@@ -507,28 +510,24 @@ async fn the_service_reconciles_in_the_background() {
         .expect_err("reply lost");
     let store = platform.store().clone();
     assert!(
-        eventually(
-            || store.trusted(&certificate_id) == Some(false),
-            Duration::from_secs(10)
-        )
+        eventually(Duration::from_secs(10), || async {
+            store.trusted(&certificate_id) == Some(false)
+        })
         .await,
         "the background pass untrusted the certificate"
     );
-    let mut cleared = false;
-    for _ in 0..100 {
-        if platform
-            .repository
-            .sync_marker(&ftm.ftm_id)
-            .await
-            .expect("marker")
-            .is_none()
-        {
-            cleared = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(cleared, "the marker was removed");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            platform
+                .repository
+                .sync_marker(&ftm.ftm_id)
+                .await
+                .expect("marker")
+                .is_none()
+        })
+        .await,
+        "the marker was removed"
+    );
     platform.assert_trust_matches_status().await;
 }
 

@@ -1304,6 +1304,8 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
     let secret =
         pmp_common::auth::testing::ServiceKeyFiles::generate(&directory.path().join("identities"))
             .expect("service keys");
+    // The registry's address is bound from the start and handed to the registry later; until
+    // then nobody answers on it.
     let registry_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -1311,7 +1313,6 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
         "http://{}",
         registry_listener.local_addr().expect("address")
     );
-    drop(registry_listener);
     let database = pmp_common::db::testing::TestDatabase::sqlite()
         .await
         .expect("database");
@@ -1331,7 +1332,12 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The service has asked the registry for the token keys (and gets no answer).
+    let (attempt, _) = tokio::time::timeout(Duration::from_secs(30), registry_listener.accept())
+        .await
+        .expect("the service fetches the token keys")
+        .expect("accept");
+    drop(attempt);
     assert_eq!(
         health_status(channel.clone(), FTM_MANAGEMENT)
             .await
@@ -1360,9 +1366,7 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
         &secret,
     )
     .expect("settings");
-    let listener = tokio::net::TcpListener::bind(registry_address.trim_start_matches("http://"))
-        .await
-        .expect("rebind the registry address");
+    let listener = registry_listener;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let registry = tokio::spawn(partner_registry::run(registry_settings, listener, async {
         let _ = stopped.await;

@@ -935,7 +935,7 @@ async fn the_trust_model_migration_marks_certified_ftms_for_reconciliation() {
             .await
             .expect("query")
             .into_iter()
-            .map(|marker| marker.ftm_id)
+            .map(|marker| marker.id)
             .collect();
         marked.sort();
         assert_eq!(

@@ -4,31 +4,16 @@
 use std::time::{Duration, Instant};
 
 use pmp_common::auth::Caller;
+use pmp_common::lease::{later, new_token};
 
 use super::{FtmService, audit, authorize_owner};
-use crate::domain::{self, Action, Ftm, FtmChange, check_transition};
+use crate::domain::{Action, Ftm, FtmChange, check_transition};
 use crate::error::FtmError;
 
 /// A lease held by the current request.
 pub(super) struct Lease {
     ftm_id: String,
     token: String,
-}
-
-/// A fresh random lease token.
-pub(crate) fn lease_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// `now + duration`, saturating.
-pub(crate) fn later(
-    now: chrono::DateTime<chrono::Utc>,
-    duration: Duration,
-) -> chrono::DateTime<chrono::Utc> {
-    chrono::Duration::from_std(duration)
-        .ok()
-        .and_then(|delta| now.checked_add_signed(delta))
-        .unwrap_or(now)
 }
 
 impl FtmService {
@@ -72,8 +57,8 @@ impl FtmService {
             authorize_owner(caller, &ftm)?;
         }
         check_transition(ftm.status, ftm.certificate_id.is_some(), action)?;
-        let token = lease_token();
-        let now = domain::now();
+        let token = new_token();
+        let now = self.clock.now();
         let expires = later(now, self.lease);
         if !self
             .repository
@@ -106,7 +91,7 @@ impl FtmService {
     pub(super) async fn end_failed(&self, lease: &Lease, trust_touched: bool) {
         let result = if trust_touched {
             self.repository
-                .abandon_lease(&lease.ftm_id, &lease.token, domain::now())
+                .abandon_lease(&lease.ftm_id, &lease.token, self.clock.now())
                 .await
         } else {
             self.repository

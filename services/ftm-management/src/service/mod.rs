@@ -82,12 +82,11 @@ mod query;
 mod review;
 mod upload;
 
-pub(crate) use lease::{later, lease_token};
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use pmp_common::auth::Caller;
+use pmp_common::time::SharedClock;
 
 use crate::domain::{AuditAction, AuditEvent, FTM_PROVIDER_PARTNER_TYPE, Ftm, FtmStatus};
 use crate::error::FtmError;
@@ -102,6 +101,7 @@ pub(crate) struct FtmService {
     upstream: Upstream,
     lease: Duration,
     lease_wait: Duration,
+    clock: SharedClock,
 }
 
 /// Dependencies of [`FtmService`].
@@ -112,6 +112,8 @@ pub(crate) struct FtmParts {
     pub(crate) lease: Duration,
     /// How long a request waits for another step on the same FTM.
     pub(crate) lease_wait: Duration,
+    /// Where lease times come from.
+    pub(crate) clock: SharedClock,
 }
 
 fn authorize_owner(caller: &Caller, ftm: &Ftm) -> Result<(), FtmError> {
@@ -155,6 +157,7 @@ impl FtmService {
             upstream: parts.upstream,
             lease: parts.lease,
             lease_wait: parts.lease_wait,
+            clock: parts.clock,
         }
     }
 

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 
 pub use sql::SqlFtmRepository;
 
-use crate::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery, SyncMarker};
+use pmp_common::lease::StaleLease;
+
+use crate::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery};
 use crate::error::FtmError;
 
 /// Storage operations of the service. Every state change writes its audit row in the same
@@ -79,13 +81,13 @@ pub trait FtmRepository: Send + Sync {
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, FtmError>;
+    ) -> Result<Vec<StaleLease>, FtmError>;
 
     /// Takes over the expired lease `marker` for `token` until `expires_at`. Returns whether
     /// it was taken (false when someone else took or removed it first).
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -93,7 +95,7 @@ pub trait FtmRepository: Send + Sync {
 
     #[cfg(feature = "testing")]
     /// The FTM's lease or marker, if any.
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<SyncMarker>, FtmError>;
+    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError>;
 
     /// Number of FTMs in each status that has any (for the metrics endpoint).
     async fn status_counts(&self) -> Result<Vec<(FtmStatus, u64)>, FtmError>;

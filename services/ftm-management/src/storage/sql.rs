@@ -13,11 +13,12 @@ use sea_orm::{
     Set, Statement, TransactionTrait,
 };
 
+use pmp_common::lease::{LeaseColumns, StaleLease};
+
 use super::FtmRepository;
 use super::entities::ftms;
 use crate::domain::{
     self, AuditEvent, Ftm, FtmChange, FtmFilter, FtmPage, FtmStatus, ListQuery, SortField,
-    SyncMarker,
 };
 use crate::error::FtmError;
 
@@ -25,6 +26,13 @@ use crate::error::FtmError;
 /// bind-parameter limits).
 #[cfg(feature = "testing")]
 const IMPORT_CHUNK: usize = 500;
+
+/// The lease columns of `ftms`.
+const LEASE: LeaseColumns<ftms::Entity> = LeaseColumns {
+    id: ftms::Column::FtmId,
+    token: ftms::Column::SyncToken,
+    expires_at: ftms::Column::SyncExpiresAt,
+};
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -318,17 +326,7 @@ impl FtmRepository for SqlFtmRepository {
     }
 
     async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError> {
-        let result = ftms::Entity::update_many()
-            .col_expr(ftms::Column::SyncToken, Expr::value(Option::<String>::None))
-            .col_expr(
-                ftms::Column::SyncExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(ftms::Column::FtmId.eq(ftm_id.to_owned()))
-            .filter(ftms::Column::SyncToken.eq(token.to_owned()))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE.release(&self.connection, ftm_id, token).await?)
     }
 
     async fn abandon_lease(
@@ -337,50 +335,31 @@ impl FtmRepository for SqlFtmRepository {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, FtmError> {
-        let result = ftms::Entity::update_many()
-            .col_expr(ftms::Column::SyncExpiresAt, Expr::value(now))
-            .filter(ftms::Column::FtmId.eq(ftm_id.to_owned()))
-            .filter(ftms::Column::SyncToken.eq(token.to_owned()))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE.abandon(&self.connection, ftm_id, token, now).await?)
     }
 
     async fn stale_leases(
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, FtmError> {
-        let models = ftms::Entity::find()
-            .filter(ftms::Column::SyncToken.is_not_null())
-            .filter(ftms::Column::SyncExpiresAt.lte(now))
-            .order_by_asc(ftms::Column::SyncExpiresAt)
-            .limit(limit)
-            .all(&self.connection)
-            .await?;
-        Ok(models.into_iter().filter_map(marker_of).collect())
+    ) -> Result<Vec<StaleLease>, FtmError> {
+        Ok(LEASE.stale(&self.connection, now, limit).await?)
     }
 
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, FtmError> {
-        let result = ftms::Entity::update_many()
-            .col_expr(ftms::Column::SyncToken, Expr::value(token.to_owned()))
-            .col_expr(ftms::Column::SyncExpiresAt, Expr::value(expires_at))
-            .filter(ftms::Column::FtmId.eq(marker.ftm_id.clone()))
-            .filter(ftms::Column::SyncToken.eq(marker.token.clone()))
-            .filter(ftms::Column::SyncExpiresAt.lte(now))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE
+            .take_over(&self.connection, marker, token, expires_at, now)
+            .await?)
     }
 
     #[cfg(feature = "testing")]
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<SyncMarker>, FtmError> {
+    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
         Ok(ftms::Entity::find_by_id(ftm_id.to_owned())
             .one(&self.connection)
             .await?
@@ -418,9 +397,10 @@ impl FtmRepository for SqlFtmRepository {
     }
 }
 
-fn marker_of(model: ftms::Model) -> Option<SyncMarker> {
-    Some(SyncMarker {
-        ftm_id: model.ftm_id,
+#[cfg(feature = "testing")]
+fn marker_of(model: ftms::Model) -> Option<StaleLease> {
+    Some(StaleLease {
+        id: model.ftm_id,
         token: model.sync_token?,
         expires_at: model.sync_expires_at?,
     })

@@ -8,11 +8,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use ftm_management::RepositoryWrapper;
-use ftm_management::domain::{
-    AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery, SyncMarker,
-};
+use ftm_management::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery};
 use ftm_management::error::FtmError;
 use ftm_management::storage::FtmRepository;
+use pmp_common::lease::StaleLease;
 
 /// How many of the next calls of each write fail.
 #[derive(Default)]
@@ -132,13 +131,13 @@ impl FtmRepository for FailingRepository {
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, FtmError> {
+    ) -> Result<Vec<StaleLease>, FtmError> {
         self.inner.stale_leases(now, limit).await
     }
 
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -148,7 +147,7 @@ impl FtmRepository for FailingRepository {
             .await
     }
 
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<SyncMarker>, FtmError> {
+    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
         self.inner.sync_marker(ftm_id).await
     }
 

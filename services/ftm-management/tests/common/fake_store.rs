@@ -6,7 +6,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
 use tokio::net::TcpListener;
@@ -425,19 +424,5 @@ impl CertificateStore for FakeStore {
         _request: Request<VerifyCertificateTrustRequest>,
     ) -> Result<Response<VerifyCertificateTrustResponse>, Status> {
         Err(Status::unimplemented("fake"))
-    }
-}
-
-/// Waits a little for background work (e.g. a spawned reconciliation pass).
-pub async fn eventually<F: Fn() -> bool>(condition: F, timeout: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -15,7 +15,7 @@ use tonic::{Request, Status};
 
 use ftm_management::config::FtmSettings;
 use ftm_management::domain::{Ftm, FtmStatus};
-use ftm_management::reconcile::Reconciler;
+use ftm_management::reconcile::{self, Reconciler};
 use ftm_management::storage::{FtmRepository, SqlFtmRepository};
 use ftm_management::upstream::Upstream;
 use ftm_management::{RepositoryWrapper, testing};
@@ -26,6 +26,7 @@ use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::client::PeerChannel;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, wait_until_serving, with_token};
+use pmp_common::time::ManualClock;
 use pmp_proto::ftm::v1 as proto;
 use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1 as registry;
@@ -85,6 +86,8 @@ pub struct Platform {
     /// Direct access to the FTM service's database.
     pub repository: Arc<SqlFtmRepository>,
     pub lease: Duration,
+    /// The clock of [`Platform::reconciler`]: tests move it past a lease instead of waiting.
+    pub clock: Arc<ManualClock>,
 }
 
 impl Platform {
@@ -166,6 +169,7 @@ impl Platform {
             client,
             repository,
             lease,
+            clock: Arc::new(ManualClock::starting_now()),
         }
     }
 
@@ -454,7 +458,7 @@ impl Platform {
             peer("certificate-store", &self.store_address),
         );
         let repository: Arc<dyn FtmRepository> = self.repository.clone();
-        Reconciler::new(repository, upstream, self.lease, 100)
+        reconcile::reconciler(repository, upstream, self.clock.clone(), self.lease, 100)
     }
 
     /// Puts an FTM in `status` directly (set-up for state-machine tests; the cross-service
