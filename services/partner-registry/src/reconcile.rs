@@ -95,8 +95,8 @@ impl Reconciler {
             report.skipped += 1;
             return Ok(());
         };
-        if let Err(status) = self.store.apply(None, &partner).await {
-            tracing::warn!(partner_id = %partner.partner_id, %status, "reconciliation deferred: certificate store call failed");
+        if let Err(error) = self.store.apply(None, &partner).await {
+            tracing::warn!(partner_id = %partner.partner_id, %error, "reconciliation deferred: certificate store call failed");
             self.repository
                 .abandon_lease(&partner.partner_id, &token, Utc::now())
                 .await?;
