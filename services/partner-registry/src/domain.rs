@@ -387,6 +387,13 @@ mod tests {
     }
 
     #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let shown = format!("{:?}", input().validate(&languages(), "eng"));
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(!format!("{:?}", input()).contains("s3cret-pass"));
+    }
+
+    #[test]
     fn blank_wins_over_other_rules() {
         assert_eq!(
             reason(RegistrationInput {

@@ -1,7 +1,7 @@
 //! The `PartnerRegistry` gRPC service: a thin adapter over the service API. Each RPC
-//! authenticates the caller (except the anonymous `RegisterPartner`, `Login` and
-//! `GetTokenVerificationKeys`), decodes the request ([`crate::convert`]), calls the service
-//! and encodes its answer. What only the raw request knows (the client address) is read
+//! authenticates the caller (`RegisterPartner`, `Login` and `GetTokenVerificationKeys`
+//! need none), decodes the request (`convert.rs`), calls the service and encodes its
+//! answer. What only the raw request knows (the client address) is read
 //! here and passed on as a plain value.
 
 use tonic::{Request, Response, Status};
