@@ -54,10 +54,7 @@ impl TryFrom<proto::GetPartnerRequest> for PartnerLookup {
     type Error = RegistryError;
 
     fn try_from(request: proto::GetPartnerRequest) -> Result<Self, RegistryError> {
-        require_field("partner_id", &request.partner_id)?;
-        Ok(PartnerLookup {
-            partner_id: request.partner_id,
-        })
+        lookup(request.partner_id)
     }
 }
 
@@ -65,11 +62,13 @@ impl TryFrom<proto::GetPartnerCertificateRequest> for PartnerLookup {
     type Error = RegistryError;
 
     fn try_from(request: proto::GetPartnerCertificateRequest) -> Result<Self, RegistryError> {
-        require_field("partner_id", &request.partner_id)?;
-        Ok(PartnerLookup {
-            partner_id: request.partner_id,
-        })
+        lookup(request.partner_id)
     }
+}
+
+fn lookup(partner_id: String) -> Result<PartnerLookup, RegistryError> {
+    require_field("partner_id", &partner_id)?;
+    Ok(PartnerLookup { partner_id })
 }
 
 impl From<proto::ListPartnersRequest> for PartnerQuery {

@@ -4,7 +4,7 @@
 //! trace propagation, retries). Failures come back as [`RegistryError::CertificateStore`]
 //! holding the store's status, which the service relays with its reason.
 
-use tonic::{Response, Status};
+use tonic::Response;
 
 use pmp_common::auth::User;
 use pmp_common::client::{self, PeerChannel};
@@ -15,7 +15,7 @@ use crate::domain::{Partner, PartnerStatus};
 use crate::error::RegistryError;
 
 /// A stored certificate as the store describes it: `GetPartnerCertificate` relays it as is.
-pub use pmp_proto::certstore::v1::CertificateBundle;
+pub use store::CertificateBundle;
 
 /// A partner certificate the store validated and keeps (untrusted until marked trusted).
 #[derive(Debug, Clone)]
@@ -23,11 +23,6 @@ pub struct StoredCertificate {
     pub certificate_id: String,
     /// The certificate as re-signed by the platform.
     pub platform_signed_certificate_pem: String,
-}
-
-/// The store's status, as the registry relays it.
-fn relayed(status: Status) -> RegistryError {
-    RegistryError::CertificateStore(status)
 }
 
 /// The certificate store, as the registry calls it.
@@ -72,7 +67,7 @@ impl CertificateStore {
                     platform_signed_certificate_pem: response.platform_signed_certificate_pem,
                 }
             })
-            .map_err(relayed)
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `GetPartnerCertificate`.
@@ -87,7 +82,7 @@ impl CertificateStore {
             .get_partner_certificate(client::request(message, user))
             .await
             .map(Response::into_inner)
-            .map_err(relayed)
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `SetCertificateTrusted` of one of `partner_id`'s certificates.
@@ -109,7 +104,7 @@ impl CertificateStore {
             .await
             .map(Response::into_inner)
             .map(|_| ())
-            .map_err(relayed)
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `SetPartnerDeactivated`: while deactivated, the partner's certificates and its FTMs'
@@ -130,7 +125,7 @@ impl CertificateStore {
             .await
             .map(Response::into_inner)
             .map(|_| ())
-            .map_err(relayed)
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// Makes the store reflect the partner's record: deactivated exactly when the partner
