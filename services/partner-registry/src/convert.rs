@@ -1,16 +1,22 @@
-//! Conversions between protobuf messages and domain types, at the service edge only.
+//! Conversions between protobuf messages and the service's inputs and outputs, at the gRPC
+//! edge only. Decoding checks only the wire shape (required fields, enums), in the order
+//! the contract reports them; everything that needs the caller or the data is the service's.
 
 use pmp_common::time::timestamp;
 use pmp_proto::partner::v1 as proto;
 
-use crate::domain::{Partner, PartnerStatus, RegistrationInput};
+use crate::domain::{Partner, PartnerStatus, RegistrationInput, require_field};
 use crate::error::RegistryError;
+use crate::service::{
+    AccessToken, Activation, CertificateUpload, Credentials, PartnerList, PartnerLookup,
+    PartnerQuery, UploadedCertificate, VerificationKeys,
+};
 
 impl From<proto::RegisterPartnerRequest> for RegistrationInput {
     fn from(request: proto::RegisterPartnerRequest) -> Self {
         RegistrationInput {
             partner_id: request.partner_id,
-            password: request.password,
+            password: request.password.into(),
             first_name: request.first_name,
             last_name: request.last_name,
             organization_name: request.organization_name,
@@ -19,6 +25,82 @@ impl From<proto::RegisterPartnerRequest> for RegistrationInput {
             email: request.email,
             phone: request.phone,
             lang_code: request.lang_code,
+        }
+    }
+}
+
+impl TryFrom<proto::LoginRequest> for Credentials {
+    type Error = RegistryError;
+
+    fn try_from(request: proto::LoginRequest) -> Result<Self, RegistryError> {
+        if request.username.is_empty() || request.password.is_empty() {
+            return Err(RegistryError::InvalidField {
+                field: if request.username.is_empty() {
+                    "username"
+                } else {
+                    "password"
+                },
+                message: "username and password are required".into(),
+            });
+        }
+        Ok(Credentials {
+            username: request.username,
+            password: request.password.into(),
+        })
+    }
+}
+
+impl TryFrom<proto::GetPartnerRequest> for PartnerLookup {
+    type Error = RegistryError;
+
+    fn try_from(request: proto::GetPartnerRequest) -> Result<Self, RegistryError> {
+        lookup(request.partner_id)
+    }
+}
+
+impl TryFrom<proto::GetPartnerCertificateRequest> for PartnerLookup {
+    type Error = RegistryError;
+
+    fn try_from(request: proto::GetPartnerCertificateRequest) -> Result<Self, RegistryError> {
+        lookup(request.partner_id)
+    }
+}
+
+fn lookup(partner_id: String) -> Result<PartnerLookup, RegistryError> {
+    require_field("partner_id", &partner_id)?;
+    Ok(PartnerLookup { partner_id })
+}
+
+impl From<proto::ListPartnersRequest> for PartnerQuery {
+    fn from(request: proto::ListPartnersRequest) -> Self {
+        PartnerQuery {
+            page_size: request.page_size,
+            page_token: request.page_token,
+            partner_type: request.partner_type,
+            status: status_filter(request.status),
+        }
+    }
+}
+
+impl TryFrom<proto::UploadPartnerCertificateRequest> for CertificateUpload {
+    type Error = RegistryError;
+
+    /// Only the partner id: the other fields are checked after ownership.
+    fn try_from(request: proto::UploadPartnerCertificateRequest) -> Result<Self, RegistryError> {
+        require_field("partner_id", &request.partner_id)?;
+        Ok(CertificateUpload {
+            partner_id: request.partner_id,
+            certificate_data: request.certificate_data,
+            partner_domain: request.partner_domain,
+        })
+    }
+}
+
+impl From<proto::SetPartnerActiveRequest> for Activation {
+    fn from(request: proto::SetPartnerActiveRequest) -> Self {
+        Activation {
+            partner_id: request.partner_id,
+            active: request.active,
         }
     }
 }
@@ -34,7 +116,7 @@ impl From<PartnerStatus> for proto::PartnerStatus {
 }
 
 /// The filter value of a `PartnerStatus` enum (`None` = no filter).
-pub fn status_filter(value: i32) -> Result<Option<PartnerStatus>, RegistryError> {
+fn status_filter(value: i32) -> Result<Option<PartnerStatus>, RegistryError> {
     match proto::PartnerStatus::try_from(value) {
         Ok(proto::PartnerStatus::Unspecified) => Ok(None),
         Ok(proto::PartnerStatus::InProgress) => Ok(Some(PartnerStatus::InProgress)),
@@ -63,6 +145,48 @@ impl From<Partner> for proto::Partner {
             certificate_id: partner.certificate_id.unwrap_or_default(),
             create_time: Some(timestamp(partner.create_time)),
             update_time: Some(timestamp(partner.update_time)),
+        }
+    }
+}
+
+impl From<AccessToken> for proto::LoginResponse {
+    fn from(token: AccessToken) -> Self {
+        proto::LoginResponse {
+            access_token: token.token,
+            token_type: "Bearer".into(),
+            expires_in: i64::try_from(token.lifetime.as_secs()).unwrap_or(i64::MAX),
+            roles: token.roles,
+        }
+    }
+}
+
+impl From<UploadedCertificate> for proto::UploadPartnerCertificateResponse {
+    fn from(uploaded: UploadedCertificate) -> Self {
+        proto::UploadPartnerCertificateResponse {
+            certificate_id: uploaded.certificate_id,
+            signed_certificate_data: uploaded.signed_certificate_pem,
+            partner: Some(uploaded.partner.into()),
+        }
+    }
+}
+
+impl From<PartnerList> for proto::ListPartnersResponse {
+    fn from(list: PartnerList) -> Self {
+        proto::ListPartnersResponse {
+            partners: list.partners.into_iter().map(Into::into).collect(),
+            next_page_token: list.next_page_token,
+            total_size: i32::try_from(list.total_size).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<VerificationKeys> for proto::GetTokenVerificationKeysResponse {
+    fn from(keys: VerificationKeys) -> Self {
+        proto::GetTokenVerificationKeysResponse {
+            public_keys_pem: keys.public_keys_pem,
+            issuer: keys.issuer,
+            audience: keys.audience,
+            jwks: keys.jwks,
         }
     }
 }

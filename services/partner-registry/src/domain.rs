@@ -57,11 +57,40 @@ pub struct Partner {
     pub update_time: DateTime<Utc>,
 }
 
+/// A password as it arrived: kept out of `Debug` output (and so out of logs).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// The clear text, for the checks and the hasher only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Password {
+    fn from(password: String) -> Self {
+        Password(password)
+    }
+}
+
+impl From<&str> for Password {
+    fn from(password: &str) -> Self {
+        Password(password.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Password(<redacted>)")
+    }
+}
+
 /// A validated registration, before the partner type is resolved against the seed list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     pub partner_id: String,
-    pub password: String,
+    pub password: Password,
     pub first_name: String,
     pub last_name: String,
     pub organization_name: String,
@@ -77,7 +106,7 @@ pub struct Registration {
 #[derive(Debug, Clone, Default)]
 pub struct RegistrationInput {
     pub partner_id: String,
-    pub password: String,
+    pub password: Password,
     pub first_name: String,
     pub last_name: String,
     pub organization_name: String,
@@ -91,6 +120,17 @@ pub struct RegistrationInput {
 /// The role a partner of `partner_type` gets, e.g. `FTM_Provider` → `FTM_PROVIDER`.
 pub fn role_of_partner_type(partner_type: &str) -> String {
     partner_type.to_ascii_uppercase()
+}
+
+/// `PMS_COR_001` for a blank `value`.
+pub(crate) fn require_field(field: &'static str, value: &str) -> Result<(), RegistryError> {
+    if value.trim().is_empty() {
+        return Err(RegistryError::InvalidField {
+            field,
+            message: format!("{field} is required"),
+        });
+    }
+    Ok(())
 }
 
 fn required<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, RegistryError> {
@@ -161,13 +201,13 @@ impl RegistrationInput {
                 message: "partner_id is required".into(),
             });
         }
-        if self.password.is_empty() {
+        if self.password.expose().is_empty() {
             return Err(RegistryError::InvalidField {
                 field: "password",
                 message: "password is required".into(),
             });
         }
-        check_password_length(&self.password)?;
+        check_password_length(self.password.expose())?;
         let first_name = required("first_name", &self.first_name, 64)?;
         let last_name = required("last_name", &self.last_name, 64)?;
         let organization_name = required("organization_name", &self.organization_name, 128)?;
@@ -195,7 +235,8 @@ impl RegistrationInput {
                 .cloned()
                 .ok_or(RegistryError::UnsupportedLanguage)?,
         };
-        if self.password.chars().count() < 8 || self.password == self.partner_id {
+        let password = self.password.expose();
+        if password.chars().count() < 8 || password == self.partner_id {
             return Err(RegistryError::WeakPassword);
         }
         Ok(Registration {
@@ -343,6 +384,13 @@ mod tests {
             }),
             "PMS_PRT_014"
         );
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let shown = format!("{:?}", input().validate(&languages(), "eng"));
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(!format!("{:?}", input()).contains("s3cret-pass"));
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! `GetTokenVerificationKeys`, so they never call the registry per request.
 
 pub mod config;
-pub mod convert;
+mod convert;
 pub mod domain;
 pub mod error;
+pub mod grpc;
 pub mod limits;
 pub mod password;
 pub mod reconcile;
-pub mod service;
+mod service;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -36,10 +37,11 @@ use pmp_common::keys;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
 
 use crate::config::RegistrySettings;
+use crate::grpc::{RegistryGrpc, SERVICE_CALLERS};
 use crate::limits::Limits;
 use crate::password::PasswordHasher;
 use crate::reconcile::Reconciler;
-use crate::service::{RegistryParts, RegistryService, SERVICE_CALLERS};
+use crate::service::{RegistryParts, RegistryService};
 use crate::storage::{PartnerRepository, SqlPartnerRepository};
 use crate::upstream::CertificateStore;
 
@@ -48,7 +50,7 @@ pub const SERVICE_NAME: &str = pmp_common::auth::PARTNER_REGISTRY;
 
 /// The gRPC service as served: the registry behind the authentication interceptor.
 pub type RegistryGrpcService =
-    InterceptedService<PartnerRegistryServer<RegistryService>, AuthInterceptor>;
+    InterceptedService<PartnerRegistryServer<RegistryGrpc>, AuthInterceptor>;
 
 /// Replaces the repository the service uses, e.g. with a test double that injects failures.
 pub type RepositoryWrapper =
@@ -126,7 +128,7 @@ impl PlatformService for PartnerRegistry {
         })
         .await?;
         Ok(bootstrap::authenticated(
-            PartnerRegistryServer::new(service)
+            PartnerRegistryServer::new(RegistryGrpc::new(service))
                 .max_decoding_message_size(settings.server.max_message_bytes),
             authenticator,
         ))

@@ -1,7 +1,7 @@
 //! Reconciliation of the certificate store with the partner records.
 //!
 //! A step that changed (or may have changed) the store but could not finish leaves an
-//! expired lease on the partner (see [`crate::service`]); so does the trust-model
+//! expired lease on the partner (see the `service` module); so does the trust-model
 //! migration for every partner with a certificate or deactivated. The reconciler takes each
 //! such lease over, re-applies the partner's record to the store — the deactivation fact
 //! exactly while DEACTIVATED, the current certificate marked trusted — and removes the
@@ -95,8 +95,8 @@ impl Reconciler {
             report.skipped += 1;
             return Ok(());
         };
-        if let Err(status) = self.store.apply(None, &partner).await {
-            tracing::warn!(partner_id = %partner.partner_id, %status, "reconciliation deferred: certificate store call failed");
+        if let Err(error) = self.store.apply(None, &partner).await {
+            tracing::warn!(partner_id = %partner.partner_id, %error, "reconciliation deferred: certificate store call failed");
             self.repository
                 .abandon_lease(&partner.partner_id, &token, Utc::now())
                 .await?;

@@ -1,10 +1,10 @@
 //! Calls to the certificate store, the one service the registry depends on.
 //!
 //! The generated client runs over [`PeerChannel`] (identity, forwarded user, deadline,
-//! trace propagation, retries). Failures come back as the store's status; the service
-//! relays them with their reason.
+//! trace propagation, retries). Failures come back as [`RegistryError::CertificateStore`]
+//! holding the store's status, which the service relays with its reason.
 
-use tonic::{Response, Status};
+use tonic::Response;
 
 use pmp_common::auth::User;
 use pmp_common::client::{self, PeerChannel};
@@ -12,6 +12,18 @@ use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 
 use crate::domain::{Partner, PartnerStatus};
+use crate::error::RegistryError;
+
+/// A stored certificate as the store describes it: `GetPartnerCertificate` relays it as is.
+pub use store::CertificateBundle;
+
+/// A partner certificate the store validated and keeps (untrusted until marked trusted).
+#[derive(Debug, Clone)]
+pub struct StoredCertificate {
+    pub certificate_id: String,
+    /// The certificate as re-signed by the platform.
+    pub platform_signed_certificate_pem: String,
+}
 
 /// The certificate store, as the registry calls it.
 #[derive(Clone)]
@@ -35,7 +47,7 @@ impl CertificateStore {
         partner: &Partner,
         certificate_data: String,
         partner_domain: String,
-    ) -> Result<store::UploadPartnerCertificateResponse, Status> {
+    ) -> Result<StoredCertificate, RegistryError> {
         let message = store::UploadPartnerCertificateRequest {
             owner_id: partner.partner_id.clone(),
             organization_name: partner.organization_name.clone(),
@@ -48,7 +60,14 @@ impl CertificateStore {
             .clone()
             .upload_partner_certificate(client::request(message, user))
             .await
-            .map(Response::into_inner)
+            .map(|response| {
+                let response = response.into_inner();
+                StoredCertificate {
+                    certificate_id: response.certificate_id,
+                    platform_signed_certificate_pem: response.platform_signed_certificate_pem,
+                }
+            })
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `GetPartnerCertificate`.
@@ -56,13 +75,14 @@ impl CertificateStore {
         &self,
         user: Option<&User>,
         certificate_id: String,
-    ) -> Result<store::CertificateBundle, Status> {
+    ) -> Result<CertificateBundle, RegistryError> {
         let message = store::GetPartnerCertificateRequest { certificate_id };
         self.client
             .clone()
             .get_partner_certificate(client::request(message, user))
             .await
             .map(Response::into_inner)
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `SetCertificateTrusted` of one of `partner_id`'s certificates.
@@ -72,7 +92,7 @@ impl CertificateStore {
         partner_id: &str,
         certificate_id: &str,
         trusted: bool,
-    ) -> Result<(), Status> {
+    ) -> Result<(), RegistryError> {
         let message = store::SetCertificateTrustedRequest {
             certificate_id: certificate_id.to_owned(),
             trusted,
@@ -84,6 +104,7 @@ impl CertificateStore {
             .await
             .map(Response::into_inner)
             .map(|_| ())
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// `SetPartnerDeactivated`: while deactivated, the partner's certificates and its FTMs'
@@ -93,7 +114,7 @@ impl CertificateStore {
         user: Option<&User>,
         partner_id: &str,
         deactivated: bool,
-    ) -> Result<(), Status> {
+    ) -> Result<(), RegistryError> {
         let message = store::SetPartnerDeactivatedRequest {
             partner_id: partner_id.to_owned(),
             deactivated,
@@ -104,13 +125,14 @@ impl CertificateStore {
             .await
             .map(Response::into_inner)
             .map(|_| ())
+            .map_err(RegistryError::CertificateStore)
     }
 
     /// Makes the store reflect the partner's record: deactivated exactly when the partner
     /// is, and its current certificate marked trusted. Idempotent; the reconciler's repair.
     /// A partner without a certificate has nothing in the store (no trusted certificate,
     /// no FTMs), so nothing is sent.
-    pub async fn apply(&self, user: Option<&User>, partner: &Partner) -> Result<(), Status> {
+    pub async fn apply(&self, user: Option<&User>, partner: &Partner) -> Result<(), RegistryError> {
         let Some(certificate_id) = &partner.certificate_id else {
             return Ok(());
         };
