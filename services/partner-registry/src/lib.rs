@@ -40,7 +40,6 @@ use crate::config::RegistrySettings;
 use crate::grpc::{RegistryGrpc, SERVICE_CALLERS};
 use crate::limits::Limits;
 use crate::password::PasswordHasher;
-use crate::reconcile::Reconciler;
 use crate::service::{RegistryParts, RegistryService};
 use crate::storage::{PartnerRepository, SqlPartnerRepository};
 use crate::upstream::CertificateStore;
@@ -102,9 +101,11 @@ impl PlatformService for PartnerRegistry {
             &settings.tls,
         )?);
         let consistency = &settings.consistency;
-        let reconciler = Reconciler::new(
+        let clock = pmp_common::time::system_clock();
+        let reconciler = reconcile::reconciler(
             Arc::clone(&repository),
             store.clone(),
+            Arc::clone(&clock),
             consistency.lease(),
             consistency.reconcile_batch_size,
         );
@@ -122,6 +123,7 @@ impl PlatformService for PartnerRegistry {
             store,
             lease: consistency.lease(),
             lease_wait: consistency.lease_wait(),
+            clock,
             hasher,
             limits: Arc::new(Limits::new(&settings.limits)),
             admin_username: settings.admin.username.clone(),

@@ -489,7 +489,7 @@ async fn leases_are_exclusive_expire_and_are_taken_over() {
             .await
             .expect("query");
         assert_eq!(stale.len(), 1, "{backend}");
-        assert_eq!(stale[0].partner_id, "acme");
+        assert_eq!(stale[0].id, "acme");
         assert_eq!(stale[0].token, "first");
         let marker = stale[0].clone();
         let takeover_time = now + chrono::Duration::seconds(1);
@@ -576,7 +576,7 @@ async fn the_trust_model_migration_marks_partners_for_reconciliation() {
             .await
             .expect("query")
             .into_iter()
-            .map(|marker| marker.partner_id)
+            .map(|marker| marker.id)
             .collect();
         marked.sort();
         assert_eq!(marked, ["active", "gone"], "{backend}");

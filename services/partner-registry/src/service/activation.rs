@@ -37,14 +37,14 @@ impl RegistryService {
                 .store
                 .set_deactivated(caller.user(), &partner_id, true)
                 .await;
-            self.after_store_call(&lease, deactivated).await?;
+            self.marked_on_failure(&lease, deactivated).await?;
         }
         let updated = self
             .write_status(caller, &partner_id, &partner, &lease, active)
             .await?;
         if active && in_store {
             let restored = self.store.apply(caller.user(), &updated).await;
-            self.after_store_call(&lease, restored).await?;
+            self.marked_on_failure(&lease, restored).await?;
         }
         self.release(&lease).await;
         tracing::info!(
@@ -80,6 +80,6 @@ impl RegistryService {
             .repository
             .set_status(partner_id, target, audit, &lease.token)
             .await;
-        self.after_local_write(lease, written).await
+        self.marked_on_failure(lease, written).await
     }
 }

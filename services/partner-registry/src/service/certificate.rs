@@ -54,7 +54,7 @@ impl RegistryService {
             .store
             .set_trusted(caller.user(), &partner.partner_id, &certificate_id, true)
             .await;
-        self.after_store_call(&lease, trusted).await?;
+        self.marked_on_failure(&lease, trusted).await?;
         self.release(&lease).await;
         tracing::info!(partner_id = %updated.partner_id, %certificate_id, "partner certificate accepted and trusted");
         Ok(UploadedCertificate {
@@ -108,7 +108,7 @@ impl RegistryService {
                 .store
                 .set_trusted(caller.user(), &partner.partner_id, previous, false)
                 .await;
-            self.after_store_call(lease, untrusted).await?;
+            self.marked_on_failure(lease, untrusted).await?;
         }
         Ok(())
     }
@@ -137,7 +137,7 @@ impl RegistryService {
             .repository
             .attach_certificate(&partner.partner_id, certificate_id, audit, &lease.token)
             .await;
-        self.after_local_write(lease, recorded).await
+        self.marked_on_failure(lease, recorded).await
     }
 
     /// The partner's current certificate, as the store has it.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use pmp_common::lease::{later, new_token};
 
 use super::RegistryService;
 use crate::domain::Partner;
@@ -16,19 +16,6 @@ pub(super) struct Lease {
     pub(super) token: String,
 }
 
-/// A fresh random lease token.
-pub(crate) fn lease_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// `now + duration`, saturating.
-pub(crate) fn later(now: chrono::DateTime<Utc>, duration: Duration) -> chrono::DateTime<Utc> {
-    chrono::Duration::from_std(duration)
-        .ok()
-        .and_then(|delta| now.checked_add_signed(delta))
-        .unwrap_or(now)
-}
-
 impl RegistryService {
     /// Takes the partner's lease, waiting (up to `lease_wait`) while another step holds it;
     /// returns the partner as read under the lease.
@@ -37,8 +24,8 @@ impl RegistryService {
         let mut pause = Duration::from_millis(10);
         loop {
             self.existing_partner(partner_id).await?;
-            let token = lease_token();
-            let now = Utc::now();
+            let token = new_token();
+            let now = self.clock.now();
             if self
                 .repository
                 .acquire_lease(partner_id, &token, later(now, self.lease), now)
@@ -76,9 +63,10 @@ impl RegistryService {
         }
     }
 
-    /// The outcome of a store call that may have changed trust: on failure the lease is
-    /// left as an expired marker for the reconciler (and a retry), and the status relayed.
-    pub(super) async fn after_store_call<T>(
+    /// The outcome of a store call that may have changed trust, or of the step's local
+    /// write after such calls: on failure the lease is left as an expired marker for the
+    /// reconciler (and a retry), and the error returned.
+    pub(super) async fn marked_on_failure<T>(
         &self,
         lease: &Lease,
         result: Result<T, RegistryError>,
@@ -89,23 +77,10 @@ impl RegistryService {
         result
     }
 
-    /// The outcome of the step's local write, after store calls: on failure the lease is
-    /// left as an expired marker.
-    pub(super) async fn after_local_write(
-        &self,
-        lease: &Lease,
-        result: Result<Partner, RegistryError>,
-    ) -> Result<Partner, RegistryError> {
-        if result.is_err() {
-            self.abandon(lease).await;
-        }
-        result
-    }
-
     async fn abandon(&self, lease: &Lease) {
         if let Err(error) = self
             .repository
-            .abandon_lease(&lease.partner_id, &lease.token, Utc::now())
+            .abandon_lease(&lease.partner_id, &lease.token, self.clock.now())
             .await
         {
             tracing::warn!(partner_id = %lease.partner_id, %error, "could not mark the lease for reconciliation; it will expire");

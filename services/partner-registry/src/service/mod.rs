@@ -34,6 +34,7 @@ mod query;
 mod registration;
 mod session;
 
+use pmp_common::time::SharedClock;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +50,6 @@ use crate::upstream::CertificateStore;
 
 pub(crate) use activation::Activation;
 pub(crate) use certificate::{CertificateUpload, UploadedCertificate};
-pub(crate) use lease::{later, lease_token};
 pub(crate) use query::{PartnerList, PartnerLookup, PartnerQuery};
 pub(crate) use session::{AccessToken, Credentials, VerificationKeys};
 
@@ -61,6 +61,7 @@ pub(crate) struct RegistryService {
     store: CertificateStore,
     lease: Duration,
     lease_wait: Duration,
+    clock: SharedClock,
     hasher: PasswordHasher,
     limits: Arc<Limits>,
     /// The bootstrap admin's user name, which nobody may register.
@@ -80,6 +81,8 @@ pub(crate) struct RegistryParts {
     pub(crate) lease: Duration,
     /// How long a request waits for another step on the same partner.
     pub(crate) lease_wait: Duration,
+    /// Where lease times come from.
+    pub(crate) clock: SharedClock,
     pub(crate) hasher: PasswordHasher,
     pub(crate) limits: Arc<Limits>,
     /// The bootstrap admin's user name (reserved).
@@ -97,6 +100,7 @@ impl RegistryService {
             store: parts.store,
             lease: parts.lease,
             lease_wait: parts.lease_wait,
+            clock: parts.clock,
             hasher: parts.hasher,
             limits: parts.limits,
             admin_username: parts.admin_username,

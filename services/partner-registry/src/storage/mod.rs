@@ -5,19 +5,12 @@ mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use pmp_common::lease::StaleLease;
 
 pub use sql::SqlPartnerRepository;
 
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
-
-/// An expired lease: a partner whose state the store may not reflect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncMarker {
-    pub partner_id: String,
-    pub token: String,
-    pub expires_at: DateTime<Utc>,
-}
 
 /// Credentials of a user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,12 +127,12 @@ pub trait PartnerRepository: Send + Sync {
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, RegistryError>;
+    ) -> Result<Vec<StaleLease>, RegistryError>;
 
     /// Takes over an expired lease (compare-and-set on its token and expiry).
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,

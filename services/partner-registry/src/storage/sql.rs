@@ -8,10 +8,19 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use pmp_common::lease::{LeaseColumns, StaleLease};
+
 use super::entities::{partner_types, partners, users};
-use super::{PartnerPage, PartnerRepository, SyncMarker, UserRecord};
+use super::{PartnerPage, PartnerRepository, UserRecord};
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
+
+/// The lease columns of `partners`.
+const LEASE: LeaseColumns<partners::Entity> = LeaseColumns {
+    id: partners::Column::PartnerId,
+    token: partners::Column::SyncToken,
+    expires_at: partners::Column::SyncExpiresAt,
+};
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -342,20 +351,7 @@ impl PartnerRepository for SqlPartnerRepository {
     }
 
     async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError> {
-        let result = partners::Entity::update_many()
-            .col_expr(
-                partners::Column::SyncToken,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                partners::Column::SyncExpiresAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
-            .filter(partners::Column::SyncToken.eq(token.to_owned()))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE.release(&self.connection, partner_id, token).await?)
     }
 
     async fn abandon_lease(
@@ -364,60 +360,29 @@ impl PartnerRepository for SqlPartnerRepository {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RegistryError> {
-        let result = partners::Entity::update_many()
-            .col_expr(partners::Column::SyncExpiresAt, Expr::value(now))
-            .filter(partners::Column::PartnerId.eq(partner_id.to_owned()))
-            .filter(partners::Column::SyncToken.eq(token.to_owned()))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE
+            .abandon(&self.connection, partner_id, token, now)
+            .await?)
     }
 
     async fn stale_leases(
         &self,
         now: DateTime<Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, RegistryError> {
-        let rows: Vec<(String, Option<String>, Option<DateTime<Utc>>)> = partners::Entity::find()
-            .select_only()
-            .column(partners::Column::PartnerId)
-            .column(partners::Column::SyncToken)
-            .column(partners::Column::SyncExpiresAt)
-            .filter(partners::Column::SyncToken.is_not_null())
-            .filter(partners::Column::SyncExpiresAt.lte(now))
-            .order_by_asc(partners::Column::SyncExpiresAt)
-            .limit(limit)
-            .into_tuple()
-            .all(&self.connection)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(partner_id, token, expires_at)| {
-                Some(SyncMarker {
-                    partner_id,
-                    token: token?,
-                    expires_at: expires_at?,
-                })
-            })
-            .collect())
+    ) -> Result<Vec<StaleLease>, RegistryError> {
+        Ok(LEASE.stale(&self.connection, now, limit).await?)
     }
 
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, RegistryError> {
-        let result = partners::Entity::update_many()
-            .col_expr(partners::Column::SyncToken, Expr::value(token.to_owned()))
-            .col_expr(partners::Column::SyncExpiresAt, Expr::value(expires_at))
-            .filter(partners::Column::PartnerId.eq(marker.partner_id.clone()))
-            .filter(partners::Column::SyncToken.eq(marker.token.clone()))
-            .filter(partners::Column::SyncExpiresAt.lte(now))
-            .exec(&self.connection)
-            .await?;
-        Ok(result.rows_affected == 1)
+        Ok(LEASE
+            .take_over(&self.connection, marker, token, expires_at, now)
+            .await?)
     }
 
     #[cfg(feature = "testing")]
