@@ -163,6 +163,19 @@ impl InProcessPlatform {
             .await
     }
 
+    /// A registry reconciler on the registry's database, reading the time from `clock`
+    /// (tests run a pass when they choose, e.g. after moving the clock past every lease).
+    pub fn registry_reconciler(
+        &self,
+        clock: pmp_common::time::SharedClock,
+    ) -> anyhow::Result<partner_registry::reconcile::Reconciler> {
+        partner_registry::testing::reconciler(
+            &self.registry_settings,
+            self.registry_database.connection.clone(),
+            clock,
+        )
+    }
+
     /// A client of the registry.
     pub fn registry(&self) -> PartnerRegistryClient<Channel> {
         self.registry_client.clone()

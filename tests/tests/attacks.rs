@@ -15,9 +15,11 @@ use certificate_store::trust::{
 };
 use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use partner_registry::error::RegistryError;
-use partner_registry::storage::{PartnerPage, PartnerRepository, SyncMarker, UserRecord};
+use partner_registry::storage::{PartnerPage, PartnerRepository, UserRecord};
 use pmp_common::db::testing::backends;
+use pmp_common::lease::StaleLease;
 use pmp_common::testing::assert_error;
+use pmp_common::time::ManualClock;
 use pmp_dev_certs::attacks::{malleated_copy, pem_of};
 use pmp_dev_certs::{CertificateSpec, Issued, KeySpec};
 use pmp_e2e::inprocess::{InProcessPlatform, Options};
@@ -499,12 +501,12 @@ impl PartnerRepository for CrashingRepository {
         &self,
         now: chrono::DateTime<chrono::Utc>,
         limit: u64,
-    ) -> Result<Vec<SyncMarker>, RegistryError> {
+    ) -> Result<Vec<StaleLease>, RegistryError> {
         self.inner.stale_leases(now, limit).await
     }
     async fn take_over_lease(
         &self,
-        marker: &SyncMarker,
+        marker: &StaleLease,
         token: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
@@ -576,8 +578,15 @@ async fn an_interrupted_partner_upload_leaves_nothing_trusted_and_is_completed()
             partner::PartnerStatus::InProgress,
             "{backend}"
         );
-        // The reconciler runs every second: it must not trust an unrecorded certificate.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Reconciliation, even past every lease, must not trust an unrecorded certificate.
+        let clock = Arc::new(ManualClock::starting_now());
+        clock.advance(Duration::from_secs(3600));
+        platform
+            .registry_reconciler(clock)
+            .expect("reconciler")
+            .run_once()
+            .await
+            .expect("reconciliation pass");
         assert_untrusted(&platform, &pem(&certificate), REASON_NOT_TRUSTED, backend).await;
 
         let retried = platform

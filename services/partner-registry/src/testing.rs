@@ -83,3 +83,31 @@ pub fn spawn_on_with_repository(
         )
     })
 }
+
+/// A reconciler like the one a registry runs with `settings` on `connection`, reading the
+/// time from `clock`: tests run passes themselves, at the time they choose, instead of
+/// waiting for the background task.
+pub fn reconciler(
+    settings: &RegistrySettings,
+    connection: sea_orm::DatabaseConnection,
+    clock: pmp_common::time::SharedClock,
+) -> anyhow::Result<crate::reconcile::Reconciler> {
+    let signer = pmp_common::auth::service_tokens::load_signer(
+        crate::SERVICE_NAME,
+        &settings.service_identity,
+    )?;
+    let store = crate::upstream::CertificateStore::new(pmp_common::client::PeerChannel::connect(
+        pmp_common::auth::CERTIFICATE_STORE,
+        &settings.certificate_store,
+        &signer,
+        &settings.tls,
+    )?);
+    let repository = std::sync::Arc::new(crate::storage::SqlPartnerRepository::new(connection));
+    Ok(crate::reconcile::reconciler(
+        repository,
+        store,
+        clock,
+        settings.consistency.lease(),
+        settings.consistency.reconcile_batch_size,
+    ))
+}
