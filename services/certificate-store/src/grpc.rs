@@ -1,5 +1,5 @@
 //! The tonic face of the certificate store: each RPC authenticates its caller, checks the
-//! caller may make the request, decodes it (see [`crate::convert`]), calls the service API
+//! caller may make the request, decodes it (see `convert.rs`), calls the service API
 //! and encodes the answer. Nothing else happens here.
 
 use tonic::{Request, Response, Status};

@@ -244,16 +244,11 @@ impl CertificateStoreService {
             };
             let certificate_id = uuid::Uuid::now_v7().to_string();
             let issuer_certificate_id = match (ca_type, &outcome.issuer_identity) {
-                (CaType::Root, _) | (_, None) => certificate_id.clone(),
-                (CaType::Intermediate, Some(issuer)) => match ids_by_identity.get(issuer) {
-                    Some(id) => id.clone(),
-                    None => self
-                        .repository
-                        .find_ca_by_identity(domain, issuer)
-                        .await?
-                        .map(|ca| ca.certificate_id)
-                        .unwrap_or_else(|| certificate_id.clone()),
-                },
+                (CaType::Intermediate, Some(issuer)) => self
+                    .issuer_id(domain, issuer, &ids_by_identity)
+                    .await?
+                    .unwrap_or_else(|| certificate_id.clone()),
+                _ => certificate_id.clone(),
             };
             ids_by_identity.insert(facts.identity.clone(), certificate_id.clone());
             records.push(CaCertificate {
@@ -273,6 +268,24 @@ impl CertificateStoreService {
             });
         }
         Ok(records)
+    }
+
+    /// The id of the CA of `identity`: one accepted earlier in the same upload (`accepted`,
+    /// by identity), else a stored one of the domain.
+    async fn issuer_id(
+        &self,
+        domain: &str,
+        identity: &str,
+        accepted: &HashMap<String, String>,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(id) = accepted.get(identity) {
+            return Ok(Some(id.clone()));
+        }
+        let stored = self
+            .repository
+            .find_ca_by_identity(domain, identity)
+            .await?;
+        Ok(stored.map(|ca| ca.certificate_id))
     }
 
     /// One page of the CA certificates, optionally of one domain and type.
