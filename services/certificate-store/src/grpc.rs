@@ -11,7 +11,8 @@ use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
 use crate::error::StoreError;
 use crate::service::{CertificateStoreService, Input};
 
-/// The `CertificateStore` gRPC server over the service API.
+/// The `CertificateStore` gRPC server. It only translates between the wire and the service
+/// API, which holds every rule of the store and knows nothing of tonic.
 pub struct StoreGrpc {
     api: CertificateStoreService,
 }

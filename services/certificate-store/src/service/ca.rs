@@ -163,9 +163,10 @@ impl CertificateStoreService {
         }
         let records = self.store_ca(caller, &domain, &outcomes).await?;
         let upload = ca_upload(&outcomes, records);
-        let accepted = upload.results.iter().filter(|r| r.error_reason.is_empty());
-        let (accepted, total) = (accepted.count(), upload.results.len());
-        tracing::info!(%domain, accepted, refused = total - accepted, "CA upload");
+        let refused = upload.results.iter().filter(|r| !r.error_reason.is_empty());
+        let refused = refused.count();
+        let accepted = upload.results.len() - refused;
+        tracing::info!(%domain, accepted, refused, "CA upload");
         Ok(upload)
     }
 

@@ -14,7 +14,7 @@ pub(crate) trait Input {
 /// `UploadCaCertificate`: one CA certificate or a bundle of them for one domain.
 #[derive(Debug, Clone)]
 pub(crate) struct UploadCa {
-    /// PEM, base64 DER or PKCS#7, as sent.
+    /// As sent: PEM, PKCS#7 or base64 DER (see [`crate::x509::parse_ca_bundle`]).
     pub(crate) certificate_data: String,
     /// As sent; canonicalised against the allowed domains by the use case.
     pub(crate) partner_domain: String,
