@@ -1,10 +1,29 @@
-//! Conversions between protobuf messages and domain types, at the service edge only.
+//! Conversions between protobuf messages and the service's inputs and answers, at the gRPC
+//! edge only. Decoding checks what is about the wire shape alone (required fields, enums);
+//! everything else is the use cases' business.
 
+use pmp_common::pagination;
 use pmp_common::time::timestamp;
 use pmp_proto::certstore::v1 as proto;
 
 use crate::domain::{CaCertificate, CaType, Owner, PartnerCertificate};
 use crate::error::StoreError;
+use crate::service::{
+    CaList, CaLookup, CaUpload, CaUploadResult, ListCa, PartnerDeactivation, PartnerLookup,
+    SetTrusted, TrustPath, UploadCa, UploadPartner, UploadStatus, VerifyTrust,
+};
+use crate::trust::Verdict;
+
+/// `PMS_COR_001` for a blank required field ("whichever other row might also fit").
+fn required(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.trim().is_empty() {
+        return Err(StoreError::InvalidField {
+            field,
+            message: format!("{field} is required"),
+        });
+    }
+    Ok(())
+}
 
 impl From<CaType> for proto::CaType {
     fn from(ca_type: CaType) -> Self {
@@ -16,7 +35,7 @@ impl From<CaType> for proto::CaType {
 }
 
 /// The `CaType` filter of a list request (`None` = both).
-pub fn ca_type_filter(value: i32) -> Result<Option<CaType>, StoreError> {
+fn ca_type_filter(value: i32) -> Result<Option<CaType>, StoreError> {
     match proto::CaType::try_from(value) {
         Ok(proto::CaType::Unspecified) => Ok(None),
         Ok(proto::CaType::Root) => Ok(Some(CaType::Root)),
@@ -31,7 +50,7 @@ pub fn ca_type_filter(value: i32) -> Result<Option<CaType>, StoreError> {
 /// The typed owner of an uploaded certificate: `owner_type` is required; a partner
 /// certificate belongs to its owner (a different `partner_id` is refused), a chip
 /// certificate to the partner named in `partner_id` (required).
-pub fn owner(request: &proto::UploadPartnerCertificateRequest) -> Result<Owner, StoreError> {
+fn owner(request: &proto::UploadPartnerCertificateRequest) -> Result<Owner, StoreError> {
     let invalid = |field: &'static str, message: &str| StoreError::InvalidField {
         field,
         message: message.to_owned(),
@@ -58,6 +77,162 @@ pub fn owner(request: &proto::UploadPartnerCertificateRequest) -> Result<Owner, 
     }
 }
 
+impl TryFrom<proto::UploadCaCertificateRequest> for UploadCa {
+    type Error = StoreError;
+
+    fn try_from(request: proto::UploadCaCertificateRequest) -> Result<Self, StoreError> {
+        required("certificate_data", &request.certificate_data)?;
+        required("partner_domain", &request.partner_domain)?;
+        Ok(UploadCa {
+            certificate_data: request.certificate_data,
+            partner_domain: request.partner_domain,
+        })
+    }
+}
+
+impl TryFrom<proto::ListCaCertificatesRequest> for ListCa {
+    type Error = StoreError;
+
+    fn try_from(request: proto::ListCaCertificatesRequest) -> Result<Self, StoreError> {
+        Ok(ListCa {
+            page_size: pagination::page_size(request.page_size)?,
+            partner_domain: request.partner_domain,
+            ca_type: ca_type_filter(request.ca_type)?,
+            page_token: request.page_token,
+        })
+    }
+}
+
+impl TryFrom<proto::GetCaCertificateRequest> for CaLookup {
+    type Error = StoreError;
+
+    fn try_from(request: proto::GetCaCertificateRequest) -> Result<Self, StoreError> {
+        required("certificate_id", &request.certificate_id)?;
+        Ok(CaLookup {
+            certificate_id: request.certificate_id,
+        })
+    }
+}
+
+impl TryFrom<proto::GetCaTrustPathRequest> for CaLookup {
+    type Error = StoreError;
+
+    fn try_from(request: proto::GetCaTrustPathRequest) -> Result<Self, StoreError> {
+        required("certificate_id", &request.certificate_id)?;
+        Ok(CaLookup {
+            certificate_id: request.certificate_id,
+        })
+    }
+}
+
+impl TryFrom<proto::UploadPartnerCertificateRequest> for UploadPartner {
+    type Error = StoreError;
+
+    fn try_from(request: proto::UploadPartnerCertificateRequest) -> Result<Self, StoreError> {
+        required("owner_id", &request.owner_id)?;
+        required("organization_name", &request.organization_name)?;
+        required("certificate_data", &request.certificate_data)?;
+        required("partner_domain", &request.partner_domain)?;
+        Ok(UploadPartner {
+            owner: owner(&request)?,
+            organization_name: request.organization_name,
+            certificate_data: request.certificate_data,
+            partner_domain: request.partner_domain,
+        })
+    }
+}
+
+impl TryFrom<proto::GetPartnerCertificateRequest> for PartnerLookup {
+    type Error = StoreError;
+
+    fn try_from(request: proto::GetPartnerCertificateRequest) -> Result<Self, StoreError> {
+        required("certificate_id", &request.certificate_id)?;
+        Ok(PartnerLookup {
+            certificate_id: request.certificate_id,
+        })
+    }
+}
+
+impl TryFrom<proto::SetCertificateTrustedRequest> for SetTrusted {
+    type Error = StoreError;
+
+    fn try_from(request: proto::SetCertificateTrustedRequest) -> Result<Self, StoreError> {
+        required("certificate_id", &request.certificate_id)?;
+        let link_partner = Some(request.partner_id.trim()).filter(|id| !id.is_empty());
+        Ok(SetTrusted {
+            link_partner: link_partner.map(str::to_owned),
+            certificate_id: request.certificate_id,
+            trusted: request.trusted,
+        })
+    }
+}
+
+impl TryFrom<proto::SetPartnerDeactivatedRequest> for PartnerDeactivation {
+    type Error = StoreError;
+
+    fn try_from(request: proto::SetPartnerDeactivatedRequest) -> Result<Self, StoreError> {
+        required("partner_id", &request.partner_id)?;
+        Ok(PartnerDeactivation {
+            partner_id: request.partner_id.trim().to_owned(),
+            deactivated: request.deactivated,
+        })
+    }
+}
+
+impl TryFrom<proto::VerifyCertificateTrustRequest> for VerifyTrust {
+    type Error = StoreError;
+
+    fn try_from(request: proto::VerifyCertificateTrustRequest) -> Result<Self, StoreError> {
+        required("certificate_data", &request.certificate_data)?;
+        required("partner_domain", &request.partner_domain)?;
+        Ok(VerifyTrust {
+            certificate_data: request.certificate_data,
+            partner_domain: request.partner_domain,
+        })
+    }
+}
+
+impl From<UploadStatus> for proto::UploadStatus {
+    fn from(status: UploadStatus) -> Self {
+        match status {
+            UploadStatus::Success => proto::UploadStatus::UploadSuccess,
+            UploadStatus::PartialSuccess => proto::UploadStatus::PartialUploadSuccess,
+            UploadStatus::Failed => proto::UploadStatus::UploadFailed,
+        }
+    }
+}
+
+impl From<CaUploadResult> for proto::CaUploadResult {
+    fn from(result: CaUploadResult) -> Self {
+        proto::CaUploadResult {
+            certificate_id: result.certificate_id,
+            thumbprint: result.thumbprint,
+            ca_type: proto::CaType::from(result.ca_type) as i32,
+            subject: result.subject,
+            error_reason: result.error_reason,
+        }
+    }
+}
+
+impl From<CaUpload> for proto::UploadCaCertificateResponse {
+    fn from(upload: CaUpload) -> Self {
+        proto::UploadCaCertificateResponse {
+            status: proto::UploadStatus::from(upload.status) as i32,
+            results: upload.results.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<CaList> for proto::ListCaCertificatesResponse {
+    fn from(list: CaList) -> Self {
+        proto::ListCaCertificatesResponse {
+            ca_certificates: list.ca_certificates.into_iter().map(Into::into).collect(),
+            next_page_token: list.next_page_token,
+            total_size: i32::try_from(list.total_size).unwrap_or(i32::MAX),
+        }
+    }
+}
+
 impl From<CaCertificate> for proto::CaCertificate {
     fn from(certificate: CaCertificate) -> Self {
         proto::CaCertificate {
@@ -73,6 +248,15 @@ impl From<CaCertificate> for proto::CaCertificate {
             upload_time: Some(timestamp(certificate.upload_time)),
             certificate_pem: certificate.certificate_pem,
             issuer_certificate_id: certificate.issuer_certificate_id,
+        }
+    }
+}
+
+impl From<TrustPath> for proto::TrustPath {
+    fn from(path: TrustPath) -> Self {
+        proto::TrustPath {
+            certificates_pem: path.certificates_pem,
+            p7b: path.p7b,
         }
     }
 }
@@ -99,6 +283,34 @@ impl From<PartnerCertificate> for proto::UploadPartnerCertificateResponse {
             chain_pem: certificate.chain_pem,
             not_before: Some(timestamp(certificate.not_before)),
             not_after: Some(timestamp(certificate.not_after)),
+        }
+    }
+}
+
+impl From<PartnerCertificate> for proto::SetCertificateTrustedResponse {
+    fn from(certificate: PartnerCertificate) -> Self {
+        proto::SetCertificateTrustedResponse {
+            certificate_id: certificate.certificate_id,
+            trusted: certificate.trusted,
+        }
+    }
+}
+
+impl From<PartnerDeactivation> for proto::SetPartnerDeactivatedResponse {
+    fn from(state: PartnerDeactivation) -> Self {
+        proto::SetPartnerDeactivatedResponse {
+            partner_id: state.partner_id,
+            deactivated: state.deactivated,
+        }
+    }
+}
+
+impl From<Verdict> for proto::VerifyCertificateTrustResponse {
+    fn from(verdict: Verdict) -> Self {
+        proto::VerifyCertificateTrustResponse {
+            trusted: verdict.trusted,
+            chain_pem: verdict.chain_pem,
+            reason: verdict.reason,
         }
     }
 }

@@ -11,10 +11,11 @@
 //! a certificate the store has never seen is judged by its chain alone.
 
 pub mod config;
-pub mod convert;
+mod convert;
 pub mod domain;
 pub mod error;
-pub mod service;
+pub mod grpc;
+mod service;
 pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -35,6 +36,7 @@ use pmp_common::keys;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
 use crate::config::{CertStoreSettings, PlatformSettings};
+use crate::grpc::StoreGrpc;
 use crate::service::{CertificateStoreService, SERVICE_CALLERS};
 use crate::storage::{CertificateRepository, SqlCertificateRepository};
 use crate::trust::TrustStore;
@@ -45,7 +47,7 @@ pub const SERVICE_NAME: &str = pmp_common::auth::CERTIFICATE_STORE;
 
 /// The gRPC service as served: the store behind the authentication interceptor.
 pub type CertStoreGrpcService =
-    InterceptedService<CertificateStoreServer<CertificateStoreService>, AuthInterceptor>;
+    InterceptedService<CertificateStoreServer<StoreGrpc>, AuthInterceptor>;
 
 /// The certificate store, as the shared bootstrap starts it.
 #[derive(Default)]
@@ -98,7 +100,7 @@ impl PlatformService for CertificateStore {
         };
         let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
         Ok(bootstrap::authenticated(
-            CertificateStoreServer::new(service)
+            CertificateStoreServer::new(StoreGrpc::new(service))
                 .max_decoding_message_size(settings.server.max_message_bytes),
             authenticator,
         ))

@@ -467,6 +467,58 @@ async fn ca_uploads_need_an_admin() {
 }
 
 #[tokio::test]
+async fn callers_without_the_right_are_refused_whatever_they_sent() {
+    // Blank requests: the access check comes before any request rule.
+    let store = Store::start().await;
+    let partner = store.tokens.token("acme", &["FTM_PROVIDER"]);
+    let mut client = store.client();
+    assert_error(
+        client
+            .upload_ca_certificate(with_token(UploadCaCertificateRequest::default(), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        client
+            .get_ca_trust_path(with_token(GetCaTrustPathRequest::default(), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        client
+            .get_partner_certificate(with_token(
+                GetPartnerCertificateRequest::default(),
+                &partner,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        client
+            .upload_partner_certificate(with_token(
+                UploadPartnerCertificateRequest::default(),
+                &store.admin,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    assert_error(
+        client
+            .set_partner_deactivated(with_token(
+                SetPartnerDeactivatedRequest::default(),
+                &store.admin,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+}
+
+#[tokio::test]
 async fn bundles_in_any_order_and_encoding() {
     let store = Store::start().await;
     let first = make_pki("First");

@@ -1,0 +1,129 @@
+//! The tonic face of the certificate store: each RPC authenticates its caller, checks the
+//! caller may make the request, decodes it (see `convert.rs`), calls the service API
+//! and encodes the answer. Nothing else happens here.
+
+use tonic::{Request, Response, Status};
+
+use pmp_common::auth::{Caller, caller};
+use pmp_proto::certstore::v1 as proto;
+use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
+
+use crate::error::StoreError;
+use crate::service::{CertificateStoreService, Input};
+
+/// The `CertificateStore` gRPC server. It only translates between the wire and the service
+/// API, which holds every rule of the store and knows nothing of tonic.
+pub struct StoreGrpc {
+    api: CertificateStoreService,
+}
+
+impl StoreGrpc {
+    pub(crate) fn new(api: CertificateStoreService) -> Self {
+        StoreGrpc { api }
+    }
+}
+
+/// The caller of `rpc` and its decoded request. The caller's access is checked before the
+/// request is decoded, so that a caller without the right is refused whatever it sent.
+async fn accept<P, I>(request: Request<P>, rpc: &str) -> Result<(Caller, I), Status>
+where
+    I: Input + TryFrom<P, Error = StoreError>,
+{
+    let caller = caller(&request, rpc).await?;
+    I::ACCESS.check(&caller)?;
+    Ok((caller, I::try_from(request.into_inner())?))
+}
+
+#[tonic::async_trait]
+impl CertificateStore for StoreGrpc {
+    async fn upload_ca_certificate(
+        &self,
+        request: Request<proto::UploadCaCertificateRequest>,
+    ) -> Result<Response<proto::UploadCaCertificateResponse>, Status> {
+        let (caller, input) = accept(request, "UploadCaCertificate").await?;
+        Ok(Response::new(
+            self.api.upload_ca(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn list_ca_certificates(
+        &self,
+        request: Request<proto::ListCaCertificatesRequest>,
+    ) -> Result<Response<proto::ListCaCertificatesResponse>, Status> {
+        let (caller, input) = accept(request, "ListCaCertificates").await?;
+        Ok(Response::new(
+            self.api.list_ca(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn get_ca_certificate(
+        &self,
+        request: Request<proto::GetCaCertificateRequest>,
+    ) -> Result<Response<proto::CaCertificate>, Status> {
+        let (caller, input) = accept(request, "GetCaCertificate").await?;
+        Ok(Response::new(
+            self.api.find_ca(&caller, &input).await?.into(),
+        ))
+    }
+
+    async fn get_ca_trust_path(
+        &self,
+        request: Request<proto::GetCaTrustPathRequest>,
+    ) -> Result<Response<proto::TrustPath>, Status> {
+        let (caller, input) = accept(request, "GetCaTrustPath").await?;
+        Ok(Response::new(
+            self.api.trust_path(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn upload_partner_certificate(
+        &self,
+        request: Request<proto::UploadPartnerCertificateRequest>,
+    ) -> Result<Response<proto::UploadPartnerCertificateResponse>, Status> {
+        let (caller, input) = accept(request, "UploadPartnerCertificate").await?;
+        Ok(Response::new(
+            self.api.upload_partner(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn get_partner_certificate(
+        &self,
+        request: Request<proto::GetPartnerCertificateRequest>,
+    ) -> Result<Response<proto::CertificateBundle>, Status> {
+        let (caller, input) = accept(request, "GetPartnerCertificate").await?;
+        Ok(Response::new(
+            self.api.partner_certificate(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn set_certificate_trusted(
+        &self,
+        request: Request<proto::SetCertificateTrustedRequest>,
+    ) -> Result<Response<proto::SetCertificateTrustedResponse>, Status> {
+        let (caller, input) = accept(request, "SetCertificateTrusted").await?;
+        Ok(Response::new(
+            self.api.set_trusted(&caller, input).await?.into(),
+        ))
+    }
+
+    async fn set_partner_deactivated(
+        &self,
+        request: Request<proto::SetPartnerDeactivatedRequest>,
+    ) -> Result<Response<proto::SetPartnerDeactivatedResponse>, Status> {
+        let (caller, input) = accept(request, "SetPartnerDeactivated").await?;
+        Ok(Response::new(
+            self.api
+                .set_partner_deactivated(&caller, input)
+                .await?
+                .into(),
+        ))
+    }
+
+    async fn verify_certificate_trust(
+        &self,
+        request: Request<proto::VerifyCertificateTrustRequest>,
+    ) -> Result<Response<proto::VerifyCertificateTrustResponse>, Status> {
+        let (caller, input) = accept(request, "VerifyCertificateTrust").await?;
+        Ok(Response::new(self.api.verify(&caller, input).await?.into()))
+    }
+}
