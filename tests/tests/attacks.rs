@@ -17,7 +17,7 @@ use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus
 use partner_registry::error::RegistryError;
 use partner_registry::storage::{PartnerPage, PartnerRepository, UserRecord};
 use pmp_common::db::testing::backends;
-use pmp_common::lease::StaleLease;
+use pmp_common::lease::{LeaseStore, StaleLease};
 use pmp_common::testing::assert_error;
 use pmp_common::time::ManualClock;
 use pmp_dev_certs::attacks::{malleated_copy, pem_of};
@@ -486,6 +486,15 @@ impl PartnerRepository for CrashingRepository {
             .acquire_lease(partner_id, token, expires_at, now)
             .await
     }
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
+        self.inner.audit_events(entity_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for CrashingRepository {
+    type Error = RegistryError;
+
     async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError> {
         self.inner.release_lease(partner_id, token).await
     }
@@ -514,9 +523,6 @@ impl PartnerRepository for CrashingRepository {
         self.inner
             .take_over_lease(marker, token, expires_at, now)
             .await
-    }
-    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
-        self.inner.audit_events(entity_id).await
     }
 }
 

@@ -14,6 +14,7 @@
 //! [`LeaseColumns`] holds the SQL of those compare-and-sets once for every table that has
 //! the two columns; a service's repository calls it with its own entity.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -160,10 +161,10 @@ pub enum Reapplied {
     Deferred(String),
 }
 
-/// The records of one service that carry leases, and how to re-apply one of them to the
-/// other service. Implemented by each service over its repository and its upstream client.
+/// The records of a service that carry leases: implemented by its repository (over
+/// [`LeaseColumns`]), and by test doubles that fail on purpose.
 #[async_trait::async_trait]
-pub trait LeasedRecords: Send + Sync {
+pub trait LeaseStore: Send + Sync {
     /// The service's error (a failing database).
     type Error: std::fmt::Display + Send;
 
@@ -193,6 +194,13 @@ pub trait LeasedRecords: Send + Sync {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, Self::Error>;
+}
+
+/// How a service brings the other service back in line with one of its records.
+#[async_trait::async_trait]
+pub trait Reapply: Send + Sync {
+    /// The service's error (a failing database).
+    type Error: std::fmt::Display + Send;
 
     /// Re-applies the current local record `id` to the other service.
     async fn reapply(&self, id: &str) -> Result<Reapplied, Self::Error>;
@@ -210,22 +218,30 @@ pub struct ReconcileReport {
 }
 
 /// Repairs the records left with an expired lease, at start-up and periodically.
-#[derive(Clone)]
-pub struct Reconciler<R> {
-    records: R,
+pub struct Reconciler<R: Reapply> {
+    leases: Arc<dyn LeaseStore<Error = R::Error>>,
+    repair: R,
     clock: SharedClock,
     lease: Duration,
     batch_size: u64,
     outcomes: Option<prometheus::IntCounterVec>,
 }
 
-impl<R: LeasedRecords> Reconciler<R> {
-    /// A reconciler over `records` that holds each record's lease for at most `lease` and
-    /// looks at `batch_size` records per round, reading the time from `clock` (tests move
-    /// it instead of waiting for leases to expire).
-    pub fn new(records: R, clock: SharedClock, lease: Duration, batch_size: u64) -> Self {
+impl<R: Reapply> Reconciler<R> {
+    /// A reconciler over the records of `leases`, repaired by `repair`, that holds each
+    /// record's lease for at most `lease` and looks at `batch_size` records per round,
+    /// reading the time from `clock` (tests move it instead of waiting for leases to
+    /// expire).
+    pub fn new(
+        leases: Arc<dyn LeaseStore<Error = R::Error>>,
+        repair: R,
+        clock: SharedClock,
+        lease: Duration,
+        batch_size: u64,
+    ) -> Self {
         Reconciler {
-            records,
+            leases,
+            repair,
             clock,
             lease,
             batch_size: batch_size.max(1),
@@ -244,7 +260,7 @@ impl<R: LeasedRecords> Reconciler<R> {
         let mut report = ReconcileReport::default();
         loop {
             let stale = self
-                .records
+                .leases
                 .stale_leases(self.clock.now(), self.batch_size)
                 .await?;
             let full_batch = stale.len() as u64 >= self.batch_size;
@@ -269,22 +285,22 @@ impl<R: LeasedRecords> Reconciler<R> {
         let now = self.clock.now();
         let expires_at = later(now, self.lease);
         if !self
-            .records
+            .leases
             .take_over_lease(stale, &token, expires_at, now)
             .await?
         {
             report.skipped += 1;
             return Ok(());
         }
-        match self.records.reapply(&stale.id).await? {
+        match self.repair.reapply(&stale.id).await? {
             Reapplied::Done => {
-                self.records.release_lease(&stale.id, &token).await?;
+                self.leases.release_lease(&stale.id, &token).await?;
                 report.repaired += 1;
             }
             Reapplied::Gone => report.skipped += 1,
             Reapplied::Deferred(reason) => {
                 tracing::warn!(id = %stale.id, %reason, "reconciliation deferred");
-                self.records
+                self.leases
                     .abandon_lease(&stale.id, &token, self.clock.now())
                     .await?;
                 report.failed += 1;
@@ -328,7 +344,7 @@ impl<R: LeasedRecords> Reconciler<R> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     use super::*;
     use crate::time::{Clock, ManualClock};
@@ -342,7 +358,7 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl LeasedRecords for Arc<Memory> {
+    impl LeaseStore for Memory {
         type Error = String;
 
         async fn stale_leases(
@@ -406,6 +422,11 @@ mod tests {
                 _ => Ok(false),
             }
         }
+    }
+
+    #[async_trait::async_trait]
+    impl Reapply for Arc<Memory> {
+        type Error = String;
 
         async fn reapply(&self, id: &str) -> Result<Reapplied, String> {
             if !*self.reachable.lock().map_err(|error| error.to_string())? {
@@ -437,8 +458,13 @@ mod tests {
     async fn live_leases_are_left_alone_until_the_clock_passes_them() {
         let clock = Arc::new(ManualClock::starting_now());
         let memory = memory_with(&clock, &[("a", 30), ("b", -1)]);
-        let reconciler =
-            Reconciler::new(memory.clone(), clock.clone(), Duration::from_secs(30), 10);
+        let reconciler = Reconciler::new(
+            memory.clone(),
+            memory.clone(),
+            clock.clone(),
+            Duration::from_secs(30),
+            10,
+        );
         let first = reconciler.run_once().await.expect("pass");
         assert_eq!(first.repaired, 1);
         assert_eq!(
@@ -456,8 +482,13 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let memory = memory_with(&clock, &[("a", -5)]);
         *memory.reachable.lock().expect("lock") = false;
-        let reconciler =
-            Reconciler::new(memory.clone(), clock.clone(), Duration::from_secs(30), 10);
+        let reconciler = Reconciler::new(
+            memory.clone(),
+            memory.clone(),
+            clock.clone(),
+            Duration::from_secs(30),
+            10,
+        );
         let report = reconciler.run_once().await.expect("pass");
         assert_eq!(report.failed, 1);
         assert_eq!(memory.leases.lock().expect("lock").len(), 1, "marker kept");
@@ -472,7 +503,13 @@ mod tests {
         let ids: Vec<String> = (0..7).map(|index| format!("r{index}")).collect();
         let leases: Vec<(&str, i64)> = ids.iter().map(|id| (id.as_str(), -1)).collect();
         let memory = memory_with(&clock, &leases);
-        let reconciler = Reconciler::new(memory.clone(), clock, Duration::from_secs(30), 3);
+        let reconciler = Reconciler::new(
+            memory.clone(),
+            memory.clone(),
+            clock,
+            Duration::from_secs(30),
+            3,
+        );
         assert_eq!(reconciler.run_once().await.expect("pass").repaired, 7);
     }
 

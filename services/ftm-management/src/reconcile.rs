@@ -11,10 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tonic::Code;
 
-use pmp_common::lease::{LeasedRecords, Reapplied, StaleLease};
+use pmp_common::lease::{Reapplied, Reapply};
 use pmp_common::time::SharedClock;
 
 use crate::error::FtmError;
@@ -35,56 +34,22 @@ pub fn reconciler(
     lease: Duration,
     batch_size: u64,
 ) -> Reconciler {
-    let records = TrustRepair {
-        repository,
+    let repair = TrustRepair {
+        repository: Arc::clone(&repository),
         upstream,
     };
-    Reconciler::new(records, clock, lease, batch_size)
+    Reconciler::new(repository, repair, clock, lease, batch_size)
 }
 
-/// FTMs with leases, and how the store's trust of one is brought back in line with it.
-#[derive(Clone)]
+/// How the store's trust of an FTM's certificate is brought back in line with the FTM.
 pub struct TrustRepair {
     repository: Arc<dyn FtmRepository>,
     upstream: Upstream,
 }
 
 #[async_trait::async_trait]
-impl LeasedRecords for TrustRepair {
+impl Reapply for TrustRepair {
     type Error = FtmError;
-
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, FtmError> {
-        self.repository.stale_leases(now, limit).await
-    }
-
-    async fn take_over_lease(
-        &self,
-        stale: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        self.repository
-            .take_over_lease(stale, token, expires_at, now)
-            .await
-    }
-
-    async fn release_lease(&self, id: &str, token: &str) -> Result<bool, FtmError> {
-        self.repository.release_lease(id, token).await
-    }
-
-    async fn abandon_lease(
-        &self,
-        id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        self.repository.abandon_lease(id, token, now).await
-    }
 
     async fn reapply(&self, ftm_id: &str) -> Result<Reapplied, FtmError> {
         let Some(ftm) = self.repository.find(ftm_id).await? else {

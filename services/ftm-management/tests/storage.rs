@@ -2,6 +2,7 @@
 //! names a server): same test functions on both backends.
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
+use pmp_common::lease::LeaseStore;
 use sea_orm_migration::MigratorTrait;
 
 use ftm_management::domain::{

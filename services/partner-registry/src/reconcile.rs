@@ -12,9 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
-use pmp_common::lease::{LeasedRecords, Reapplied, StaleLease};
+use pmp_common::lease::{Reapplied, Reapply};
 use pmp_common::time::SharedClock;
 
 use crate::error::RegistryError;
@@ -35,52 +33,22 @@ pub fn reconciler(
     lease: Duration,
     batch_size: u64,
 ) -> Reconciler {
-    Reconciler::new(StoreRepair { repository, store }, clock, lease, batch_size)
+    let repair = StoreRepair {
+        repository: Arc::clone(&repository),
+        store,
+    };
+    Reconciler::new(repository, repair, clock, lease, batch_size)
 }
 
-/// Partners with leases, and how the store is brought back in line with one of them.
-#[derive(Clone)]
+/// How the store is brought back in line with a partner record.
 pub struct StoreRepair {
     repository: Arc<dyn PartnerRepository>,
     store: CertificateStore,
 }
 
 #[async_trait::async_trait]
-impl LeasedRecords for StoreRepair {
+impl Reapply for StoreRepair {
     type Error = RegistryError;
-
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, RegistryError> {
-        self.repository.stale_leases(now, limit).await
-    }
-
-    async fn take_over_lease(
-        &self,
-        stale: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError> {
-        self.repository
-            .take_over_lease(stale, token, expires_at, now)
-            .await
-    }
-
-    async fn release_lease(&self, id: &str, token: &str) -> Result<bool, RegistryError> {
-        self.repository.release_lease(id, token).await
-    }
-
-    async fn abandon_lease(
-        &self,
-        id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError> {
-        self.repository.abandon_lease(id, token, now).await
-    }
 
     async fn reapply(&self, partner_id: &str) -> Result<Reapplied, RegistryError> {
         let Some(partner) = self.repository.find_partner(partner_id).await? else {

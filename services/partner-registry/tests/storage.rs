@@ -2,6 +2,7 @@
 //! `PMP_TEST_POSTGRES_URL` names a server): same test functions on both backends.
 
 use chrono::Utc;
+use pmp_common::lease::LeaseStore;
 use sea_orm_migration::MigratorTrait;
 
 use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub use sql::SqlFtmRepository;
 
-use pmp_common::lease::StaleLease;
+use pmp_common::lease::{LeaseStore, StaleLease};
 
 use crate::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery};
 use crate::error::FtmError;
@@ -23,7 +23,7 @@ use crate::error::FtmError;
 /// removes it together with the change; a failed step leaves it behind (expired), and the
 /// reconciler repairs the store and removes it.
 #[async_trait]
-pub trait FtmRepository: Send + Sync {
+pub trait FtmRepository: LeaseStore<Error = FtmError> {
     /// Inserts a new FTM with its audit row. `DuplicateMakeModel` when the database refuses
     /// it because a live FTM (not REJECTED or DEACTIVATED) of the partner has the same make
     /// and model ignoring case and white space — also when a concurrent create won.
@@ -62,36 +62,6 @@ pub trait FtmRepository: Send + Sync {
         change: &FtmChange,
         audit: AuditEvent,
     ) -> Result<Option<Ftm>, FtmError>;
-
-    /// Removes the lease `token`: the step ended without leaving the store's trust changed.
-    async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError>;
-
-    /// Ends the lease `token` but keeps it as a marker, expired at `now`: the step failed
-    /// after it may have changed the store's trust, so the reconciler must look at the FTM
-    /// (and a retry of the step may take the lease right away).
-    async fn abandon_lease(
-        &self,
-        ftm_id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError>;
-
-    /// FTMs whose lease expired at or before `now`, oldest first, at most `limit`.
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, FtmError>;
-
-    /// Takes over the expired lease `marker` for `token` until `expires_at`. Returns whether
-    /// it was taken (false when someone else took or removed it first).
-    async fn take_over_lease(
-        &self,
-        marker: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError>;
 
     #[cfg(feature = "testing")]
     /// The FTM's lease or marker, if any.

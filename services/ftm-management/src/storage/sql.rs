@@ -13,7 +13,7 @@ use sea_orm::{
     Set, Statement, TransactionTrait,
 };
 
-use pmp_common::lease::{LeaseColumns, StaleLease};
+use pmp_common::lease::{LeaseColumns, LeaseStore, StaleLease};
 
 use super::FtmRepository;
 use super::entities::ftms;
@@ -325,39 +325,6 @@ impl FtmRepository for SqlFtmRepository {
         to_domain(model).map(Some)
     }
 
-    async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError> {
-        Ok(LEASE.release(&self.connection, ftm_id, token).await?)
-    }
-
-    async fn abandon_lease(
-        &self,
-        ftm_id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        Ok(LEASE.abandon(&self.connection, ftm_id, token, now).await?)
-    }
-
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, FtmError> {
-        Ok(LEASE.stale(&self.connection, now, limit).await?)
-    }
-
-    async fn take_over_lease(
-        &self,
-        marker: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        Ok(LEASE
-            .take_over(&self.connection, marker, token, expires_at, now)
-            .await?)
-    }
-
     #[cfg(feature = "testing")]
     async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
         Ok(ftms::Entity::find_by_id(ftm_id.to_owned())
@@ -394,6 +361,44 @@ impl FtmRepository for SqlFtmRepository {
     #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, FtmError> {
         Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqlFtmRepository {
+    type Error = FtmError;
+
+    async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError> {
+        Ok(LEASE.release(&self.connection, ftm_id, token).await?)
+    }
+
+    async fn abandon_lease(
+        &self,
+        ftm_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FtmError> {
+        Ok(LEASE.abandon(&self.connection, ftm_id, token, now).await?)
+    }
+
+    async fn stale_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<StaleLease>, FtmError> {
+        Ok(LEASE.stale(&self.connection, now, limit).await?)
+    }
+
+    async fn take_over_lease(
+        &self,
+        marker: &StaleLease,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, FtmError> {
+        Ok(LEASE
+            .take_over(&self.connection, marker, token, expires_at, now)
+            .await?)
     }
 }
 

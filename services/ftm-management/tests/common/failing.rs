@@ -11,7 +11,7 @@ use ftm_management::RepositoryWrapper;
 use ftm_management::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery};
 use ftm_management::error::FtmError;
 use ftm_management::storage::FtmRepository;
-use pmp_common::lease::StaleLease;
+use pmp_common::lease::{LeaseStore, StaleLease};
 
 /// How many of the next calls of each write fail.
 #[derive(Default)]
@@ -108,6 +108,27 @@ impl FtmRepository for FailingRepository {
             .await
     }
 
+    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
+        self.inner.sync_marker(ftm_id).await
+    }
+
+    async fn status_counts(&self) -> Result<Vec<(FtmStatus, u64)>, FtmError> {
+        self.inner.status_counts().await
+    }
+
+    async fn sync_marker_count(&self) -> Result<u64, FtmError> {
+        self.inner.sync_marker_count().await
+    }
+
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, FtmError> {
+        self.inner.audit_events(entity_id).await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for FailingRepository {
+    type Error = FtmError;
+
     async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError> {
         if take(&self.failures.end_lease) {
             return Err(connection_lost());
@@ -145,21 +166,5 @@ impl FtmRepository for FailingRepository {
         self.inner
             .take_over_lease(marker, token, expires_at, now)
             .await
-    }
-
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
-        self.inner.sync_marker(ftm_id).await
-    }
-
-    async fn status_counts(&self) -> Result<Vec<(FtmStatus, u64)>, FtmError> {
-        self.inner.status_counts().await
-    }
-
-    async fn sync_marker_count(&self) -> Result<u64, FtmError> {
-        self.inner.sync_marker_count().await
-    }
-
-    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, FtmError> {
-        self.inner.audit_events(entity_id).await
     }
 }

@@ -7,6 +7,7 @@
 pub mod failing;
 pub mod fake_store;
 
+use pmp_common::lease::LeaseStore;
 use std::sync::Arc;
 use std::time::Duration;
 

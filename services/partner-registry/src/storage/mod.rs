@@ -5,7 +5,7 @@ mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pmp_common::lease::StaleLease;
+use pmp_common::lease::LeaseStore;
 
 pub use sql::SqlPartnerRepository;
 
@@ -32,7 +32,7 @@ pub struct PartnerPage {
 /// Storage operations of the registry. Every state change writes its audit row in the same
 /// transaction as the change itself.
 #[async_trait]
-pub trait PartnerRepository: Send + Sync {
+pub trait PartnerRepository: LeaseStore<Error = RegistryError> {
     /// The canonical code of an active partner type matching `requested` case-insensitively.
     async fn canonical_partner_type(
         &self,
@@ -105,34 +105,6 @@ pub trait PartnerRepository: Send + Sync {
     async fn acquire_lease(
         &self,
         partner_id: &str,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError>;
-
-    /// Removes the lease `token` (the step finished); returns whether it was still held.
-    async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError>;
-
-    /// Leaves the lease `token` as an expired marker (the step failed after the store may
-    /// have changed): the reconciler re-applies the partner's state.
-    async fn abandon_lease(
-        &self,
-        partner_id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError>;
-
-    /// Partners whose lease has expired, oldest first: the reconciler's work.
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, RegistryError>;
-
-    /// Takes over an expired lease (compare-and-set on its token and expiry).
-    async fn take_over_lease(
-        &self,
-        marker: &StaleLease,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,

@@ -8,7 +8,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use pmp_common::lease::{LeaseColumns, StaleLease};
+use pmp_common::lease::{LeaseColumns, LeaseStore, StaleLease};
 
 use super::entities::{partner_types, partners, users};
 use super::{PartnerPage, PartnerRepository, UserRecord};
@@ -350,6 +350,16 @@ impl PartnerRepository for SqlPartnerRepository {
         Ok(result.rows_affected == 1)
     }
 
+    #[cfg(feature = "testing")]
+    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
+        Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqlPartnerRepository {
+    type Error = RegistryError;
+
     async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError> {
         Ok(LEASE.release(&self.connection, partner_id, token).await?)
     }
@@ -383,10 +393,5 @@ impl PartnerRepository for SqlPartnerRepository {
         Ok(LEASE
             .take_over(&self.connection, marker, token, expires_at, now)
             .await?)
-    }
-
-    #[cfg(feature = "testing")]
-    async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, RegistryError> {
-        Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }
 }
