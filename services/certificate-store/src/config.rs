@@ -1,7 +1,5 @@
 //! Settings of the certificate store (see `DEFAULTS` for every key and its default).
 
-use std::path::Path;
-
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -10,8 +8,8 @@ use crate::domain::TrustPolicy;
 use crate::trust::TrustSettings;
 
 use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
-    TelemetrySettings, UserTokenSettings, Validate,
+    DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
+    UserTokenSettings, Validate,
 };
 use pmp_common::tls::TlsSettings;
 
@@ -206,16 +204,12 @@ impl Validate for CertStoreSettings {
     }
 }
 
-/// Loads the settings: defaults, then `file`, then `PMP_CERTSTORE__*` variables.
-pub fn load(file: Option<&Path>) -> Result<CertStoreSettings, ConfigError> {
-    config::load(ENV_PREFIX, DEFAULTS, file)
-}
-
-pmp_common::service_settings!(CertStoreSettings);
+pmp_common::service_settings!(CertStoreSettings, ENV_PREFIX, DEFAULTS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pmp_common::config;
 
     #[test]
     fn defaults_are_valid() {

@@ -26,7 +26,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use certificate_store_migration::Migrator;
@@ -52,15 +51,6 @@ pub type CertStoreGrpcService =
 /// The certificate store, as the shared bootstrap starts it.
 #[derive(Default)]
 pub struct CertificateStore;
-
-/// Runs the certificate store on `listener` until `shutdown` resolves.
-pub async fn run(
-    settings: CertStoreSettings,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    bootstrap::run(CertificateStore, settings, listener, shutdown).await
-}
 
 impl PlatformService for CertificateStore {
     const NAME: &'static str = SERVICE_NAME;

@@ -45,7 +45,7 @@ pub fn settings(
 
 /// Runs the certificate store on `127.0.0.1:0`.
 pub async fn spawn(settings: CertStoreSettings) -> anyhow::Result<Spawned> {
-    Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
+    Spawned::service(crate::CertificateStore, settings).await
 }
 
 /// Runs the service on a listener bound beforehand (see
@@ -54,7 +54,5 @@ pub fn spawn_on(
     settings: CertStoreSettings,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<Spawned> {
-    Spawned::start_on(listener, move |listener, shutdown| {
-        crate::run(settings, listener, shutdown)
-    })
+    Spawned::service_on(crate::CertificateStore, settings, listener)
 }

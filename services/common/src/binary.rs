@@ -1,15 +1,13 @@
 //! The `main` of every service binary: command line, layered configuration, telemetry,
 //! binding, running until SIGTERM/SIGINT, and flushing spans on the way out.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 
-use crate::bootstrap::ServiceSettings;
-use crate::config::{ConfigError, LogFormat};
+use crate::bootstrap::{PlatformService, ServiceSettings};
+use crate::config::LogFormat;
 
 /// Command line shared by the service binaries.
 #[derive(Debug, Parser)]
@@ -41,22 +39,17 @@ fn inherited_listener() -> anyhow::Result<TcpListener> {
     Ok(TcpListener::from_std(listener)?)
 }
 
-/// Runs a service binary: parses the command line, loads the settings with `load` (exit
-/// code 2 and a clear message when they are invalid), sets up telemetry, binds, and runs
-/// `run` until a shutdown signal, then flushes spans.
-pub async fn main<S, L, R, Fut>(
-    service_name: &'static str,
-    about: &'static str,
-    env_prefix: &str,
-    load: L,
-    run: R,
-) -> anyhow::Result<()>
+/// The `main` of service `P`: parses the command line, loads the settings (exit code 2 and
+/// a clear message when they are invalid), sets up telemetry, binds, and runs the service
+/// until a shutdown signal, then flushes spans.
+pub async fn main<P>(about: &'static str) -> anyhow::Result<()>
 where
-    S: ServiceSettings,
-    L: FnOnce(Option<&Path>) -> Result<S, ConfigError>,
-    R: FnOnce(S, TcpListener, BoxFuture<'static, ()>) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    P: PlatformService + Default,
+    <P::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError>,
+    <P::Server as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
 {
+    let service_name = P::NAME;
+    let env_prefix = <P::Settings as ServiceSettings>::ENV_PREFIX;
     let matches = ServiceCli::command()
         .name(service_name)
         .about(about)
@@ -65,7 +58,7 @@ where
     let config = cli
         .config
         .or_else(|| std::env::var_os(format!("{env_prefix}_CONFIG")).map(PathBuf::from));
-    let mut settings = match load(config.as_deref()) {
+    let mut settings = match P::Settings::load(config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("{service_name}: {error}");
@@ -85,10 +78,11 @@ where
     } else {
         TcpListener::bind(settings.listen()).await?
     };
-    let result = run(
+    let result = crate::bootstrap::run(
+        P::default(),
         settings,
         listener,
-        Box::pin(crate::server::shutdown_signal()),
+        crate::server::shutdown_signal(),
     )
     .await;
     if let Err(error) = &result {

@@ -19,7 +19,7 @@ use tonic::service::interceptor::InterceptedService;
 use crate::auth::{AuthInterceptor, Authenticator, ServiceAccess, service_tokens};
 use crate::config::{
     DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
-    UserTokenSettings,
+    UserTokenSettings, Validate,
 };
 use crate::metrics::Metrics;
 use crate::security::{self, DatabaseAuditSink};
@@ -41,7 +41,18 @@ pub struct BaseSettings<'a> {
 }
 
 /// What the start-up needs to know about a service's settings.
-pub trait ServiceSettings: Send + 'static {
+pub trait ServiceSettings: serde::de::DeserializeOwned + Validate + Send + 'static {
+    /// Prefix of the service's environment variables, e.g. `PMP_FTM` for
+    /// `PMP_FTM__DATABASE__URL`.
+    const ENV_PREFIX: &'static str;
+    /// The compiled-in defaults (TOML): every key with a value that works on one machine.
+    const DEFAULTS: &'static str;
+
+    /// Loads the settings: [`Self::DEFAULTS`], then `file`, then the environment.
+    fn load(file: Option<&std::path::Path>) -> Result<Self, crate::config::ConfigError> {
+        crate::config::load(Self::ENV_PREFIX, Self::DEFAULTS, file)
+    }
+
     /// The sections every service has.
     fn base(&self) -> BaseSettings<'_>;
     /// The logging settings (the command line may override the format).
@@ -53,11 +64,15 @@ pub trait ServiceSettings: Send + 'static {
 }
 
 /// Implements [`ServiceSettings`] for a settings struct with the usual section names
-/// (`server`, `database`, `metrics`, `tls`, `telemetry`).
+/// (`server`, `database`, `metrics`, `tls`, `telemetry`), its environment prefix and its
+/// defaults.
 #[macro_export]
 macro_rules! service_settings {
-    ($settings:ty) => {
+    ($settings:ty, $env_prefix:expr, $defaults:expr) => {
         impl $crate::bootstrap::ServiceSettings for $settings {
+            const ENV_PREFIX: &'static str = $env_prefix;
+            const DEFAULTS: &'static str = $defaults;
+
             fn base(&self) -> $crate::bootstrap::BaseSettings<'_> {
                 $crate::bootstrap::BaseSettings {
                     server: &self.server,

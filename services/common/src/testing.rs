@@ -16,6 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use crate::bootstrap::PlatformService;
 use crate::error::reason_of;
 
 /// A server running inside the test process.
@@ -54,6 +55,33 @@ impl Spawned {
             shutdown: Some(sender),
             task: Some(task),
         })
+    }
+
+    /// Runs `service` with `settings` on `listener` (bound beforehand, so that services can
+    /// be told each other's address before either starts), as its binary would.
+    pub fn service_on<P>(
+        service: P,
+        settings: P::Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Spawned>
+    where
+        P: PlatformService,
+        <P::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError>,
+        <P::Server as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    {
+        Self::start_on(listener, move |listener, shutdown| {
+            crate::bootstrap::run(service, settings, listener, shutdown)
+        })
+    }
+
+    /// [`Spawned::service_on`] on `127.0.0.1:0`.
+    pub async fn service<P>(service: P, settings: P::Settings) -> anyhow::Result<Spawned>
+    where
+        P: PlatformService,
+        <P::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError>,
+        <P::Server as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
+    {
+        Self::service_on(service, settings, TcpListener::bind("127.0.0.1:0").await?)
     }
 
     /// A channel to the server.

@@ -1,14 +1,12 @@
 //! Settings of the FTM management service (see [`DEFAULTS`] for every key and its default).
 
-use std::path::Path;
-
 use serde::Deserialize;
 
-use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
-    TelemetrySettings, UserTokenSettings, Validate,
-};
 pub use pmp_common::config::{ConsistencySettings, DependencySettings};
+use pmp_common::config::{
+    DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
+    UserTokenSettings, Validate,
+};
 use pmp_common::tls::TlsSettings;
 
 /// Prefix of environment variables, e.g. `PMP_FTM__DATABASE__URL`.
@@ -97,16 +95,12 @@ impl Validate for FtmSettings {
     }
 }
 
-/// Loads the settings: defaults, then `file`, then `PMP_FTM__*` variables.
-pub fn load(file: Option<&Path>) -> Result<FtmSettings, ConfigError> {
-    config::load(ENV_PREFIX, DEFAULTS, file)
-}
-
-pmp_common::service_settings!(FtmSettings);
+pmp_common::service_settings!(FtmSettings, ENV_PREFIX, DEFAULTS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pmp_common::config::{self, ConfigError};
 
     fn with_env(pairs: &[(&str, &str)]) -> Result<FtmSettings, ConfigError> {
         config::load_with_env(

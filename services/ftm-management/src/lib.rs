@@ -24,7 +24,6 @@ pub mod upstream;
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use ftm_management_migration::Migrator;
@@ -54,15 +53,6 @@ pub type RepositoryWrapper =
 pub struct FtmManagement {
     /// Wraps the repository before use (tests make the database fail at chosen points).
     pub wrapper: Option<RepositoryWrapper>,
-}
-
-/// Runs the service on `listener` until `shutdown` resolves.
-pub async fn run(
-    settings: FtmSettings,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    bootstrap::run(FtmManagement::default(), settings, listener, shutdown).await
 }
 
 impl PlatformService for FtmManagement {

@@ -45,7 +45,7 @@ pub fn settings(
 
 /// Runs the service on `127.0.0.1:0`.
 pub async fn spawn(settings: FtmSettings) -> anyhow::Result<Spawned> {
-    Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
+    Spawned::service(crate::FtmManagement::default(), settings).await
 }
 
 /// Runs the service on `127.0.0.1:0` with its repository passed through `wrapper`.
@@ -53,15 +53,11 @@ pub async fn spawn_with_repository(
     settings: FtmSettings,
     wrapper: RepositoryWrapper,
 ) -> anyhow::Result<Spawned> {
-    Spawned::start(move |listener, shutdown| {
-        pmp_common::bootstrap::run(
-            crate::FtmManagement {
-                wrapper: Some(wrapper),
-            },
-            settings,
-            listener,
-            shutdown,
-        )
-    })
+    Spawned::service(
+        crate::FtmManagement {
+            wrapper: Some(wrapper),
+        },
+        settings,
+    )
     .await
 }

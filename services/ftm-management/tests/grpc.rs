@@ -1366,11 +1366,8 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
         &secret,
     )
     .expect("settings");
-    let listener = registry_listener;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let registry = tokio::spawn(partner_registry::run(registry_settings, listener, async {
-        let _ = stopped.await;
-    }));
+    let registry = partner_registry::testing::spawn_on(registry_settings, registry_listener)
+        .expect("registry");
     wait_until_serving(&ftm.address, FTM_MANAGEMENT, Duration::from_secs(30))
         .await
         .expect("serving once the keys are loaded");
@@ -1384,9 +1381,5 @@ async fn health_waits_for_the_registry_keys_and_reflection_lists_the_service() {
         "{services:?}"
     );
     ftm.stop().await.expect("clean stop");
-    let _ = stop.send(());
-    registry
-        .await
-        .expect("task")
-        .expect("registry stopped cleanly");
+    registry.stop().await.expect("registry stopped cleanly");
 }

@@ -1,14 +1,12 @@
 //! Settings of the partner registry (see `DEFAULTS` for every key and its default).
 
-use std::path::Path;
-
 use serde::Deserialize;
 
-use pmp_common::config::{
-    self, ConfigError, DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings,
-    TelemetrySettings, Validate,
-};
 pub use pmp_common::config::{ConsistencySettings, DependencySettings};
+use pmp_common::config::{
+    DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
+    Validate,
+};
 use pmp_common::tls::TlsSettings;
 
 use crate::limits::LimitSettings;
@@ -216,16 +214,12 @@ impl Validate for RegistrySettings {
     }
 }
 
-/// Loads the settings: defaults, then `file`, then `PMP_REGISTRY__*` variables.
-pub fn load(file: Option<&Path>) -> Result<RegistrySettings, ConfigError> {
-    config::load(ENV_PREFIX, DEFAULTS, file)
-}
-
-pmp_common::service_settings!(RegistrySettings);
+pmp_common::service_settings!(RegistrySettings, ENV_PREFIX, DEFAULTS);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pmp_common::config;
 
     #[test]
     fn defaults_are_valid() {

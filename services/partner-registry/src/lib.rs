@@ -23,7 +23,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
 
 use partner_registry_migration::Migrator;
@@ -60,15 +59,6 @@ pub type RepositoryWrapper =
 pub struct PartnerRegistry {
     /// Wraps the repository before use (tests make the database fail at chosen points).
     pub wrapper: Option<RepositoryWrapper>,
-}
-
-/// Runs the registry on `listener` until `shutdown` resolves.
-pub async fn run(
-    settings: RegistrySettings,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    bootstrap::run(PartnerRegistry::default(), settings, listener, shutdown).await
 }
 
 impl PlatformService for PartnerRegistry {

@@ -51,7 +51,7 @@ pub fn settings(
 
 /// Runs the registry on `127.0.0.1:0`.
 pub async fn spawn(settings: RegistrySettings) -> anyhow::Result<Spawned> {
-    Spawned::start(move |listener, shutdown| crate::run(settings, listener, shutdown)).await
+    Spawned::service(crate::PartnerRegistry::default(), settings).await
 }
 
 /// Runs the service on a listener bound beforehand (see
@@ -60,9 +60,7 @@ pub fn spawn_on(
     settings: RegistrySettings,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<Spawned> {
-    Spawned::start_on(listener, move |listener, shutdown| {
-        crate::run(settings, listener, shutdown)
-    })
+    Spawned::service_on(crate::PartnerRegistry::default(), settings, listener)
 }
 
 /// Runs the registry on a listener bound beforehand, its repository passed through
@@ -72,16 +70,13 @@ pub fn spawn_on_with_repository(
     listener: tokio::net::TcpListener,
     wrapper: crate::RepositoryWrapper,
 ) -> anyhow::Result<Spawned> {
-    Spawned::start_on(listener, move |listener, shutdown| {
-        pmp_common::bootstrap::run(
-            crate::PartnerRegistry {
-                wrapper: Some(wrapper),
-            },
-            settings,
-            listener,
-            shutdown,
-        )
-    })
+    Spawned::service_on(
+        crate::PartnerRegistry {
+            wrapper: Some(wrapper),
+        },
+        settings,
+        listener,
+    )
 }
 
 /// A reconciler like the one a registry runs with `settings` on `connection`, reading the

@@ -1,182 +1,22 @@
-//! The complete seed workflow across the three real services, in-process: an admin uploads
+//! The complete seed workflow across the three real services, in-process (the platform
+//! harness's [`InProcessPlatform`]), on SQLite and PostgreSQL: an admin uploads
 //! the FTM domain's CAs, an FTM provider registers and gets ACTIVE through its partner
 //! certificate, creates an FTM, uploads the chip certificate, the admin approves, the
 //! provider renews and finally deactivates — with the chip certificate's trust checked in
 //! the certificate store (`VerifyCertificateTrust`) at every step.
 
-use std::time::Duration;
-
 use tonic::Code;
-use tonic::transport::Channel;
 
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
-use pmp_common::db::testing::TestDatabase;
-use pmp_common::testing::{Spawned, assert_error, wait_until_serving, with_token};
+use pmp_common::db::testing::backends;
+use pmp_common::testing::{assert_error, with_token};
 use pmp_dev_certs::{CertificateSpec, DevPki, KeySpec};
+use pmp_e2e::inprocess::{InProcessPlatform, Options};
 use pmp_proto::certstore::v1 as store;
-use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::ftm::v1 as proto;
-use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1 as registry;
-use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
-use pmp_proto::service_names::{CERTIFICATE_STORE, FTM_MANAGEMENT, PARTNER_REGISTRY};
 
 const ORG: &str = "ACME Chips";
-
-/// The three services. The registry and the store each need the other's address, so the
-/// registry's port is bound first and the store started against it.
-struct Services {
-    _directory: tempfile::TempDir,
-    _databases: Vec<TestDatabase>,
-    _store: Spawned,
-    _ftm: Spawned,
-    registry_stop: Option<tokio::sync::oneshot::Sender<()>>,
-    registry: PartnerRegistryClient<Channel>,
-    store: CertificateStoreClient<Channel>,
-    ftm: FtmManagementClient<Channel>,
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        if let Some(stop) = self.registry_stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn channel(address: &str) -> Channel {
-    Channel::from_shared(address.to_owned())
-        .expect("address")
-        .connect()
-        .await
-        .expect("connect")
-}
-
-impl Services {
-    async fn start() -> Services {
-        let directory = tempfile::tempdir().expect("tempdir");
-        let secret = pmp_common::auth::testing::ServiceKeyFiles::generate(
-            &directory.path().join("identities"),
-        )
-        .expect("service keys");
-        let registry_database = TestDatabase::sqlite().await.expect("database");
-        let store_database = TestDatabase::sqlite().await.expect("database");
-        let ftm_database = TestDatabase::sqlite().await.expect("database");
-
-        let registry_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let registry_address = format!(
-            "http://{}",
-            registry_listener.local_addr().expect("address")
-        );
-        let store_directory = directory.path().join("store");
-        std::fs::create_dir_all(&store_directory).expect("store directory");
-        let store_settings = certificate_store::testing::settings(
-            &store_directory,
-            store_database.settings.clone(),
-            &registry_address,
-            &secret,
-        )
-        .expect("store settings");
-        let store = certificate_store::testing::spawn(store_settings)
-            .await
-            .expect("store");
-        let registry_settings = partner_registry::testing::settings(
-            directory.path(),
-            registry_database.settings.clone(),
-            &store.address,
-            &secret,
-        )
-        .expect("registry settings");
-        let (registry_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(partner_registry::run(
-            registry_settings,
-            registry_listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let ftm_settings = ftm_management::testing::settings(
-            ftm_database.settings.clone(),
-            &registry_address,
-            &store.address,
-            &secret,
-        )
-        .expect("ftm settings");
-        let ftm = ftm_management::testing::spawn(ftm_settings)
-            .await
-            .expect("ftm");
-        for (address, service) in [
-            (&registry_address, PARTNER_REGISTRY),
-            (&store.address, CERTIFICATE_STORE),
-            (&ftm.address, FTM_MANAGEMENT),
-        ] {
-            wait_until_serving(address, service, Duration::from_secs(60))
-                .await
-                .unwrap_or_else(|error| panic!("{service}: {error}"));
-        }
-        Services {
-            registry: PartnerRegistryClient::new(channel(&registry_address).await),
-            store: CertificateStoreClient::new(channel(&store.address).await),
-            ftm: FtmManagementClient::new(channel(&ftm.address).await),
-            _directory: directory,
-            _databases: vec![registry_database, store_database, ftm_database],
-            _store: store,
-            _ftm: ftm,
-            registry_stop: Some(registry_stop),
-        }
-    }
-
-    async fn login(&self, username: &str, password: &str) -> String {
-        self.registry
-            .clone()
-            .login(registry::LoginRequest {
-                username: username.into(),
-                password: password.into(),
-            })
-            .await
-            .expect("login")
-            .into_inner()
-            .access_token
-    }
-
-    async fn trusted(&self, token: &str, pem: &str) -> bool {
-        let verdict = self
-            .store
-            .clone()
-            .verify_certificate_trust(with_token(
-                store::VerifyCertificateTrustRequest {
-                    certificate_data: pem.into(),
-                    partner_domain: "FTM".into(),
-                },
-                token,
-            ))
-            .await
-            .expect("verify")
-            .into_inner();
-        verdict.trusted
-    }
-
-    async fn upload_chip(
-        &self,
-        token: &str,
-        ftm_id: &str,
-        pem: &str,
-    ) -> Result<proto::Ftm, tonic::Status> {
-        self.ftm
-            .clone()
-            .upload_ftm_certificate(with_token(
-                proto::UploadFtmCertificateRequest {
-                    ftm_id: ftm_id.into(),
-                    certificate_data: pem.into(),
-                },
-                token,
-            ))
-            .await
-            .map(tonic::Response::into_inner)
-    }
-}
 
 fn chip(pki: &DevPki, name: &str, org: &str) -> String {
     CertificateSpec::leaf(name)
@@ -193,15 +33,25 @@ fn chip(pki: &DevPki, name: &str, org: &str) -> String {
 }
 
 #[tokio::test]
-async fn seed_workflow_across_the_three_services() {
-    let services = Services::start().await;
-    let admin = services.login("admin", TEST_ADMIN_PASSWORD).await;
+async fn seed_workflow_in_process_with_renewal_and_deactivation() {
+    for backend in backends() {
+        seed_workflow(backend).await;
+    }
+}
+
+async fn seed_workflow(backend: &'static str) {
+    let services = InProcessPlatform::start(Options::on(backend))
+        .await
+        .expect("platform");
+    let admin = services
+        .login("admin", TEST_ADMIN_PASSWORD)
+        .await
+        .expect("admin login");
     let pki = DevPki::generate(ORG).expect("dev PKI");
 
     // Step 2: the admin uploads the FTM domain's root and intermediate CA.
     let uploaded = services
-        .store
-        .clone()
+        .store()
         .upload_ca_certificate(with_token(
             store::UploadCaCertificateRequest {
                 certificate_data: pki.ca_bundle_pem().expect("bundle"),
@@ -217,8 +67,7 @@ async fn seed_workflow_across_the_three_services() {
     // Step 1 and 3: the provider registers (IN_PROGRESS: no FTMs yet), then its partner
     // certificate makes it ACTIVE.
     services
-        .registry
-        .clone()
+        .registry()
         .register_partner(registry::RegisterPartnerRequest {
             partner_id: "acme".into(),
             password: "acme-password".into(),
@@ -233,9 +82,12 @@ async fn seed_workflow_across_the_three_services() {
         })
         .await
         .expect("registered");
-    let acme = services.login("acme", "acme-password").await;
+    let acme = services
+        .login("acme", "acme-password")
+        .await
+        .expect("acme login");
     let create = |make: &str, model: &str| {
-        let mut client = services.ftm.clone();
+        let mut client = services.ftm();
         let request = with_token(
             proto::CreateFtmRequest {
                 partner_id: "acme".into(),
@@ -257,8 +109,7 @@ async fn seed_workflow_across_the_three_services() {
         "PMP_AUT_030",
     );
     let partner = services
-        .registry
-        .clone()
+        .registry()
         .upload_partner_certificate(with_token(
             registry::UploadPartnerCertificateRequest {
                 partner_id: "acme".into(),
@@ -301,12 +152,11 @@ async fn seed_workflow_across_the_three_services() {
         "expiry is the certificate's notAfter"
     );
     assert!(
-        !services.trusted(&acme, &chip_pem).await,
+        !services.trusted(&chip_pem).await,
         "untrusted until approved"
     );
     let bundle = services
-        .ftm
-        .clone()
+        .ftm()
         .get_ftm_certificate(with_token(
             proto::GetFtmCertificateRequest {
                 ftm_id: ftm.ftm_id.clone(),
@@ -352,7 +202,7 @@ async fn seed_workflow_across_the_three_services() {
 
     // Step 6: approval makes the chip certificate trusted.
     let approve = |ftm_id: String| {
-        let mut client = services.ftm.clone();
+        let mut client = services.ftm();
         let request = with_token(proto::ApproveFtmRequest { ftm_id }, &admin);
         async move {
             client
@@ -363,10 +213,7 @@ async fn seed_workflow_across_the_three_services() {
     };
     let approved = approve(ftm.ftm_id.clone()).await.expect("approved");
     assert_eq!(approved.status(), proto::FtmStatus::Approved);
-    assert!(
-        services.trusted(&acme, &chip_pem).await,
-        "trusted once APPROVED"
-    );
+    assert!(services.trusted(&chip_pem).await, "trusted once APPROVED");
 
     // Renewal: the old certificate stops being trusted, the new one waits for approval.
     let renewed_pem = chip(&pki, "ACME FTM Chip 2", ORG);
@@ -377,21 +224,20 @@ async fn seed_workflow_across_the_three_services() {
     assert_eq!(renewed.status(), proto::FtmStatus::PendingApproval);
     assert_ne!(renewed.certificate_id, pending.certificate_id);
     assert!(
-        !services.trusted(&acme, &chip_pem).await,
+        !services.trusted(&chip_pem).await,
         "old certificate untrusted"
     );
     assert!(
-        !services.trusted(&acme, &renewed_pem).await,
+        !services.trusted(&renewed_pem).await,
         "new one not yet trusted"
     );
     approve(ftm.ftm_id.clone()).await.expect("approved again");
-    assert!(services.trusted(&acme, &renewed_pem).await);
-    assert!(!services.trusted(&acme, &chip_pem).await);
+    assert!(services.trusted(&renewed_pem).await);
+    assert!(!services.trusted(&chip_pem).await);
 
     // Step 7: deactivation ends the trust.
     let deactivated = services
-        .ftm
-        .clone()
+        .ftm()
         .deactivate_ftm(with_token(
             proto::DeactivateFtmRequest {
                 ftm_id: ftm.ftm_id.clone(),
@@ -403,7 +249,7 @@ async fn seed_workflow_across_the_three_services() {
         .into_inner();
     assert_eq!(deactivated.status(), proto::FtmStatus::Deactivated);
     assert!(
-        !services.trusted(&acme, &renewed_pem).await,
+        !services.trusted(&renewed_pem).await,
         "untrusted after deactivation"
     );
     assert_error(
@@ -414,8 +260,7 @@ async fn seed_workflow_across_the_three_services() {
 
     // A deactivated provider cannot create FTMs any more.
     services
-        .registry
-        .clone()
+        .registry()
         .set_partner_active(with_token(
             registry::SetPartnerActiveRequest {
                 partner_id: "acme".into(),
