@@ -22,6 +22,8 @@
 //! Nothing here is meant for production key material: keys are unencrypted and serials are
 //! random, with no persistence.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod attacks;
 
 use std::fmt;

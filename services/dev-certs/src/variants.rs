@@ -79,12 +79,19 @@ impl VariantKey {
 /// Bits of the keyUsage extension (RFC 5280 §4.2.1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
+    /// `digitalSignature`: the bit an end entity (partner, FTM chip) signs with.
     DigitalSignature,
+    /// `nonRepudiation` (now `contentCommitment`): signatures that commit their signer.
     NonRepudiation,
+    /// `keyEncipherment`: RSA key transport.
     KeyEncipherment,
+    /// `dataEncipherment`: enciphering data directly with the public key.
     DataEncipherment,
+    /// `keyAgreement`: ECDH.
     KeyAgreement,
+    /// `keyCertSign`: the bit a CA needs to issue certificates; leaving it out tests that fault.
     KeyCertSign,
+    /// `cRLSign`: the bit a CA needs to sign revocation lists.
     CrlSign,
 }
 
@@ -105,7 +112,9 @@ impl Usage {
 /// The basicConstraints extension as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BasicConstraintsSpec {
+    /// Marks the extension critical, as RFC 5280 requires of a CA.
     pub critical: bool,
+    /// `cA`: whether the subject may act as a CA.
     pub ca: bool,
     /// `pathLenConstraint`; may be set even when `ca` is false, to test that fault.
     pub path_len: Option<u32>,
@@ -114,7 +123,9 @@ pub struct BasicConstraintsSpec {
 /// The keyUsage extension as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyUsageSpec {
+    /// Marks the extension critical, as RFC 5280 recommends.
     pub critical: bool,
+    /// The bits set, in any order; empty writes an extension with no bit set.
     pub usages: Vec<Usage>,
 }
 
@@ -136,6 +147,7 @@ pub enum KeyIdentifier {
 pub struct RawExtension {
     /// Dotted OID.
     pub oid: String,
+    /// Marks the extension critical: set it on an unknown extension to test its rejection.
     pub critical: bool,
     /// DER of the extension value (the content of `extnValue`).
     pub value: Vec<u8>,
@@ -150,7 +162,9 @@ pub struct VariantSpec {
     pub common_name: Option<String>,
     /// Subject O.
     pub organisation: Option<String>,
+    /// Subject key; unusual kinds test key-strength and encoding checks.
     pub key: VariantKey,
+    /// Signature hash; weak ones test the digest policy.
     pub digest: DigestSpec,
     /// notBefore as an offset in seconds from now (negative = in the past).
     pub not_before_offset_secs: i64,
@@ -158,12 +172,17 @@ pub struct VariantSpec {
     pub lifetime_secs: i64,
     /// v1 certificates get no extensions at all, whatever is asked below.
     pub version: X509Version,
+    /// `None` leaves the extension out (a CA without it must not validate).
     pub basic_constraints: Option<BasicConstraintsSpec>,
+    /// `None` leaves the extension out, which leaves the key's use unrestricted.
     pub key_usage: Option<KeyUsageSpec>,
+    /// What the subject key identifier holds.
     pub subject_key_id: KeyIdentifier,
+    /// Marks the subject key identifier critical, which RFC 5280 forbids.
     pub subject_key_id_critical: bool,
     /// Ignored for self-signed certificates unless [`KeyIdentifier::Bytes`].
     pub authority_key_id: KeyIdentifier,
+    /// Marks the authority key identifier critical, which RFC 5280 forbids.
     pub authority_key_id_critical: bool,
     /// Appended after the standard extensions.
     pub extra_extensions: Vec<RawExtension>,

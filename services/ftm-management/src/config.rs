@@ -60,19 +60,26 @@ reconcile_batch_size = 100
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FtmSettings {
+    /// gRPC listener and shutdown grace.
     pub server: ServerSettings,
+    /// The service's own database of FTMs and their audit rows.
     pub database: DatabaseSettings,
+    /// Logging and tracing.
     pub telemetry: TelemetrySettings,
     /// The Prometheus `/metrics` endpoint (empty `listen` disables it).
     pub metrics: MetricsSettings,
+    /// Key signing this service's tokens to its peers, and where the peers' public keys are.
     pub service_identity: ServiceIdentitySettings,
+    /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// How callers' access tokens (the registry's, or an OpenID Connect issuer's) are verified.
     pub user_tokens: UserTokenSettings,
     /// The partner registry, where partners are looked up (`GetPartner`).
     pub registry: DependencySettings,
     /// Where chip certificates are validated, stored and marked trusted.
     pub certificate_store: DependencySettings,
+    /// Lease and reconciler timing of the steps that span the certificate store.
     pub consistency: ConsistencySettings,
 }
 

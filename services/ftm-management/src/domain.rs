@@ -76,6 +76,7 @@ impl FtmStatus {
 pub struct Ftm {
     /// Server-generated opaque id.
     pub ftm_id: String,
+    /// Partner id of the FTM provider that owns the FTM.
     pub partner_id: String,
     /// The provider's organisation name, copied from the registry at creation.
     pub organization_name: String,
@@ -83,21 +84,30 @@ pub struct Ftm {
     pub make: String,
     /// Trimmed, inner white space collapsed.
     pub model: String,
+    /// Where the FTM is in its review.
     pub status: FtmStatus,
     /// Certificate-store id of the current chip certificate.
     pub certificate_id: Option<String>,
+    /// notAfter of the current chip certificate, as the certificate store read it.
     pub certificate_expiry_time: Option<DateTime<Utc>>,
+    /// Why an admin rejected the FTM; set only in REJECTED.
     pub reject_reason: Option<String>,
+    /// When the FTM was created.
     pub create_time: DateTime<Utc>,
+    /// Last state change (upload, review, deactivation).
     pub update_time: DateTime<Utc>,
 }
 
 /// A state-changing action on an existing FTM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// The provider uploads a (new) chip certificate.
     UploadCertificate,
+    /// An admin approves the FTM, so its certificate becomes trusted.
     Approve,
+    /// An admin refuses the FTM with a reason.
     Reject,
+    /// The provider or an admin withdraws an approved FTM, and trust in its certificate.
     Deactivate,
 }
 
@@ -188,6 +198,7 @@ pub fn search_key(value: &str) -> String {
 /// A validated `CreateFtm` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFtm {
+    /// The owning FTM provider: the caller itself, or the one an admin or service names.
     pub partner_id: String,
     /// Normalised.
     pub make: String,
@@ -316,10 +327,15 @@ pub fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
 /// What an audit row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
+    /// The FTM was created by its provider.
     Created,
+    /// A chip certificate was uploaded, waiting for review.
     CertificateUploaded,
+    /// An admin approved the FTM.
     Approved,
+    /// An admin rejected the FTM.
     Rejected,
+    /// The provider or an admin deactivated the FTM.
     Deactivated,
 }
 
@@ -356,20 +372,30 @@ pub use pmp_common::audit::AuditEvent;
 /// The change an action makes to an FTM, applied together with its audit row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtmChange {
+    /// The status after the action.
     pub status: FtmStatus,
+    /// Certificate-store id of the chip certificate the FTM holds afterwards.
     pub certificate_id: Option<String>,
+    /// notAfter of that certificate.
     pub certificate_expiry_time: Option<DateTime<Utc>>,
+    /// The rejection reason; `None` unless the action is a rejection.
     pub reject_reason: Option<String>,
 }
 
 /// Column a listing is ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortField {
+    /// `create_time`, the default: creation order.
     CreateTime,
+    /// `update_time`: most recently changed last (or first, descending).
     UpdateTime,
+    /// `make`, case-insensitively.
     Make,
+    /// `model`, case-insensitively.
     Model,
+    /// `partner_id`: grouped by provider.
     PartnerId,
+    /// `status`, by its stored name.
     Status,
 }
 
@@ -395,7 +421,9 @@ impl SortField {
 /// Ordering of a listing; ties are broken by `ftm_id` in the same direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ordering {
+    /// The column sorted by.
     pub field: SortField,
+    /// Whether the order is reversed (`desc`).
     pub descending: bool,
 }
 
@@ -440,6 +468,7 @@ impl Ordering {
 pub struct FtmFilter {
     /// Exact partner id (for non-admins always their own).
     pub partner_id: Option<String>,
+    /// Stored status name (see [`FtmStatus::as_str`]).
     pub status: Option<String>,
     /// Case-insensitive substring of the make.
     pub make: Option<String>,
@@ -458,6 +487,7 @@ pub struct Cursor {
     /// Value of a text column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Id of the last FTM returned: breaks ties between equal sort values.
     pub ftm_id: String,
 }
 
@@ -494,15 +524,20 @@ impl Cursor {
 /// One page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
+    /// Which FTMs.
     pub filter: FtmFilter,
+    /// In which order.
     pub ordering: Ordering,
+    /// Where the previous page ended; `None` for the first page.
     pub after: Option<Cursor>,
+    /// Page size: at most this many FTMs.
     pub limit: u64,
 }
 
 /// One page of FTMs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FtmPage {
+    /// FTMs of this page, in the query's order.
     pub ftms: Vec<Ftm>,
     /// Whether more FTMs follow the last one returned.
     pub has_more: bool,

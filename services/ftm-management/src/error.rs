@@ -17,7 +17,9 @@ pub enum FtmError {
     /// A required field is blank or over its length limit.
     #[error("{message}")]
     InvalidField {
+        /// Request field at fault, reported as the violation's field.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
     /// The caller is not authenticated, or lacks the role or does not own the FTM.
@@ -26,27 +28,36 @@ pub enum FtmError {
     /// A page size or page token that cannot be served.
     #[error(transparent)]
     Page(#[from] PageError),
+    /// The id names no FTM (`PMP_AUT_031`).
     #[error("FTM does not exist")]
     FtmNotFound,
     /// The provider partner is missing, not active, or not an FTM provider.
     #[error("the FTM provider is missing, inactive or not of type FTM_Provider")]
     ProviderNotUsable,
+    /// The provider already has a live FTM of this make and model (`PMP_AUT_032`).
     #[error("an FTM with the same make and model is already registered for this partner")]
     DuplicateMakeModel,
+    /// Approval, or a certificate download, of an FTM with no chip certificate (`PMP_AUT_033`).
     #[error("no certificate was uploaded for this FTM")]
     CertificateMissing,
+    /// Upload while the FTM is pending approval or rejected (`PMP_AUT_038`).
     #[error(
         "a certificate can only be uploaded for an FTM that is pending certificate upload or approved"
     )]
     UploadNotAllowed,
+    /// Upload to, or approval of, a deactivated FTM (`PMP_AUT_039`).
     #[error("the FTM is deactivated")]
     FtmDeactivated,
+    /// Approval or rejection of an FTM that is not pending approval (`PMS_FTM_ERROR_012`).
     #[error("the FTM is not pending approval")]
     NotPendingApproval,
+    /// Deactivation of an FTM that was never approved (`PMS_FTM_ERROR_010`).
     #[error("the FTM is not approved")]
     NotApproved,
+    /// Deactivation of an FTM that is already deactivated (`PMS_FTM_ERROR_007`).
     #[error("the FTM is already deactivated")]
     AlreadyDeactivated,
+    /// `order_by` names no sortable field or has a bad direction (`PMS_PRT_357`).
     #[error(
         "order_by must be one of create_time, update_time, make, model, partner_id, status, optionally followed by desc"
     )]
@@ -63,8 +74,10 @@ pub enum FtmError {
     /// A status from the certificate store (reason kept, transport failures generalised).
     #[error("certificate store: {0}")]
     CertificateStore(Status),
+    /// The database failed or refused a statement other than a known constraint.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// A fault of the service itself (e.g. a corrupt stored value), never the caller's.
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -9,6 +9,8 @@
 //!
 //! The `grpc` module is the gRPC adapter; the use cases behind it know nothing of gRPC.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 pub(crate) mod convert;
 pub mod domain;

@@ -79,17 +79,28 @@ reconcile_batch_size = 100
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
+    /// gRPC listener and shutdown grace.
     pub server: ServerSettings,
+    /// The registry's own database of users, partners and partner types.
     pub database: DatabaseSettings,
+    /// Logging and tracing.
     pub telemetry: TelemetrySettings,
+    /// Prometheus endpoint.
     pub metrics: MetricsSettings,
+    /// Signing and lifetime of the user access tokens `Login` issues.
     pub tokens: TokenSettings,
+    /// Key signing this service's tokens to its peers, and where the peers' public keys are.
     pub service_identity: ServiceIdentitySettings,
+    /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// The bootstrap administrator account.
     pub admin: AdminSettings,
+    /// Languages a partner may register with.
     pub registration: RegistrationSettings,
+    /// Throttling of failed logins and registrations, and the password-hashing pool.
     pub limits: LimitSettings,
+    /// Where and how the certificate store (which validates partner certificates) is called.
     pub certificate_store: DependencySettings,
     /// How steps that span the certificate store are kept consistent (see `service`).
     pub consistency: ConsistencySettings,
@@ -99,7 +110,9 @@ pub struct RegistrySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
+    /// `iss` claim of issued tokens; verifiers accept only this issuer.
     pub issuer: String,
+    /// `aud` claim of issued tokens: the platform services that accept them.
     pub audience: String,
     /// Token lifetime; short, since tokens cannot be revoked.
     pub lifetime_seconds: u64,
@@ -120,6 +133,7 @@ pub struct TokenSettings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
+    /// User name of the administrator account, reserved from registration.
     pub username: String,
     /// The password itself (e.g. from `PMP_REGISTRY__ADMIN__PASSWORD`)...
     pub password: String,

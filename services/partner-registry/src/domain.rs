@@ -41,19 +41,31 @@ impl PartnerStatus {
 /// A stored partner record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partner {
+    /// The partner's login name, chosen at registration and immutable.
     pub partner_id: String,
+    /// Given name of the partner's contact person.
     pub first_name: String,
+    /// Family name of the partner's contact person.
     pub last_name: String,
+    /// Organisation the partner certificate must be issued to.
     pub organization_name: String,
     /// Canonical partner-type code, e.g. `FTM_Provider`.
     pub partner_type: String,
+    /// Postal address of the organisation.
     pub address: String,
+    /// Contact e-mail, unique across partners (case-insensitively).
     pub email: String,
+    /// Contact phone number.
     pub phone: String,
+    /// Preferred language, one of `registration.languages`.
     pub lang_code: String,
+    /// Where the partner is in its lifecycle.
     pub status: PartnerStatus,
+    /// Certificate-store id of the partner's accepted certificate, once one is.
     pub certificate_id: Option<String>,
+    /// When the partner registered.
     pub create_time: DateTime<Utc>,
+    /// Last change to the record (status or certificate).
     pub update_time: DateTime<Utc>,
 }
 
@@ -89,31 +101,50 @@ impl std::fmt::Debug for Password {
 /// A validated registration, before the partner type is resolved against the seed list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
+    /// Login name requested for the new partner.
     pub partner_id: String,
+    /// The new partner's password, hashed before it is stored.
     pub password: Password,
+    /// Given name of the contact person, trimmed.
     pub first_name: String,
+    /// Family name of the contact person, trimmed.
     pub last_name: String,
+    /// Organisation name, trimmed; partner certificates must name it.
     pub organization_name: String,
     /// As sent by the client; resolved case-insensitively to the canonical code.
     pub partner_type: String,
+    /// Postal address, trimmed.
     pub address: String,
+    /// Contact e-mail, checked for shape (uniqueness is the database's).
     pub email: String,
+    /// Contact phone, checked for shape.
     pub phone: String,
+    /// Language code as configured (the default when none was sent).
     pub lang_code: String,
 }
 
 /// Raw registration fields, as they arrive.
 #[derive(Debug, Clone, Default)]
 pub struct RegistrationInput {
+    /// Requested login name; no white space, at most 36 characters.
     pub partner_id: String,
+    /// Requested password: at least 8 characters, at most [`MAX_PASSWORD_BYTES`] bytes.
     pub password: Password,
+    /// Contact given name, at most 64 characters.
     pub first_name: String,
+    /// Contact family name, at most 64 characters.
     pub last_name: String,
+    /// Organisation name, at most 128 characters.
     pub organization_name: String,
+    /// Partner-type code as typed, e.g. `ftm_provider`.
     pub partner_type: String,
+    /// Postal address, at most 2000 characters.
     pub address: String,
+    /// Contact e-mail, at most 254 characters.
     pub email: String,
+    /// Contact phone: digits, spaces, `+`, `-`, `(`, `)`.
     pub phone: String,
+    /// Language code; blank for the configured default.
     pub lang_code: String,
 }
 
@@ -259,6 +290,7 @@ impl RegistrationInput {
 pub struct PartnerFilter {
     /// Canonical partner type.
     pub partner_type: Option<String>,
+    /// Only partners in this lifecycle state.
     pub status: Option<PartnerStatus>,
 }
 

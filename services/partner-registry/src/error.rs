@@ -9,35 +9,51 @@ use pmp_common::pagination::PageError;
 /// Errors of the partner registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A required field is blank or over-long (`PMS_COR_001`).
     #[error("{message}")]
     InvalidField {
+        /// Request field at fault, reported as the violation's field.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
+    /// The e-mail does not have the shape of an address (`PMS_PRT_012`).
     #[error("e-mail is not a valid address")]
     InvalidEmail,
+    /// The phone has characters or a length outside the rule (`PMS_PRT_013`).
     #[error("phone must be 1-16 digits, spaces, +, -, ( or )")]
     InvalidPhone,
+    /// The requested partner id contains white space (`PMS_PRT_066`).
     #[error("partner id must not contain white space")]
     PartnerIdWhitespace,
+    /// The requested partner id is over 36 characters (`PMS_PRT_052`).
     #[error("partner id must be at most 36 characters")]
     PartnerIdTooLong,
+    /// No active partner type matches the requested one (`PMS_PRT_010`).
     #[error("partner type does not exist")]
     UnknownPartnerType,
+    /// The password is under 8 characters or equals the partner id (`PMS_PRT_014`).
     #[error("password is too weak: at least 8 characters, not the user name")]
     WeakPassword,
+    /// The language code is not among the configured languages (`PMS_PRT_056`).
     #[error("language is not supported")]
     UnsupportedLanguage,
+    /// A partner or user already has the requested id (`PMS_PRT_051`).
     #[error("a partner is already registered with this id")]
     DuplicatePartnerId,
+    /// Another partner already registered this e-mail, case-insensitively (`PMS_PRT_011`).
     #[error("this e-mail is already registered")]
     DuplicateEmail,
+    /// `Login` with an unknown user or a wrong password; deliberately not saying which.
     #[error("wrong user name or password")]
     InvalidCredentials,
+    /// The partner id names no partner (`PMS_PRT_005`).
     #[error("partner does not exist")]
     PartnerNotFound,
+    /// The partner has no certificate recorded yet (`KER-PCM-012`).
     #[error("no certificate was uploaded for this partner")]
     CertificateNotFound,
+    /// A deactivated partner tries to log in or upload a certificate (`PMS_PMP_016`).
     #[error("partner is not active")]
     PartnerNotActive,
     /// The caller is not authenticated, or lacks the role or ownership.
@@ -48,7 +64,10 @@ pub enum RegistryError {
     Page(#[from] PageError),
     /// Too many failed logins (or registrations) for this user name or address.
     #[error("too many attempts, retry later")]
-    LockedOut { retry_after: std::time::Duration },
+    LockedOut {
+        /// Until the oldest counted attempt leaves the window (at least a second).
+        retry_after: std::time::Duration,
+    },
     /// Too many password checks in progress.
     #[error("the service is busy, retry shortly")]
     Overloaded,
@@ -61,8 +80,10 @@ pub enum RegistryError {
     /// A status relayed from the certificate store (its reason is kept).
     #[error("certificate store: {0}")]
     CertificateStore(Status),
+    /// The database failed or refused a statement other than a known constraint.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// A fault of the registry itself (a corrupt stored value, a hashing failure).
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -5,6 +5,8 @@
 //! Other services verify those tokens with the public key published by
 //! `GetTokenVerificationKeys`, so they never call the registry per request.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 mod convert;
 pub mod domain;

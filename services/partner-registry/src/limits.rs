@@ -130,8 +130,11 @@ impl Counter {
 
 /// The registry's limits on anonymous callers.
 pub struct Limits {
+    /// Failed logins per user name: slows guessing one account's password.
     pub failures_by_user: Counter,
+    /// Failed logins per client address: slows one client guessing across accounts.
     pub failures_by_address: Counter,
+    /// Registrations per client address: bounds the accounts and hashing one client causes.
     pub registrations_by_address: Counter,
 }
 

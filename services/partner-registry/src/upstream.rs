@@ -20,6 +20,7 @@ pub use store::CertificateBundle;
 /// A partner certificate the store validated and keeps (untrusted until marked trusted).
 #[derive(Debug, Clone)]
 pub struct StoredCertificate {
+    /// The store's id of the certificate, recorded on the partner once accepted.
     pub certificate_id: String,
     /// The certificate as re-signed by the platform.
     pub platform_signed_certificate_pem: String,

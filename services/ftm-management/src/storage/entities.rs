@@ -1,6 +1,10 @@
 //! sea-orm entities of the service's tables (see the migration crate for the schema and its
 //! indexes). The audit table is the platform-wide one of `pmp_common::audit`.
 
+// Generated shape (`Model`, `Column`, `Relation`, ...): the columns mirror `domain::Ftm`,
+// so only the columns with a meaning of their own are documented.
+#![allow(missing_docs)]
+
 /// `ftms`: one row per FTM.
 pub mod ftms {
     use sea_orm::entity::prelude::*;

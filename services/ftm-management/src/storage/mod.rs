@@ -35,6 +35,7 @@ pub trait FtmRepository: LeaseStore<Error = FtmError> {
     /// The uniqueness rule applies as for [`FtmRepository::create`].
     async fn import(&self, ftms: &[Ftm]) -> Result<(), FtmError>;
 
+    /// The FTM with this id, whatever its status.
     async fn find(&self, ftm_id: &str) -> Result<Option<Ftm>, FtmError>;
 
     /// One page in the query's order, after its cursor, with the total number of matches.

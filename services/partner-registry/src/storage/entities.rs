@@ -1,5 +1,9 @@
 //! sea-orm entities of the registry's tables (see the migration crate for the schema).
 
+// Generated shape (`Model`, `Column`, `Relation`, ...): the columns mirror the domain types,
+// so only the columns with a meaning of their own are documented.
+#![allow(missing_docs)]
+
 /// `users`: credentials and roles; one row per partner plus bootstrap accounts.
 pub mod users {
     use sea_orm::entity::prelude::*;

@@ -15,17 +15,22 @@ use crate::error::RegistryError;
 /// Credentials of a user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
+    /// Login name; a partner's equals its partner id.
     pub username: String,
+    /// argon2 PHC string of the password.
     pub password_hash: String,
+    /// Upper-case roles carried into the user's access tokens, e.g. `FTM_PROVIDER`.
     pub roles: Vec<String>,
 }
 
 /// One page of partners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerPage {
+    /// Partners of this page, in partner-id order.
     pub partners: Vec<Partner>,
     /// Whether more partners follow the last one returned.
     pub has_more: bool,
+    /// Partners matching the filter across all pages.
     pub total_size: u64,
 }
 
@@ -49,6 +54,7 @@ pub trait PartnerRepository: LeaseStore<Error = RegistryError> {
         audit: AuditEvent,
     ) -> Result<(), RegistryError>;
 
+    /// The partner with this id, if registered.
     async fn find_partner(&self, partner_id: &str) -> Result<Option<Partner>, RegistryError>;
 
     /// Partners ordered by id, starting after `after`.
@@ -59,6 +65,7 @@ pub trait PartnerRepository: LeaseStore<Error = RegistryError> {
         limit: u64,
     ) -> Result<PartnerPage, RegistryError>;
 
+    /// The user account of this login name, for `Login` and the admin bootstrap.
     async fn find_user(&self, username: &str) -> Result<Option<UserRecord>, RegistryError>;
 
     /// Creates a user that is not a partner (the bootstrap admin) unless it exists; returns
