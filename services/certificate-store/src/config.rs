@@ -67,15 +67,24 @@ generate = true
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertStoreSettings {
+    /// gRPC listener, shutdown grace and message size bound.
     pub server: ServerSettings,
+    /// The store's own database: certificates, deactivated partners, trust version, audit.
     pub database: DatabaseSettings,
+    /// Logging and tracing.
     pub telemetry: TelemetrySettings,
+    /// Prometheus endpoint (empty `listen` disables it).
     pub metrics: MetricsSettings,
+    /// Key signing this service's tokens to its peers, and where the peers' public keys are.
     pub service_identity: ServiceIdentitySettings,
+    /// How the user access tokens issued by the partner registry are verified.
     pub user_tokens: UserTokenSettings,
+    /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// Domains, validity minimums, trust policies and trust-store refresh.
     pub certificates: CertificateSettings,
+    /// The platform key that re-signs partner certificates.
     pub platform: PlatformSettings,
 }
 
@@ -104,8 +113,12 @@ pub struct CertificateSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlatformSettings {
+    /// PEM of the platform root, the anchor platform-signed copies verify against; the
+    /// service only writes it, when `generate` creates a development PKI.
     pub root_certificate_file: String,
+    /// PEM of the certificate that issues the platform-signed copies.
     pub signing_certificate_file: String,
+    /// PEM private key of the signing certificate; never leaves its file and memory.
     pub signing_key_file: String,
     /// Generate a platform root and signing certificate (files 0600) on first start when
     /// the files do not exist. The root's private key is not kept.

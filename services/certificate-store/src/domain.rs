@@ -7,7 +7,9 @@ pub use pmp_common::audit::AuditEvent;
 /// Root (self-signed) or intermediate CA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CaType {
+    /// Self-signed: a trust anchor of its domain.
     Root,
+    /// Issued by a CA of the domain (or of the same upload): part of the issuer pool.
     Intermediate,
 }
 
@@ -62,6 +64,7 @@ impl OwnerType {
 /// The typed owner of a stored partner-side certificate and the partner it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
+    /// Whether the holder is a partner or an FTM, so that equal ids never collide.
     pub owner_type: OwnerType,
     /// Partner id or FTM id, by `owner_type`.
     pub owner_id: String,
@@ -101,20 +104,29 @@ impl Owner {
 /// A CA certificate of the trust store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaCertificate {
+    /// Store-assigned id (UUIDv7), the key of lookups and trust paths.
     pub certificate_id: String,
     /// Upper-case domain, e.g. `FTM`.
     pub partner_domain: String,
+    /// Anchor (root) or issuer pool member (intermediate) of the domain's trust store.
     pub ca_type: CaType,
+    /// Subject distinguished name, for display.
     pub subject: String,
+    /// Issuer distinguished name, for display.
     pub issuer: String,
+    /// Serial number as issued by the CA, for display.
     pub serial_number: String,
     /// SHA-256 of the DER, for display.
     pub thumbprint: String,
     /// SHA-256 of the `tbsCertificate`: duplicates are detected by it.
     pub identity: String,
+    /// Start of the certificate's validity.
     pub not_before: DateTime<Utc>,
+    /// End of the certificate's validity; chains through it fail afterwards.
     pub not_after: DateTime<Utc>,
+    /// When the store accepted it.
     pub upload_time: DateTime<Utc>,
+    /// The certificate as uploaded, PEM: what the trust store is built from.
     pub certificate_pem: String,
     /// The issuing CA's id; a root names itself.
     pub issuer_certificate_id: String,
@@ -123,22 +135,35 @@ pub struct CaCertificate {
 /// A partner or FTM chip certificate with its platform-signed copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerCertificate {
+    /// Store-assigned id (UUIDv7), which the owning service records and marks trusted by.
     pub certificate_id: String,
+    /// The partner or FTM holding it, and the partner whose deactivation untrusts it.
     pub owner: Owner,
+    /// Upper-case domain whose CAs it chains to, e.g. `FTM`.
     pub partner_domain: String,
+    /// Organisation named at upload, which the certificate's subject `O` had to match
+    /// (KER-PCM-008).
     pub organization_name: String,
     /// SHA-256 of the `tbsCertificate`: one owner per identity and domain.
     pub identity: String,
     /// SHA-256 of the DER, for display.
     pub thumbprint: String,
+    /// Subject distinguished name, for display.
     pub subject: String,
+    /// Issuer distinguished name, for display.
     pub issuer: String,
+    /// Serial number as issued by the CA, for display.
     pub serial_number: String,
+    /// Start of the certificate's validity.
     pub not_before: DateTime<Utc>,
+    /// End of the certificate's validity; it stops verifying afterwards.
     pub not_after: DateTime<Utc>,
     /// basicConstraints CA:TRUE: the certificate may appear as an issuer in chains.
     pub is_ca: bool,
+    /// The certificate as uploaded (signed by the domain's CA), PEM.
     pub ca_signed_pem: String,
+    /// The copy re-signed by the platform signing certificate (MOSIP's "PMS"-signed
+    /// certificate), PEM, returned with every upload and lookup.
     pub platform_signed_pem: String,
     /// The CA path at upload time, leaf first.
     pub chain_pem: Vec<String>,
@@ -146,20 +171,25 @@ pub struct PartnerCertificate {
     /// chip certificate approved); trusted in effect only while its partner is not
     /// deactivated as well.
     pub trusted: bool,
+    /// When the store accepted it.
     pub upload_time: DateTime<Utc>,
+    /// When it was last changed (trust flag set, partner linked).
     pub update_time: DateTime<Utc>,
 }
 
 /// Filters of `ListCaCertificates`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaFilter {
+    /// Only CAs of this upper-case domain; `None` for every domain.
     pub partner_domain: Option<String>,
+    /// Only roots or only intermediates; `None` for both.
     pub ca_type: Option<CaType>,
 }
 
 /// What the in-memory trust store is built from, read in one go with its version.
 #[derive(Debug, Clone, Default)]
 pub struct TrustData {
+    /// The trust-store version this data reflects, compared by the poller to spot changes.
     pub version: i64,
     /// (domain, PEM) of every CA certificate.
     pub ca_certificates: Vec<(String, String)>,
@@ -172,8 +202,11 @@ pub struct TrustData {
 /// The trust-relevant facts of one stored partner/FTM certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTrustEntry {
+    /// Upper-case domain the certificate is stored in.
     pub partner_domain: String,
+    /// SHA-256 of its `tbsCertificate`, by which verification recognises it.
     pub identity: String,
+    /// The partner whose deactivation untrusts it.
     pub partner_id: String,
     /// The flag set by the owning service.
     pub trusted: bool,

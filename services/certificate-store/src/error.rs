@@ -14,8 +14,11 @@ pub enum StoreError {
     /// A certificate rule (parse, version, key, algorithm, dates, chain, organisation...).
     #[error("{0}")]
     Certificate(#[from] CertError),
+    /// The requested partner domain is not configured in `allowed_domains` (`KER-PCM-011`).
     #[error("partner domain is not one of the allowed domains")]
     InvalidDomain,
+    /// The CA certificate is already held in the domain (as a CA or a partner/FTM
+    /// certificate), or appears twice in the upload (`KER-PCM-003`).
     #[error("certificate already exists in the store for this domain")]
     DuplicateCa,
     /// The certificate is already held by another owner in the domain (or is one of the
@@ -28,13 +31,19 @@ pub enum StoreError {
     /// The partner is deactivated: it cannot add certificates.
     #[error("partner is not active")]
     PartnerDeactivated,
+    /// A request field is blank, unknown or inconsistent, e.g. a chip certificate without
+    /// its partner (`PMS_COR_001`).
     #[error("{message}")]
     InvalidField {
+        /// Request field at fault, reported as the violation's field.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
+    /// No CA certificate has the requested id (`KER-PMS-019`).
     #[error("CA certificate not found")]
     CaNotFound,
+    /// No partner or chip certificate has the requested id (`KER-PCM-012`).
     #[error("partner certificate not found")]
     CertificateNotFound,
     /// The caller is not authenticated, or lacks the role or service permission.
@@ -43,8 +52,11 @@ pub enum StoreError {
     /// A page size or page token that cannot be served.
     #[error(transparent)]
     Page(#[from] PageError),
+    /// The database failed or refused a statement.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// A broken invariant: an unreadable stored row, a missing version row, a failed
+    /// blocking task.
     #[error("internal error: {0}")]
     Internal(String),
 }

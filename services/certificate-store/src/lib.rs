@@ -10,6 +10,8 @@
 //! only if such a trusted certificate is on its validated path; under `chain` (MOSIP's rule)
 //! a certificate the store has never seen is judged by its chain alone.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 mod convert;
 pub mod domain;

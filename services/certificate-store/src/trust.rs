@@ -53,6 +53,7 @@ pub const REASON_NOT_REGISTERED: &str =
 /// The answer to "is this certificate trusted in this domain right now?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// Whether the certificate is trusted in the domain right now.
     pub trusted: bool,
     /// The verified path, leaf first; empty when untrusted.
     pub chain_pem: Vec<String>,
@@ -188,6 +189,7 @@ impl DomainTrust {
 
 /// One immutable version of the trust store.
 pub struct TrustSnapshot {
+    /// Trust-store version it reflects; `refresh` rebuilds only when the stored one differs.
     pub version: i64,
     domains: HashMap<String, DomainTrust>,
     cache: moka::sync::Cache<[u8; 32], CachedVerdict>,

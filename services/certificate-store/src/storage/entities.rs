@@ -1,6 +1,7 @@
 //! sea-orm entities of the certificate store's tables (schema: the migration crate).
 
 /// `ca_certificates`: the trust store.
+#[allow(missing_docs)]
 pub mod ca_certificates {
     use sea_orm::entity::prelude::*;
 
@@ -30,6 +31,7 @@ pub mod ca_certificates {
 }
 
 /// `partner_certificates`: partner and FTM chip certificates.
+#[allow(missing_docs)]
 pub mod partner_certificates {
     use sea_orm::entity::prelude::*;
 
@@ -67,6 +69,7 @@ pub mod partner_certificates {
 }
 
 /// `trust_versions`: one row whose version moves with every trust-relevant write.
+#[allow(missing_docs)]
 pub mod trust_versions {
     use sea_orm::entity::prelude::*;
 
@@ -86,6 +89,7 @@ pub mod trust_versions {
 
 /// `deactivated_partners`: partners whose certificates, and their FTMs' chip certificates,
 /// are untrusted while the row exists.
+#[allow(missing_docs)]
 pub mod deactivated_partners {
     use sea_orm::entity::prelude::*;
 

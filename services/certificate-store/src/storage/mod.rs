@@ -15,8 +15,11 @@ use crate::error::StoreError;
 /// One page of CA certificates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaPage {
+    /// CA certificates of this page, in certificate-id order.
     pub ca_certificates: Vec<CaCertificate>,
+    /// Whether more match after the last one, i.e. a next page token is due.
     pub has_more: bool,
+    /// CA certificates matching the filter across all pages.
     pub total_size: u64,
 }
 
@@ -35,6 +38,7 @@ pub trait CertificateRepository: Send + Sync {
         audit: Vec<AuditEvent>,
     ) -> Result<(), StoreError>;
 
+    /// The CA certificate with this id, if stored.
     async fn find_ca(&self, certificate_id: &str) -> Result<Option<CaCertificate>, StoreError>;
 
     /// The CA certificate of `partner_domain` with this identity.
@@ -52,6 +56,7 @@ pub trait CertificateRepository: Send + Sync {
         limit: u64,
     ) -> Result<CaPage, StoreError>;
 
+    /// The partner/FTM certificate with this id, if stored.
     async fn find_partner_certificate(
         &self,
         certificate_id: &str,
@@ -102,6 +107,7 @@ pub trait CertificateRepository: Send + Sync {
     /// Everything the in-memory trust store is built from, with the version it reflects.
     async fn trust_data(&self) -> Result<TrustData, StoreError>;
 
+    /// The audit rows written about `entity_id`, for tests to check what was recorded.
     #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError>;
 }
