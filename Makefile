@@ -1,12 +1,12 @@
 # Partner Management for Foundational Trust Providers — developer entry points.
 #   make run    build, start the services on SQLite under ./data/ (Ctrl-C stops them)
-#   make test   formatting, lints (warnings are errors) and every test
+#   make test   formatting, lints and rustdoc (warnings are errors) and every test
 # PostgreSQL-backed tests run when PMP_TEST_POSTGRES_URL names a server, e.g.
 #   PMP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres make test
 
 CARGO ?= cargo
 
-.PHONY: all build run demo test fmt lint check check-release bench clean
+.PHONY: all build run demo test fmt lint doc check check-release bench clean
 
 all: build
 
@@ -23,13 +23,20 @@ demo:
 	$(CARGO) build -p pmpctl
 	./deploy/local/demo.sh
 
-test: fmt lint check-release check
+test: fmt lint doc check-release check
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Rustdoc of the libraries: broken or private links are errors.
+DOC_PACKAGES = -p pmp-proto -p pmp-common -p pmp-dev-certs -p partner-registry \
+	-p certificate-store -p ftm-management -p pmp-e2e
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps $(DOC_PACKAGES)
 
 # The end-to-end tests build the binaries they start (tests/src/lib.rs).
 check:

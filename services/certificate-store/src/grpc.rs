@@ -4,12 +4,29 @@
 
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{Caller, caller};
+use pmp_common::auth::{Caller, FTM_MANAGEMENT, PARTNER_REGISTRY, ServiceAccess, caller};
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStore;
 
 use crate::error::StoreError;
 use crate::service::{CertificateStoreService, Input};
+
+/// Which platform services may call which RPCs; everything else refuses service callers.
+/// Which owner's certificates a service may upload and (un)trust follows from the service
+/// (see `service::owner_type_of`), never from a request field.
+pub(crate) const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[
+    (
+        "UploadPartnerCertificate",
+        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
+    ),
+    ("GetPartnerCertificate", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
+    ("SetCertificateTrusted", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
+    ("SetPartnerDeactivated", &[PARTNER_REGISTRY]),
+    (
+        "VerifyCertificateTrust",
+        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
+    ),
+]);
 
 /// The `CertificateStore` gRPC server. It only translates between the wire and the service
 /// API, which holds every rule of the store and knows nothing of tonic.

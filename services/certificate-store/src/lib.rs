@@ -37,8 +37,9 @@ use pmp_common::keys;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
 use crate::config::{CertStoreSettings, PlatformSettings};
+use crate::grpc::SERVICE_CALLERS;
 use crate::grpc::StoreGrpc;
-use crate::service::{CertificateStoreService, SERVICE_CALLERS};
+use crate::service::CertificateStoreService;
 use crate::storage::{CertificateRepository, SqlCertificateRepository};
 use crate::trust::TrustStore;
 use crate::x509::{PlatformSigner, ValidationPolicy};

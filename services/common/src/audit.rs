@@ -45,7 +45,7 @@ impl AuditEvent {
     }
 }
 
-/// The `audit_events` table (sea-orm entity; the columns are those of [`super::AuditEvent`]).
+/// The `audit_events` table (sea-orm entity; the columns are those of [`AuditEvent`]).
 #[allow(missing_docs)]
 pub mod entity {
     use sea_orm::entity::prelude::*;

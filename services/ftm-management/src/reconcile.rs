@@ -2,7 +2,7 @@
 //!
 //! A step that changed (or may have changed) a certificate's trust in the store but could
 //! not record its outcome locally leaves an expired lease on the FTM (see
-//! [`crate::service`]). The shared [`pmp_common::lease::Reconciler`] takes each such lease
+//! `crate::service`). The shared [`pmp_common::lease::Reconciler`] takes each such lease
 //! over and asks [`TrustRepair`] to re-apply `SetCertificateTrusted(certificate, status ==
 //! APPROVED)` from the FTM's recorded status — the local status is the source of truth —
 //! then removes the marker. It runs at start-up and then periodically; every replica may

@@ -22,7 +22,7 @@ mod verify;
 
 use std::sync::Arc;
 
-use pmp_common::auth::{AuthError, Caller, FTM_MANAGEMENT, PARTNER_REGISTRY, ServiceAccess};
+use pmp_common::auth::{AuthError, Caller, FTM_MANAGEMENT, PARTNER_REGISTRY};
 
 use crate::domain::OwnerType;
 use crate::error::StoreError;
@@ -36,24 +36,7 @@ pub(crate) use inputs::{
 };
 pub(crate) use outputs::{CaList, CaUpload, CaUploadResult, TrustPath, UploadStatus};
 
-/// Which platform services may call which RPCs; everything else refuses service callers.
-/// Which owner's certificates a service may upload and (un)trust follows from the service
-/// (see [`owner_type_of`]), never from a request field.
-pub(crate) const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[
-    (
-        "UploadPartnerCertificate",
-        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
-    ),
-    ("GetPartnerCertificate", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
-    ("SetCertificateTrusted", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
-    ("SetPartnerDeactivated", &[PARTNER_REGISTRY]),
-    (
-        "VerifyCertificateTrust",
-        &[PARTNER_REGISTRY, FTM_MANAGEMENT],
-    ),
-]);
-
-/// Who may make a request, beyond being let through by [`SERVICE_CALLERS`]. Checked before
+/// Who may make a request, beyond being let through by `grpc::SERVICE_CALLERS`. Checked before
 /// the request is decoded (a caller without the right is refused whatever it sent) and again
 /// by the use case itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,7 +126,7 @@ impl ServiceSigner {
     }
 
     /// A token for calls to service `audience`, valid for at least another
-    /// [`RENEW_BEFORE`] (minted again when older).
+    /// `RENEW_BEFORE` (minted again when older).
     pub fn token_for(&self, audience: &str) -> Result<String, KeyError> {
         let now = now_seconds();
         // The cache holds only finished tokens: one left by a panicking thread is still good.
