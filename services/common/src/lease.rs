@@ -196,6 +196,63 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<bool, Self::Error>;
 }
 
+/// A repository whose records keep their leases in [`LeaseColumns`] of one table: it is a
+/// [`LeaseStore`] without further code.
+pub trait SqlLeases: Send + Sync {
+    /// The table.
+    type Entity: EntityTrait;
+    /// The service's error, which database errors convert into.
+    type Error: From<DbErr> + std::fmt::Display + Send;
+    /// The table's lease columns.
+    const COLUMNS: LeaseColumns<Self::Entity>;
+    /// The connection the repository was given.
+    fn connection(&self) -> &sea_orm::DatabaseConnection;
+}
+
+#[async_trait::async_trait]
+impl<T: SqlLeases> LeaseStore for T
+where
+    <T::Entity as EntityTrait>::Column: Send + Sync,
+{
+    type Error = T::Error;
+
+    async fn stale_leases(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<StaleLease>, T::Error> {
+        Ok(T::COLUMNS.stale(self.connection(), now, limit).await?)
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &StaleLease,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, T::Error> {
+        let columns = T::COLUMNS;
+        Ok(columns
+            .take_over(self.connection(), stale, token, expires_at, now)
+            .await?)
+    }
+
+    async fn release_lease(&self, id: &str, token: &str) -> Result<bool, T::Error> {
+        Ok(T::COLUMNS.release(self.connection(), id, token).await?)
+    }
+
+    async fn abandon_lease(
+        &self,
+        id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, T::Error> {
+        Ok(T::COLUMNS
+            .abandon(self.connection(), id, token, now)
+            .await?)
+    }
+}
+
 /// How a service brings the other service back in line with one of its records.
 #[async_trait::async_trait]
 pub trait Reapply: Send + Sync {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub use sql::SqlFtmRepository;
 
-use pmp_common::lease::{LeaseStore, StaleLease};
+use pmp_common::lease::LeaseStore;
 
 use crate::domain::{AuditEvent, Ftm, FtmChange, FtmPage, FtmStatus, ListQuery};
 use crate::error::FtmError;
@@ -66,7 +66,10 @@ pub trait FtmRepository: LeaseStore<Error = FtmError> {
 
     #[cfg(feature = "testing")]
     /// The FTM's lease or marker, if any.
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError>;
+    async fn sync_marker(
+        &self,
+        ftm_id: &str,
+    ) -> Result<Option<pmp_common::lease::StaleLease>, FtmError>;
 
     /// Number of FTMs in each status that has any (for the metrics endpoint).
     async fn status_counts(&self) -> Result<Vec<(FtmStatus, u64)>, FtmError>;

@@ -13,7 +13,7 @@ use sea_orm::{
     Set, Statement, TransactionTrait,
 };
 
-use pmp_common::lease::{LeaseColumns, LeaseStore, StaleLease};
+use pmp_common::lease::{LeaseColumns, SqlLeases};
 
 use super::FtmRepository;
 use super::entities::ftms;
@@ -26,13 +26,6 @@ use crate::error::FtmError;
 /// bind-parameter limits).
 #[cfg(feature = "testing")]
 const IMPORT_CHUNK: usize = 500;
-
-/// The lease columns of `ftms`.
-const LEASE: LeaseColumns<ftms::Entity> = LeaseColumns {
-    id: ftms::Column::FtmId,
-    token: ftms::Column::SyncToken,
-    expires_at: ftms::Column::SyncExpiresAt,
-};
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -326,7 +319,10 @@ impl FtmRepository for SqlFtmRepository {
     }
 
     #[cfg(feature = "testing")]
-    async fn sync_marker(&self, ftm_id: &str) -> Result<Option<StaleLease>, FtmError> {
+    async fn sync_marker(
+        &self,
+        ftm_id: &str,
+    ) -> Result<Option<pmp_common::lease::StaleLease>, FtmError> {
         Ok(ftms::Entity::find_by_id(ftm_id.to_owned())
             .one(&self.connection)
             .await?
@@ -364,47 +360,23 @@ impl FtmRepository for SqlFtmRepository {
     }
 }
 
-#[async_trait]
-impl LeaseStore for SqlFtmRepository {
+impl SqlLeases for SqlFtmRepository {
+    type Entity = ftms::Entity;
     type Error = FtmError;
+    const COLUMNS: LeaseColumns<ftms::Entity> = LeaseColumns {
+        id: ftms::Column::FtmId,
+        token: ftms::Column::SyncToken,
+        expires_at: ftms::Column::SyncExpiresAt,
+    };
 
-    async fn release_lease(&self, ftm_id: &str, token: &str) -> Result<bool, FtmError> {
-        Ok(LEASE.release(&self.connection, ftm_id, token).await?)
-    }
-
-    async fn abandon_lease(
-        &self,
-        ftm_id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        Ok(LEASE.abandon(&self.connection, ftm_id, token, now).await?)
-    }
-
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, FtmError> {
-        Ok(LEASE.stale(&self.connection, now, limit).await?)
-    }
-
-    async fn take_over_lease(
-        &self,
-        marker: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, FtmError> {
-        Ok(LEASE
-            .take_over(&self.connection, marker, token, expires_at, now)
-            .await?)
+    fn connection(&self) -> &DatabaseConnection {
+        &self.connection
     }
 }
 
 #[cfg(feature = "testing")]
-fn marker_of(model: ftms::Model) -> Option<StaleLease> {
-    Some(StaleLease {
+fn marker_of(model: ftms::Model) -> Option<pmp_common::lease::StaleLease> {
+    Some(pmp_common::lease::StaleLease {
         id: model.ftm_id,
         token: model.sync_token?,
         expires_at: model.sync_expires_at?,

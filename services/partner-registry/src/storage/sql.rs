@@ -8,19 +8,12 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use pmp_common::lease::{LeaseColumns, LeaseStore, StaleLease};
+use pmp_common::lease::{LeaseColumns, SqlLeases};
 
 use super::entities::{partner_types, partners, users};
 use super::{PartnerPage, PartnerRepository, UserRecord};
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
-
-/// The lease columns of `partners`.
-const LEASE: LeaseColumns<partners::Entity> = LeaseColumns {
-    id: partners::Column::PartnerId,
-    token: partners::Column::SyncToken,
-    expires_at: partners::Column::SyncExpiresAt,
-};
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -356,42 +349,16 @@ impl PartnerRepository for SqlPartnerRepository {
     }
 }
 
-#[async_trait]
-impl LeaseStore for SqlPartnerRepository {
+impl SqlLeases for SqlPartnerRepository {
+    type Entity = partners::Entity;
     type Error = RegistryError;
+    const COLUMNS: LeaseColumns<partners::Entity> = LeaseColumns {
+        id: partners::Column::PartnerId,
+        token: partners::Column::SyncToken,
+        expires_at: partners::Column::SyncExpiresAt,
+    };
 
-    async fn release_lease(&self, partner_id: &str, token: &str) -> Result<bool, RegistryError> {
-        Ok(LEASE.release(&self.connection, partner_id, token).await?)
-    }
-
-    async fn abandon_lease(
-        &self,
-        partner_id: &str,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError> {
-        Ok(LEASE
-            .abandon(&self.connection, partner_id, token, now)
-            .await?)
-    }
-
-    async fn stale_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: u64,
-    ) -> Result<Vec<StaleLease>, RegistryError> {
-        Ok(LEASE.stale(&self.connection, now, limit).await?)
-    }
-
-    async fn take_over_lease(
-        &self,
-        marker: &StaleLease,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, RegistryError> {
-        Ok(LEASE
-            .take_over(&self.connection, marker, token, expires_at, now)
-            .await?)
+    fn connection(&self) -> &DatabaseConnection {
+        &self.connection
     }
 }
