@@ -61,6 +61,9 @@ pub type RepositoryWrapper =
 pub struct PartnerRegistry {
     /// Wraps the repository before use (tests make the database fail at chosen points).
     pub wrapper: Option<RepositoryWrapper>,
+    /// The clock of leases and login limits (tests move it instead of waiting); the
+    /// system's when `None`.
+    pub clock: Option<pmp_common::time::SharedClock>,
 }
 
 impl PlatformService for PartnerRegistry {
@@ -93,7 +96,7 @@ impl PlatformService for PartnerRegistry {
             &settings.tls,
         )?);
         let consistency = &settings.consistency;
-        let clock = pmp_common::time::system_clock();
+        let clock = self.clock.unwrap_or_else(pmp_common::time::system_clock);
         let reconciler = reconcile::reconciler(
             Arc::clone(&repository),
             store.clone(),

@@ -9,7 +9,9 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use serde::Deserialize;
 
@@ -67,7 +69,7 @@ impl LimitSettings {
 pub struct Counter {
     limit: u32,
     window: Duration,
-    events: moka::sync::Cache<String, Arc<Mutex<VecDeque<Instant>>>>,
+    events: moka::sync::Cache<String, Arc<Mutex<VecDeque<DateTime<Utc>>>>>,
 }
 
 impl Counter {
@@ -83,12 +85,12 @@ impl Counter {
         }
     }
 
-    fn log(&self, key: &str) -> Arc<Mutex<VecDeque<Instant>>> {
+    fn log(&self, key: &str) -> Arc<Mutex<VecDeque<DateTime<Utc>>>> {
         self.events.get_with(key.to_owned(), Arc::default)
     }
 
     /// `Err(retry after)` when `key` has reached its limit at `now`.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+    pub fn check(&self, key: &str, now: DateTime<Utc>) -> Result<(), Duration> {
         let Some(log) = self.events.get(key) else {
             return Ok(());
         };
@@ -97,7 +99,7 @@ impl Counter {
         };
         while log
             .front()
-            .is_some_and(|oldest| now.duration_since(*oldest) >= self.window)
+            .is_some_and(|oldest| elapsed(*oldest, now) >= self.window)
         {
             log.pop_front();
         }
@@ -107,12 +109,12 @@ impl Counter {
         let oldest = log.front().copied().unwrap_or(now);
         Err(self
             .window
-            .saturating_sub(now.duration_since(oldest))
+            .saturating_sub(elapsed(oldest, now))
             .max(Duration::from_secs(1)))
     }
 
     /// Counts an event of `key` at `now`.
-    pub fn record(&self, key: &str, now: Instant) {
+    pub fn record(&self, key: &str, now: DateTime<Utc>) {
         let log = self.log(key);
         if let Ok(mut log) = log.lock() {
             log.push_back(now);
@@ -150,14 +152,19 @@ impl Limits {
     }
 }
 
+/// Time from `earlier` to `now`; zero when the clock went backwards (the event still counts).
+fn elapsed(earlier: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (now - earlier).to_std().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_key_is_locked_at_its_limit_and_released_by_the_window() {
-        let start = Instant::now();
-        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let start = Utc::now();
+        let at = |seconds: i64| start + chrono::Duration::seconds(seconds);
         let counter = Counter::new(3, Duration::from_secs(60));
         for second in 0..3 {
             assert_eq!(counter.check("alice", at(second)), Ok(()));

@@ -73,6 +73,7 @@ pub fn spawn_on_with_repository(
     Spawned::service_on(
         crate::PartnerRegistry {
             wrapper: Some(wrapper),
+            clock: None,
         },
         settings,
         listener,
@@ -105,4 +106,20 @@ pub fn reconciler(
         settings.consistency.lease(),
         settings.consistency.reconcile_batch_size,
     ))
+}
+
+/// Runs the registry on `127.0.0.1:0` reading the time from `clock` (leases and login
+/// limits), so a test moves time past a lock-out instead of waiting for it.
+pub async fn spawn_with_clock(
+    settings: RegistrySettings,
+    clock: pmp_common::time::SharedClock,
+) -> anyhow::Result<Spawned> {
+    Spawned::service(
+        crate::PartnerRegistry {
+            wrapper: None,
+            clock: Some(clock),
+        },
+        settings,
+    )
+    .await
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::{Code, Status};
@@ -16,6 +17,7 @@ use partner_registry::testing::{self, TEST_ADMIN_PASSWORD};
 use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::{TestDatabase, backends};
 use pmp_common::testing::assert_error;
+use pmp_common::time::ManualClock;
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 use pmp_proto::partner::v1::{LoginRequest, LoginResponse};
 use pmp_proto::service_names::PARTNER_REGISTRY;
@@ -148,11 +150,16 @@ async fn a_successful_login_clears_the_user_names_failures() {
 
 #[tokio::test]
 async fn a_lock_ends_once_its_failures_leave_the_window() {
-    let window = Duration::from_secs(3);
-    let registry = Registry::start_with("sqlite", |settings| {
-        settings.limits.window_seconds = window.as_secs();
-        settings.limits.failures_per_user = 1;
-    })
+    let window = Duration::from_secs(60);
+    let clock = Arc::new(ManualClock::starting_now());
+    let registry = Registry::start_on_clock(
+        "sqlite",
+        |settings| {
+            settings.limits.window_seconds = window.as_secs();
+            settings.limits.failures_per_user = 1;
+        },
+        Some(clock.clone()),
+    )
     .await;
     registry
         .register(registration("alice"))
@@ -160,7 +167,11 @@ async fn a_lock_ends_once_its_failures_leave_the_window() {
         .expect("registered");
     assert!(login(&registry, "alice", "typo").await.is_err());
     let delay = assert_locked(login(&registry, "alice", PASSWORD).await, window);
-    tokio::time::sleep(delay + Duration::from_millis(200)).await;
+    // Ten seconds short of the delay the lock holds (real time runs on meanwhile)...
+    clock.advance(delay.saturating_sub(Duration::from_secs(10)));
+    assert_locked(login(&registry, "alice", PASSWORD).await, window);
+    // ...and once the delay has passed, it is gone: the retry delay was honest.
+    clock.advance(Duration::from_secs(11));
     login(&registry, "alice", PASSWORD)
         .await
         .expect("the retry delay was honest");

@@ -1,7 +1,5 @@
 //! `RegisterPartner`: anonymous self-registration of a partner and its user account.
 
-use std::time::Instant;
-
 use chrono::Utc;
 
 use pmp_common::security::{self, SecurityEventKind};
@@ -52,7 +50,7 @@ impl RegistryService {
 
     /// Counts a registration from `address`, refused once the address is over its limit.
     fn count_registration(&self, address: &str) -> Result<(), RegistryError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let registrations = &self.limits.registrations_by_address;
         if let Err(retry_after) = registrations.check(address, now) {
             security::record(

@@ -1,7 +1,7 @@
 //! `Login` (user name and password for an access token, with failure limits) and the keys
 //! that verify the tokens.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pmp_common::security::{self, SecurityEventKind};
 
@@ -45,7 +45,7 @@ impl RegistryService {
     ) -> Result<AccessToken, RegistryError> {
         let Credentials { username, password } = credentials;
         check_password_length(password.expose())?;
-        let now = Instant::now();
+        let now = self.clock.now();
         self.check_not_locked_out(&username, address, now)?;
         let user = self
             .verified_user(&username, password, address, now)
@@ -72,7 +72,7 @@ impl RegistryService {
         &self,
         username: &str,
         address: &str,
-        now: Instant,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), RegistryError> {
         let limits = &self.limits;
         if let Err(retry_after) = limits
@@ -92,7 +92,7 @@ impl RegistryService {
         username: &str,
         password: Password,
         address: &str,
-        now: Instant,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<UserRecord, RegistryError> {
         let user = self.repository.find_user(username).await?;
         let hash = user.as_ref().map_or_else(

@@ -36,6 +36,15 @@ impl Registry {
         backend: &str,
         adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
     ) -> Registry {
+        Self::start_on_clock(backend, adjust, None).await
+    }
+
+    /// [`Registry::start_with`], reading the time from `clock` when given.
+    pub async fn start_on_clock(
+        backend: &str,
+        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
+        clock: Option<pmp_common::time::SharedClock>,
+    ) -> Registry {
         let database = TestDatabase::new(backend).await.expect("database");
         let directory = tempfile::tempdir().expect("tempdir");
         let mut settings = testing::settings(
@@ -49,7 +58,11 @@ impl Registry {
         )
         .expect("settings");
         adjust(&mut settings);
-        let server = testing::spawn(settings).await.expect("spawn");
+        let server = match clock {
+            Some(clock) => testing::spawn_with_clock(settings, clock).await,
+            None => testing::spawn(settings).await,
+        }
+        .expect("spawn");
         wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
             .await
             .expect("serving");
