@@ -13,6 +13,8 @@ use tonic::transport::Channel;
 use tonic::{Response, Status};
 
 use certificate_store::domain::TrustPolicy;
+use ftm_management::RepositoryWrapper as FtmRepositoryWrapper;
+use ftm_management::config::FtmSettings;
 use partner_registry::RepositoryWrapper;
 use partner_registry::config::RegistrySettings;
 use pmp_common::auth::testing::ServiceKeyFiles;
@@ -29,6 +31,17 @@ use pmp_proto::service_names;
 /// Password of every partner registered through [`InProcessPlatform::register`].
 pub const PARTNER_PASSWORD: &str = "partner-password-1";
 
+/// Where the registry and FTM management find the certificate store.
+pub enum StoreChoice {
+    /// A real certificate store, started with the platform.
+    Real,
+    /// Any address: a test double of the store, or one that is down.
+    Address(String),
+}
+
+/// A change to FTM management's settings before it starts.
+pub type FtmAdjust = Box<dyn FnOnce(&mut FtmSettings) + Send>;
+
 /// How to build an in-process platform.
 pub struct Options {
     /// "sqlite" or "postgres", for all three databases.
@@ -39,6 +52,12 @@ pub struct Options {
     pub registry_wrapper: Option<RepositoryWrapper>,
     /// Period of the registry's and FTM service's reconcilers.
     pub reconcile_interval_seconds: u64,
+    /// The certificate store: real, or a double at an address.
+    pub store: StoreChoice,
+    /// Wraps FTM management's repository (failure injection).
+    pub ftm_wrapper: Option<FtmRepositoryWrapper>,
+    /// Changes FTM management's settings.
+    pub ftm_adjust: Option<FtmAdjust>,
 }
 
 impl Options {
@@ -49,6 +68,9 @@ impl Options {
             ftm_policy: TrustPolicy::Registered,
             registry_wrapper: None,
             reconcile_interval_seconds: 3600,
+            store: StoreChoice::Real,
+            ftm_wrapper: None,
+            ftm_adjust: None,
         }
     }
 }
@@ -56,10 +78,14 @@ impl Options {
 /// The three services, running in this process.
 pub struct InProcessPlatform {
     pub registry: Spawned,
-    pub store: Spawned,
+    /// `None` when the platform uses a store at an address ([`StoreChoice::Address`]).
+    pub store: Option<Spawned>,
+    /// The certificate store's address, real or not.
+    pub store_address: String,
     pub ftm: Spawned,
     pub registry_database: TestDatabase,
-    pub store_database: TestDatabase,
+    /// `None` without a real store.
+    pub store_database: Option<TestDatabase>,
     pub ftm_database: TestDatabase,
     /// The services' identity keys (sign service tokens as any of them).
     pub service_keys: ServiceKeyFiles,
@@ -76,24 +102,29 @@ impl InProcessPlatform {
     pub async fn start(options: Options) -> anyhow::Result<InProcessPlatform> {
         let directory = tempfile::tempdir()?;
         let service_keys = ServiceKeyFiles::generate(&directory.path().join("identities"))?;
-        let registry_database = TestDatabase::new(options.backend).await?;
-        let store_database = TestDatabase::new(options.backend).await?;
-        let ftm_database = TestDatabase::new(options.backend).await?;
         let (registry_listener, registry_address) = reserve_address().await?;
-        let (store_listener, store_address) = reserve_address().await?;
-
-        let store_directory = directory.path().join("store");
-        std::fs::create_dir_all(&store_directory)?;
-        let mut store_settings = certificate_store::testing::settings(
-            &store_directory,
-            store_database.settings.clone(),
-            &registry_address,
-            &service_keys,
-        )?;
-        store_settings
-            .certificates
-            .trust_policy
-            .insert("FTM".into(), options.ftm_policy);
+        let store = match options.store {
+            StoreChoice::Real => {
+                let policy = options.ftm_policy;
+                Some(
+                    start_store(
+                        &directory,
+                        &service_keys,
+                        &registry_address,
+                        options.backend,
+                        policy,
+                    )
+                    .await?,
+                )
+            }
+            StoreChoice::Address(_) => None,
+        };
+        let store_address = match (&store, &options.store) {
+            (Some((spawned, _)), _) => spawned.address.clone(),
+            (None, StoreChoice::Address(address)) => address.clone(),
+            (None, StoreChoice::Real) => anyhow::bail!("the real store did not start"),
+        };
+        let registry_database = TestDatabase::new(options.backend).await?;
         let mut registry_settings = partner_registry::testing::settings(
             directory.path(),
             registry_database.settings.clone(),
@@ -112,7 +143,7 @@ impl InProcessPlatform {
                 partner_registry::testing::spawn_on(registry_settings.clone(), registry_listener)?
             }
         };
-        let store = certificate_store::testing::spawn_on(store_settings, store_listener)?;
+        let ftm_database = TestDatabase::new(options.backend).await?;
         let mut ftm_settings = ftm_management::testing::settings(
             ftm_database.settings.clone(),
             &registry_address,
@@ -120,21 +151,31 @@ impl InProcessPlatform {
             &service_keys,
         )?;
         ftm_settings.consistency.reconcile_interval_seconds = options.reconcile_interval_seconds;
-        let ftm = ftm_management::testing::spawn(ftm_settings).await?;
-        let timeout = Duration::from_secs(60);
-        for (address, service) in [
-            (&registry.address, service_names::PARTNER_REGISTRY),
-            (&store.address, service_names::CERTIFICATE_STORE),
-            (&ftm.address, service_names::FTM_MANAGEMENT),
-        ] {
-            wait_until_serving(address, service, timeout).await?;
+        if let Some(adjust) = options.ftm_adjust {
+            adjust(&mut ftm_settings);
         }
+        let ftm = match options.ftm_wrapper {
+            Some(wrapper) => {
+                ftm_management::testing::spawn_with_repository(ftm_settings, wrapper).await?
+            }
+            None => ftm_management::testing::spawn(ftm_settings).await?,
+        };
+        let timeout = Duration::from_secs(60);
+        wait_until_serving(&registry.address, service_names::PARTNER_REGISTRY, timeout).await?;
+        if store.is_some() {
+            wait_until_serving(&store_address, service_names::CERTIFICATE_STORE, timeout).await?;
+        }
+        wait_until_serving(&ftm.address, service_names::FTM_MANAGEMENT, timeout).await?;
+        let (store, store_database) = store.unzip();
         Ok(InProcessPlatform {
             registry_client: PartnerRegistryClient::new(registry.channel().await?),
-            store_client: CertificateStoreClient::new(store.channel().await?),
+            store_client: CertificateStoreClient::new(
+                Channel::from_shared(store_address.clone())?.connect_lazy(),
+            ),
             ftm_client: FtmManagementClient::new(ftm.channel().await?),
             registry,
             store,
+            store_address,
             ftm,
             registry_database,
             store_database,
@@ -143,6 +184,11 @@ impl InProcessPlatform {
             directory,
             registry_settings,
         })
+    }
+
+    /// Stops the registry (a dependency that goes down); the other services keep running.
+    pub async fn stop_registry(&mut self) -> anyhow::Result<()> {
+        self.registry.shut_down().await
     }
 
     /// Stops the registry and starts it again on the same address and database with its
@@ -396,4 +442,30 @@ impl InProcessPlatform {
 
 fn inner<T>(result: Result<Response<T>, Status>) -> Result<T, Status> {
     result.map(Response::into_inner)
+}
+
+/// A real certificate store on `backend` that knows the registry at `registry_address`,
+/// with `policy` for the FTM domain.
+async fn start_store(
+    directory: &tempfile::TempDir,
+    service_keys: &ServiceKeyFiles,
+    registry_address: &str,
+    backend: &'static str,
+    policy: TrustPolicy,
+) -> anyhow::Result<(Spawned, TestDatabase)> {
+    let database = TestDatabase::new(backend).await?;
+    let store_directory = directory.path().join("store");
+    std::fs::create_dir_all(&store_directory)?;
+    let mut settings = certificate_store::testing::settings(
+        &store_directory,
+        database.settings.clone(),
+        registry_address,
+        service_keys,
+    )?;
+    settings
+        .certificates
+        .trust_policy
+        .insert("FTM".into(), policy);
+    let store = certificate_store::testing::spawn(settings).await?;
+    Ok((store, database))
 }

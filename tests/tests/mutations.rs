@@ -132,7 +132,11 @@ async fn state(platform: &InProcessPlatform) -> Vec<String> {
     let mut facts = Vec::new();
     for (connection, queries) in [
         (
-            &platform.store_database.connection,
+            &platform
+                .store_database
+                .as_ref()
+                .expect("a real store")
+                .connection,
             &[
                 "SELECT COUNT(*) FROM ca_certificates",
                 "SELECT COUNT(*) FROM partner_certificates",

@@ -14,27 +14,25 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use ftm_management::RepositoryWrapper;
 use ftm_management::config::FtmSettings;
 use ftm_management::domain::{Ftm, FtmStatus};
 use ftm_management::reconcile::{self, Reconciler};
 use ftm_management::storage::{FtmRepository, SqlFtmRepository};
 use ftm_management::upstream::Upstream;
-use ftm_management::{RepositoryWrapper, testing};
 use partner_registry::storage::{PartnerRepository, SqlPartnerRepository};
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
 use pmp_common::audit::AuditEvent;
-use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::client::PeerChannel;
-use pmp_common::db::testing::TestDatabase;
-use pmp_common::testing::{Spawned, wait_until_serving, with_token};
+use pmp_common::testing::with_token;
 use pmp_common::time::ManualClock;
 use pmp_proto::ftm::v1 as proto;
 use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1 as registry;
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
-use pmp_proto::service_names::{FTM_MANAGEMENT, PARTNER_REGISTRY};
 
 use fake_store::{FakeStore, FakeStoreServer};
+use pmp_e2e::inprocess::{FtmAdjust, InProcessPlatform};
 
 /// Nothing listens here: a dependency that is down.
 pub const UNREACHABLE: &str = "http://127.0.0.1:9";
@@ -73,16 +71,11 @@ impl Default for Options {
     }
 }
 
-/// The running platform.
+/// The running platform: the platform harness's in-process services, with the store
+/// replaced by the double (or an address) and the FTM service configured by the test.
 pub struct Platform {
-    pub directory: tempfile::TempDir,
-    pub registry_database: TestDatabase,
-    pub registry: Option<Spawned>,
-    pub registry_address: String,
+    services: InProcessPlatform,
     pub fake: Option<FakeStoreServer>,
-    pub store_address: String,
-    pub ftm_database: TestDatabase,
-    pub ftm: Spawned,
     pub client: FtmManagementClient<Channel>,
     /// Direct access to the FTM service's database.
     pub repository: Arc<SqlFtmRepository>,
@@ -98,76 +91,47 @@ impl Platform {
     }
 
     pub async fn start_with(options: Options) -> Platform {
-        let directory = tempfile::tempdir().expect("tempdir");
-        let secret_file = pmp_common::auth::testing::ServiceKeyFiles::generate(
-            &directory.path().join("identities"),
-        )
-        .expect("service keys");
         let fake = match options.store {
             StoreChoice::Fake => Some(FakeStore::start().await),
             StoreChoice::Address(_) => None,
         };
-        let store_address = match (&fake, &options.store) {
+        let store_address = match (&fake, options.store) {
             (Some(fake), _) => fake.address.clone(),
-            (None, StoreChoice::Address(address)) => address.clone(),
+            (None, StoreChoice::Address(address)) => address,
             (None, StoreChoice::Fake) => unreachable!(),
         };
-        let registry_database = TestDatabase::sqlite().await.expect("registry database");
-        let registry_settings = partner_registry::testing::settings(
-            directory.path(),
-            registry_database.settings.clone(),
-            &store_address,
-            &secret_file,
-        )
-        .expect("registry settings");
-        let registry = partner_registry::testing::spawn(registry_settings)
-            .await
-            .expect("registry");
-        wait_until_serving(&registry.address, PARTNER_REGISTRY, Duration::from_secs(30))
-            .await
-            .expect("registry serving");
-        let registry_address = registry.address.clone();
-
-        let ftm_database = TestDatabase::new(options.backend)
-            .await
-            .expect("ftm database");
-        let mut settings = testing::settings(
-            ftm_database.settings.clone(),
-            &registry_address,
-            &store_address,
-            &secret_file,
-        )
-        .expect("ftm settings");
-        if fake.is_some() {
-            // Every injected fault reaches the service: the client stack's own retries are
-            // tested on their own.
-            settings.registry.retry_attempts = 1;
-            settings.certificate_store.retry_attempts = 1;
-        }
-        if let Some(adjust) = options.adjust {
-            adjust(&mut settings);
-        }
-        let lease = settings.consistency.lease();
-        let ftm = match options.wrapper {
-            Some(wrapper) => testing::spawn_with_repository(settings, wrapper).await,
-            None => testing::spawn(settings).await,
-        }
-        .expect("ftm service");
-        wait_until_serving(&ftm.address, FTM_MANAGEMENT, Duration::from_secs(30))
-            .await
-            .expect("ftm serving");
-        let client = FtmManagementClient::new(ftm.channel().await.expect("channel"));
-        let repository = Arc::new(SqlFtmRepository::new(ftm_database.connection.clone()));
+        let lease = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let seen = Arc::clone(&lease);
+        let fake_in_use = fake.is_some();
+        let adjust = options.adjust;
+        let ftm_adjust: FtmAdjust = Box::new(move |settings: &mut FtmSettings| {
+            if fake_in_use {
+                // Every injected fault reaches the service: the client stack's own retries
+                // are tested on their own.
+                settings.registry.retry_attempts = 1;
+                settings.certificate_store.retry_attempts = 1;
+            }
+            if let Some(adjust) = adjust {
+                adjust(settings);
+            }
+            *seen.lock().expect("lease") = settings.consistency.lease();
+        });
+        let services = InProcessPlatform::start(pmp_e2e::inprocess::Options {
+            store: pmp_e2e::inprocess::StoreChoice::Address(store_address),
+            ftm_wrapper: options.wrapper,
+            ftm_adjust: Some(ftm_adjust),
+            ..pmp_e2e::inprocess::Options::on(options.backend)
+        })
+        .await
+        .expect("platform");
+        let repository = Arc::new(SqlFtmRepository::new(
+            services.ftm_database.connection.clone(),
+        ));
+        let lease = *lease.lock().expect("lease");
         Platform {
-            directory,
-            registry_database,
-            registry: Some(registry),
-            registry_address,
+            client: services.ftm(),
+            services,
             fake,
-            store_address,
-            ftm_database,
-            ftm,
-            client,
             repository,
             lease,
             clock: Arc::new(ManualClock::starting_now()),
@@ -184,14 +148,14 @@ impl Platform {
     }
 
     fn registry_client(&self) -> PartnerRegistryClient<Channel> {
-        let channel = Channel::from_shared(self.registry_address.clone())
+        let channel = Channel::from_shared(self.services.registry.address.clone())
             .expect("address")
             .connect_lazy();
         PartnerRegistryClient::new(channel)
     }
 
     fn registry_repository(&self) -> SqlPartnerRepository {
-        SqlPartnerRepository::new(self.registry_database.connection.clone())
+        SqlPartnerRepository::new(self.services.registry_database.connection.clone())
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -443,8 +407,7 @@ impl Platform {
     /// A reconciler over the service's database and the platform's store, as the service
     /// runs it in the background.
     pub fn reconciler(&self) -> Reconciler {
-        let keys = ServiceKeyFiles::at(&self.directory.path().join("identities"));
-        let signer = Arc::new(keys.signer("ftm-management"));
+        let signer = Arc::new(self.services.service_keys.signer("ftm-management"));
         let tls = pmp_common::tls::TlsSettings::default();
         let peer = |name: &'static str, address: &str| {
             let dependency = pmp_common::config::DependencySettings {
@@ -455,8 +418,8 @@ impl Platform {
             PeerChannel::connect(name, &dependency, &signer, &tls).expect("peer")
         };
         let upstream = Upstream::new(
-            peer("partner-registry", &self.registry_address),
-            peer("certificate-store", &self.store_address),
+            peer("partner-registry", &self.services.registry.address),
+            peer("certificate-store", &self.services.store_address),
         );
         let repository: Arc<dyn FtmRepository> = self.repository.clone();
         reconcile::reconciler(repository, upstream, self.clock.clone(), self.lease, 100)
@@ -518,9 +481,10 @@ impl Platform {
 
     /// Stops the registry (a dependency going down).
     pub async fn stop_registry(&mut self) {
-        if let Some(registry) = self.registry.take() {
-            registry.stop().await.expect("registry stopped");
-        }
+        self.services
+            .stop_registry()
+            .await
+            .expect("registry stopped");
     }
 }
 

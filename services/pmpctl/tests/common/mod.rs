@@ -46,7 +46,7 @@ impl Platform {
             .expect("platform");
         Platform {
             registry_address: services.registry.address.clone(),
-            store_address: services.store.address.clone(),
+            store_address: services.store_address.clone(),
             ftm_address: None,
             services,
         }
