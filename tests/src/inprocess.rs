@@ -20,6 +20,7 @@ use partner_registry::config::RegistrySettings;
 use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::db::testing::TestDatabase;
 use pmp_common::testing::{Spawned, reserve_address, wait_until_serving, with_token};
+use pmp_common::time::SharedClock;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::ftm::v1 as ftm;
@@ -42,6 +43,9 @@ pub enum StoreChoice {
 /// A change to FTM management's settings before it starts.
 pub type FtmAdjust = Box<dyn FnOnce(&mut FtmSettings) + Send>;
 
+/// A change to the registry's settings before it starts.
+pub type RegistryAdjust = Box<dyn FnOnce(&mut RegistrySettings) + Send>;
+
 /// How to build an in-process platform.
 pub struct Options {
     /// "sqlite" or "postgres", for all three databases.
@@ -50,6 +54,10 @@ pub struct Options {
     pub ftm_policy: TrustPolicy,
     /// Wraps the registry's repository (failure injection).
     pub registry_wrapper: Option<RepositoryWrapper>,
+    /// Changes the registry's settings.
+    pub registry_adjust: Option<RegistryAdjust>,
+    /// The registry's clock (leases, login limits); the system's when `None`.
+    pub registry_clock: Option<SharedClock>,
     /// Period of the registry's and FTM service's reconcilers.
     pub reconcile_interval_seconds: u64,
     /// The certificate store: real, or a double at an address.
@@ -67,6 +75,8 @@ impl Options {
             backend,
             ftm_policy: TrustPolicy::Registered,
             registry_wrapper: None,
+            registry_adjust: None,
+            registry_clock: None,
             reconcile_interval_seconds: 3600,
             store: StoreChoice::Real,
             ftm_wrapper: None,
@@ -133,16 +143,17 @@ impl InProcessPlatform {
         )?;
         registry_settings.consistency.reconcile_interval_seconds =
             options.reconcile_interval_seconds;
-        let registry = match options.registry_wrapper {
-            Some(wrapper) => partner_registry::testing::spawn_on_with_repository(
-                registry_settings.clone(),
-                registry_listener,
-                wrapper,
-            )?,
-            None => {
-                partner_registry::testing::spawn_on(registry_settings.clone(), registry_listener)?
-            }
-        };
+        if let Some(adjust) = options.registry_adjust {
+            adjust(&mut registry_settings);
+        }
+        let registry = Spawned::service_on(
+            partner_registry::PartnerRegistry {
+                wrapper: options.registry_wrapper,
+                clock: options.registry_clock,
+            },
+            registry_settings.clone(),
+            registry_listener,
+        )?;
         let ftm_database = TestDatabase::new(options.backend).await?;
         let mut ftm_settings = ftm_management::testing::settings(
             ftm_database.settings.clone(),

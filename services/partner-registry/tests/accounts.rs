@@ -27,7 +27,9 @@ use support::{Registry, UNREACHABLE_STORE, registration};
 const PASSWORD: &str = "partner-password";
 
 /// Limits for one test: `adjust` on top of limits no other check reaches.
-fn limits(adjust: impl FnOnce(&mut RegistrySettings)) -> impl FnOnce(&mut RegistrySettings) {
+fn limits(
+    adjust: impl FnOnce(&mut RegistrySettings) + Send + 'static,
+) -> impl FnOnce(&mut RegistrySettings) + Send + 'static {
     move |settings| {
         settings.limits.window_seconds = 600;
         adjust(settings);
@@ -154,7 +156,7 @@ async fn a_lock_ends_once_its_failures_leave_the_window() {
     let clock = Arc::new(ManualClock::starting_now());
     let registry = Registry::start_on_clock(
         "sqlite",
-        |settings| {
+        move |settings| {
             settings.limits.window_seconds = window.as_secs();
             settings.limits.failures_per_user = 1;
         },
@@ -386,8 +388,9 @@ async fn security_events_are_counted_and_audited() {
         .expect("free port")
         .port();
     let metrics = format!("127.0.0.1:{metrics_port}");
-    let registry = Registry::start_with("sqlite", |settings| {
-        settings.metrics.listen = metrics.clone();
+    let metrics_address = metrics.clone();
+    let registry = Registry::start_with("sqlite", move |settings| {
+        settings.metrics.listen = metrics_address;
         settings.limits.failures_per_user = 2;
     })
     .await;
@@ -443,7 +446,7 @@ async fn security_events_are_counted_and_audited() {
 /// `expected` landed (or after five seconds).
 async fn audit_rows(registry: &Registry, expected: &[&str]) -> Vec<String> {
     use sea_orm::{ConnectionTrait, Statement};
-    let connection = &registry.database.connection;
+    let connection = &registry.registry_database.connection;
     let mut rows = Vec::new();
     for _ in 0..50 {
         let statement = Statement::from_string(

@@ -1,6 +1,7 @@
-//! The test registry shared by this crate's integration tests: a real in-process server on
-//! a database of either backend, with settings a test may adjust, and helpers for the
-//! requests every test makes.
+//! The test registry shared by this crate's integration tests: the platform harness
+//! (`pmp_e2e::inprocess`) on a database of either backend, with the registry's settings a
+//! test may adjust and the certificate store down, and helpers for the requests every test
+//! makes.
 
 #![allow(dead_code)]
 
@@ -8,22 +9,26 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use partner_registry::testing::{self, TEST_ADMIN_PASSWORD};
+use partner_registry::testing::TEST_ADMIN_PASSWORD;
 use pmp_common::auth::TokenIssuer;
-use pmp_common::db::testing::TestDatabase;
-use pmp_common::testing::{Spawned, wait_until_serving};
+use pmp_e2e::inprocess::{InProcessPlatform, Options, StoreChoice};
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 use pmp_proto::partner::v1::*;
-use pmp_proto::service_names::PARTNER_REGISTRY;
 
 /// Nothing listens here: the certificate store is "down".
 pub const UNREACHABLE_STORE: &str = "http://127.0.0.1:9";
 
 pub struct Registry {
-    pub server: Spawned,
+    services: InProcessPlatform,
     pub client: PartnerRegistryClient<Channel>,
-    pub directory: tempfile::TempDir,
-    pub database: TestDatabase,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = InProcessPlatform;
+
+    fn deref(&self) -> &InProcessPlatform {
+        &self.services
+    }
 }
 
 impl Registry {
@@ -33,51 +38,36 @@ impl Registry {
 
     /// A registry on `backend` whose test settings `adjust` may change before it starts.
     pub async fn start_with(
-        backend: &str,
-        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
+        backend: &'static str,
+        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings) + Send + 'static,
     ) -> Registry {
         Self::start_on_clock(backend, adjust, None).await
     }
 
-    /// [`Registry::start_with`], reading the time from `clock` when given.
+    /// [`Registry::start_with`], reading the time from `clock` when given. The registry runs
+    /// on the platform harness with the certificate store down ([`UNREACHABLE_STORE`]).
     pub async fn start_on_clock(
-        backend: &str,
-        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings),
+        backend: &'static str,
+        adjust: impl FnOnce(&mut partner_registry::config::RegistrySettings) + Send + 'static,
         clock: Option<pmp_common::time::SharedClock>,
     ) -> Registry {
-        let database = TestDatabase::new(backend).await.expect("database");
-        let directory = tempfile::tempdir().expect("tempdir");
-        let mut settings = testing::settings(
-            directory.path(),
-            database.settings.clone(),
-            UNREACHABLE_STORE,
-            &pmp_common::auth::testing::ServiceKeyFiles::generate(
-                &directory.path().join("identities"),
-            )
-            .expect("service keys"),
-        )
-        .expect("settings");
-        adjust(&mut settings);
-        let server = match clock {
-            Some(clock) => testing::spawn_with_clock(settings, clock).await,
-            None => testing::spawn(settings).await,
-        }
-        .expect("spawn");
-        wait_until_serving(&server.address, PARTNER_REGISTRY, Duration::from_secs(20))
-            .await
-            .expect("serving");
-        let client = PartnerRegistryClient::new(server.channel().await.expect("channel"));
+        let services = InProcessPlatform::start(Options {
+            store: StoreChoice::Address(UNREACHABLE_STORE.into()),
+            registry_adjust: Some(Box::new(adjust)),
+            registry_clock: clock,
+            ..Options::on(backend)
+        })
+        .await
+        .expect("platform");
         Registry {
-            server,
-            client,
-            directory,
-            database,
+            client: services.registry(),
+            services,
         }
     }
 
-    /// Stops the server gracefully; it must stop cleanly.
-    pub async fn stop(self) {
-        self.server.stop().await.expect("clean stop");
+    /// Stops the registry gracefully; it must stop cleanly.
+    pub async fn stop(mut self) {
+        self.services.stop_registry().await.expect("clean stop");
     }
 
     pub fn client(&self) -> PartnerRegistryClient<Channel> {
@@ -112,8 +102,9 @@ impl Registry {
 
     /// An issuer holding the registry's own key, to forge expired tokens.
     pub fn registry_key_issuer(&self) -> TokenIssuer {
-        let key = std::fs::read_to_string(self.directory.path().join("token-signing-key.pem"))
-            .expect("key");
+        let key =
+            std::fs::read_to_string(self.services.directory.path().join("token-signing-key.pem"))
+                .expect("key");
         TokenIssuer::new(
             &key,
             &[],
