@@ -3,72 +3,36 @@
 //! the registry's token keys, the registry calls the store as a service with the partner's
 //! registered organisation, and deactivation flips trust in the store.
 
-use std::time::Duration;
-
 use tonic::Code;
 use tonic::transport::Channel;
 
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
-use pmp_common::db::testing::{TestDatabase, backends};
-use pmp_common::testing::{Spawned, assert_error, reserve_address, wait_until_serving, with_token};
+use pmp_common::db::testing::backends;
+use pmp_common::testing::{assert_error, with_token};
 use pmp_dev_certs::{CertificateSpec, Issued};
+use pmp_e2e::inprocess::{InProcessPlatform, Options};
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::certstore::v1::{UploadCaCertificateRequest, VerifyCertificateTrustRequest};
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 use pmp_proto::partner::v1::*;
-use pmp_proto::service_names::{CERTIFICATE_STORE, PARTNER_REGISTRY};
 
 const ORG: &str = "ACME Chips Ltd";
 
+/// The platform harness (`pmp_e2e::inprocess`) with a real store.
 struct Platform {
     registry: PartnerRegistryClient<Channel>,
     store: CertificateStoreClient<Channel>,
-    _servers: (Spawned, Spawned),
-    _databases: (TestDatabase, TestDatabase),
-    _directory: tempfile::TempDir,
+    _services: InProcessPlatform,
 }
 
-async fn platform(backend: &str) -> Platform {
-    let directory = tempfile::tempdir().expect("tempdir");
-    let secret =
-        pmp_common::auth::testing::ServiceKeyFiles::generate(&directory.path().join("identities"))
-            .expect("service keys");
-    let registry_database = TestDatabase::new(backend).await.expect("registry database");
-    let store_database = TestDatabase::new(backend).await.expect("store database");
-    let (registry_listener, registry_address) = reserve_address().await.expect("registry port");
-    let (store_listener, store_address) = reserve_address().await.expect("store port");
-    let registry_directory = directory.path().join("registry");
-    let store_directory = directory.path().join("store");
-    let registry_settings = partner_registry::testing::settings(
-        &registry_directory,
-        registry_database.settings.clone(),
-        &store_address,
-        &secret,
-    )
-    .expect("registry settings");
-    let store_settings = certificate_store::testing::settings(
-        &store_directory,
-        store_database.settings.clone(),
-        &registry_address,
-        &secret,
-    )
-    .expect("store settings");
-    let registry_server = partner_registry::testing::spawn_on(registry_settings, registry_listener)
-        .expect("registry");
-    let store_server =
-        certificate_store::testing::spawn_on(store_settings, store_listener).expect("store");
-    wait_until_serving(&registry_address, PARTNER_REGISTRY, Duration::from_secs(30))
+async fn platform(backend: &'static str) -> Platform {
+    let services = InProcessPlatform::start(Options::on(backend))
         .await
-        .expect("registry serving");
-    wait_until_serving(&store_address, CERTIFICATE_STORE, Duration::from_secs(30))
-        .await
-        .expect("store serving");
+        .expect("platform");
     Platform {
-        registry: PartnerRegistryClient::new(registry_server.channel().await.expect("channel")),
-        store: CertificateStoreClient::new(store_server.channel().await.expect("channel")),
-        _servers: (registry_server, store_server),
-        _databases: (registry_database, store_database),
-        _directory: directory,
+        registry: services.registry(),
+        store: services.store(),
+        _services: services,
     }
 }
 
