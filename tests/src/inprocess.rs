@@ -12,6 +12,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Response, Status};
 
+use certificate_store::config::CertStoreSettings;
 use certificate_store::domain::TrustPolicy;
 use ftm_management::RepositoryWrapper as FtmRepositoryWrapper;
 use ftm_management::config::FtmSettings;
@@ -43,6 +44,9 @@ pub enum StoreChoice {
 /// A change to FTM management's settings before it starts.
 pub type FtmAdjust = Box<dyn FnOnce(&mut FtmSettings) + Send>;
 
+/// A change to the certificate store's settings before it starts.
+pub type StoreAdjust = Box<dyn FnOnce(&mut CertStoreSettings) + Send>;
+
 /// A change to the registry's settings before it starts.
 pub type RegistryAdjust = Box<dyn FnOnce(&mut RegistrySettings) + Send>;
 
@@ -62,6 +66,8 @@ pub struct Options {
     pub reconcile_interval_seconds: u64,
     /// The certificate store: real, or a double at an address.
     pub store: StoreChoice,
+    /// Changes the real store's settings.
+    pub store_adjust: Option<StoreAdjust>,
     /// Wraps FTM management's repository (failure injection).
     pub ftm_wrapper: Option<FtmRepositoryWrapper>,
     /// Changes FTM management's settings.
@@ -79,6 +85,7 @@ impl Options {
             registry_clock: None,
             reconcile_interval_seconds: 3600,
             store: StoreChoice::Real,
+            store_adjust: None,
             ftm_wrapper: None,
             ftm_adjust: None,
         }
@@ -116,13 +123,23 @@ impl InProcessPlatform {
         let store = match options.store {
             StoreChoice::Real => {
                 let policy = options.ftm_policy;
+                let mut adjust = options.store_adjust;
+                let adjust: StoreAdjust = Box::new(move |settings| {
+                    settings
+                        .certificates
+                        .trust_policy
+                        .insert("FTM".into(), policy);
+                    if let Some(adjust) = adjust.take() {
+                        adjust(settings);
+                    }
+                });
                 Some(
                     start_store(
                         &directory,
                         &service_keys,
                         &registry_address,
                         options.backend,
-                        policy,
+                        adjust,
                     )
                     .await?,
                 )
@@ -456,13 +473,13 @@ fn inner<T>(result: Result<Response<T>, Status>) -> Result<T, Status> {
 }
 
 /// A real certificate store on `backend` that knows the registry at `registry_address`,
-/// with `policy` for the FTM domain.
+/// its settings changed by `adjust`.
 async fn start_store(
     directory: &tempfile::TempDir,
     service_keys: &ServiceKeyFiles,
     registry_address: &str,
     backend: &'static str,
-    policy: TrustPolicy,
+    adjust: StoreAdjust,
 ) -> anyhow::Result<(Spawned, TestDatabase)> {
     let database = TestDatabase::new(backend).await?;
     let store_directory = directory.path().join("store");
@@ -473,10 +490,7 @@ async fn start_store(
         registry_address,
         service_keys,
     )?;
-    settings
-        .certificates
-        .trust_policy
-        .insert("FTM".into(), policy);
+    adjust(&mut settings);
     let store = certificate_store::testing::spawn(settings).await?;
     Ok((store, database))
 }

@@ -2,8 +2,6 @@
 //! (gRPC code and ErrorInfo reason), bundles, listing, trust paths, partner uploads, the
 //! trust rule and VerifyCertificateTrust.
 
-use std::time::Duration;
-
 use base64::Engine;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -11,28 +9,26 @@ use tonic::transport::Channel;
 use certificate_store::domain::TrustPolicy;
 use certificate_store::trust::{REASON_NOT_REGISTERED, REASON_NOT_TRUSTED};
 use certificate_store::x509::{self, CertificateFacts};
-use pmp_common::auth::testing::{ServiceKeyFiles, TEST_AUDIENCE, TEST_ISSUER, TestTokens};
-use pmp_common::db::testing::TestDatabase;
-use pmp_common::testing::{
-    Spawned, assert_error, reflection_services, wait_until_serving, with_token,
-};
+use pmp_common::auth::testing::{TEST_AUDIENCE, TEST_ISSUER, TestTokens};
+use pmp_common::testing::{assert_error, reflection_services, with_token};
 use pmp_dev_certs::{CertificateSpec, DigestSpec, Issued, KeySpec, X509Version};
+use pmp_e2e::inprocess::{InProcessPlatform, Options, StoreAdjust};
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::certstore::v1::*;
 use pmp_proto::service_names::CERTIFICATE_STORE;
 
 const ORG: &str = "ACME Chips Ltd";
 
+/// The store on the platform harness (`pmp_e2e::inprocess`), also accepting user tokens of
+/// a test issuer, so a test can act as any user with any roles.
 struct Store {
-    _server: Spawned,
+    services: InProcessPlatform,
     client: CertificateStoreClient<Channel>,
     tokens: TestTokens,
     admin: String,
-    service_keys: ServiceKeyFiles,
     /// Owner type of every certificate uploaded through the helpers.
     owners: std::sync::Mutex<std::collections::HashMap<String, OwnerType>>,
-    _directory: tempfile::TempDir,
-    _database: TestDatabase,
+    _key_directory: tempfile::TempDir,
 }
 
 impl Store {
@@ -50,45 +46,33 @@ impl Store {
     }
 
     async fn start_with(metrics_listen: &str, ftm_policy: TrustPolicy) -> Store {
-        let database = TestDatabase::sqlite().await.expect("database");
-        let directory = tempfile::tempdir().expect("tempdir");
+        let key_directory = tempfile::tempdir().expect("tempdir");
         let tokens = TestTokens::new();
-        let key_file = directory.path().join("user-token-key.pem");
+        let key_file = key_directory.path().join("user-token-key.pem");
         std::fs::write(&key_file, &tokens.public_key_pem).expect("key file");
-        let service_keys =
-            ServiceKeyFiles::generate(&directory.path().join("identities")).expect("keys");
-        let mut settings = certificate_store::testing::settings(
-            directory.path(),
-            database.settings.clone(),
-            "",
-            &service_keys,
-        )
-        .expect("settings");
-        settings.user_tokens.issuer = TEST_ISSUER.into();
-        settings.user_tokens.audience = TEST_AUDIENCE.into();
-        settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
-        settings.metrics.listen = metrics_listen.to_owned();
-        settings
-            .certificates
-            .trust_policy
-            .insert("FTM".into(), ftm_policy);
-        let server = certificate_store::testing::spawn(settings)
-            .await
-            .expect("spawn");
-        wait_until_serving(&server.address, CERTIFICATE_STORE, Duration::from_secs(30))
-            .await
-            .expect("serving");
-        let client = CertificateStoreClient::new(server.channel().await.expect("channel"));
+        let metrics_listen = metrics_listen.to_owned();
+        let adjust: StoreAdjust = Box::new(move |settings| {
+            settings.user_tokens.issuer = TEST_ISSUER.into();
+            settings.user_tokens.audience = TEST_AUDIENCE.into();
+            settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
+            settings.user_tokens.registry_address = String::new();
+            settings.metrics.listen = metrics_listen;
+        });
+        let services = InProcessPlatform::start(Options {
+            ftm_policy,
+            store_adjust: Some(adjust),
+            ..Options::on("sqlite")
+        })
+        .await
+        .expect("platform");
         let admin = tokens.token("admin", &["PARTNER_ADMIN"]);
         Store {
-            _server: server,
-            client,
+            client: services.store(),
+            services,
             tokens,
             admin,
-            service_keys,
             owners: std::sync::Mutex::default(),
-            _directory: directory,
-            _database: database,
+            _key_directory: key_directory,
         }
     }
 
@@ -98,7 +82,8 @@ impl Store {
 
     /// A token of `service` for the store.
     fn token_of(&self, service: &str) -> String {
-        self.service_keys
+        self.services
+            .service_keys
             .signer(service)
             .token_for("certificate-store")
             .expect("service token")
@@ -1254,9 +1239,18 @@ async fn concurrent_verifies_during_ca_uploads_always_see_a_whole_store() {
 #[tokio::test]
 async fn reflection_lists_the_service() {
     let store = Store::start().await;
-    let services = reflection_services(store._server.channel().await.expect("channel"))
-        .await
-        .expect("reflection");
+    let services = reflection_services(
+        store
+            .services
+            .store
+            .as_ref()
+            .expect("a real store")
+            .channel()
+            .await
+            .expect("channel"),
+    )
+    .await
+    .expect("reflection");
     assert!(
         services.contains(&CERTIFICATE_STORE.to_owned()),
         "{services:?}"
