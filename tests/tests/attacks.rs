@@ -18,7 +18,7 @@ use partner_registry::error::RegistryError;
 use partner_registry::storage::{PartnerPage, PartnerRepository, UserRecord};
 use pmp_common::db::testing::backends;
 use pmp_common::lease::{LeaseStore, StaleLease};
-use pmp_common::testing::assert_error;
+use pmp_common::testing::{assert_error, eventually};
 use pmp_common::time::ManualClock;
 use pmp_dev_certs::attacks::{malleated_copy, pem_of};
 use pmp_dev_certs::{CertificateSpec, Issued, KeySpec};
@@ -550,13 +550,8 @@ async fn crashing_platform(backend: &'static str, crash: Crash) -> (InProcessPla
 }
 
 async fn eventually_trusted(platform: &InProcessPlatform, certificate: &Issued) -> bool {
-    for _ in 0..100 {
-        if platform.trusted(&pem(certificate)).await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    let certificate = pem(certificate);
+    eventually(Duration::from_secs(10), || platform.trusted(&certificate)).await
 }
 
 /// A failure between the store's upload and the registry's commit leaves an untrusted
