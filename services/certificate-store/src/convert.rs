@@ -97,7 +97,7 @@ impl TryFrom<proto::ListCaCertificatesRequest> for ListCa {
         Ok(ListCa {
             page_size: pagination::page_size(request.page_size)?,
             partner_domain: request.partner_domain,
-            ca_type: ca_type_filter(request.ca_type)?,
+            ca_type: ca_type_filter(request.ca_type),
             page_token: request.page_token,
         })
     }

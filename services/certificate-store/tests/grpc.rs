@@ -677,6 +677,20 @@ async fn list_ca_certificates_filters_and_pages() {
         Code::InvalidArgument,
         "PMS_PRT_362",
     );
+    // An unknown domain is reported before an unknown type.
+    let both_unknown = ListCaCertificatesRequest {
+        partner_domain: "NOPE".into(),
+        ca_type: 99,
+        ..Default::default()
+    };
+    assert_error(
+        store
+            .client()
+            .list_ca_certificates(with_token(both_unknown, &store.admin))
+            .await,
+        Code::InvalidArgument,
+        "KER-PCM-011",
+    );
 }
 
 #[tokio::test]

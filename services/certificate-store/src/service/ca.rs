@@ -302,7 +302,7 @@ impl CertificateStoreService {
         };
         let filter = CaFilter {
             partner_domain,
-            ca_type: request.ca_type,
+            ca_type: request.ca_type?,
         };
         let query = format!("{:?}|{:?}", filter.partner_domain, filter.ca_type);
         let after: Option<String> = pagination::decode_token(&request.page_token, &query)?;

@@ -4,6 +4,7 @@
 
 use super::Access;
 use crate::domain::{CaType, Owner};
+use crate::error::StoreError;
 
 /// A request of a use case, with who may make it.
 pub(crate) trait Input {
@@ -21,13 +22,14 @@ pub(crate) struct UploadCa {
 }
 
 /// `ListCaCertificates`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ListCa {
     pub(crate) page_size: u64,
     /// Blank for every domain.
     pub(crate) partner_domain: String,
-    /// `None` for both types.
-    pub(crate) ca_type: Option<CaType>,
+    /// `None` for both types. Kept decoded-or-refused, because the contract reports an
+    /// unknown domain before an unknown type.
+    pub(crate) ca_type: Result<Option<CaType>, StoreError>,
     pub(crate) page_token: String,
 }
 
