@@ -1274,13 +1274,13 @@ async fn reflection_lists_the_service() {
 
 #[tokio::test]
 async fn metrics_are_scraped_and_parsed() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("address")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let store = Store::start_with_metrics(&listen).await;
+    let store = Store::start_with_metrics("127.0.0.1:0").await;
+    let listen = store
+        .services
+        .store
+        .as_ref()
+        .and_then(|spawned| spawned.metrics_address.clone())
+        .expect("a metrics endpoint");
     let pki = make_pki("Metrics");
     store
         .upload_ca(

@@ -78,10 +78,11 @@ where
     } else {
         TcpListener::bind(settings.listen()).await?
     };
+    let listeners = crate::bootstrap::Listeners::new(listener, &settings)?;
     let result = crate::bootstrap::run(
         P::default(),
         settings,
-        listener,
+        listeners,
         crate::server::shutdown_signal(),
     )
     .await;

@@ -130,11 +130,31 @@ pub trait PlatformService: Send + 'static {
     ) -> impl Future<Output = anyhow::Result<Self::Server>> + Send;
 }
 
-/// Runs `service` on `listener` until `shutdown` resolves.
+/// The sockets of one service, bound before it starts: whoever starts it (the binary, an
+/// inetd-style supervisor, a test) knows every address, including ports the system chose.
+pub struct Listeners {
+    /// The gRPC API, health and reflection.
+    pub grpc: TcpListener,
+    /// `/metrics`; `None` records metrics without serving them.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// `grpc` and the metrics address the settings name (`metrics.listen`, port 0 lets the
+    /// system choose, empty serves none).
+    pub fn new(grpc: TcpListener, settings: &impl ServiceSettings) -> anyhow::Result<Self> {
+        Ok(Listeners {
+            grpc,
+            metrics: crate::metrics::bind(&settings.base().metrics.listen)?,
+        })
+    }
+}
+
+/// Runs `service` on `listeners` until `shutdown` resolves.
 pub async fn run<P>(
     service: P,
     settings: P::Settings,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()>
 where
@@ -148,7 +168,7 @@ where
     let metrics = Metrics::new(P::NAME)?;
     let endpoint = MetricsEndpoint {
         metrics: Arc::clone(&metrics),
-        listener: crate::metrics::bind(&base.metrics.listen).await?,
+        listener: listeners.metrics,
     };
     let audit = security::audit_slot();
     // Dropping the sender when the server stops ends the background tasks.
@@ -177,7 +197,7 @@ where
         metrics: Some(endpoint),
         audit,
     };
-    let result = server::serve(listener, ready, shutdown, serving).await;
+    let result = server::serve(listeners.grpc, ready, shutdown, serving).await;
     drop(stop_sender);
     result
 }

@@ -177,14 +177,18 @@ impl Metrics {
     }
 }
 
-/// Binds the metrics address (`host:port`); an empty address disables the endpoint.
-pub async fn bind(address: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+/// Binds the metrics address (`host:port`; port 0 lets the system choose); an empty address
+/// disables the endpoint. Synchronous so that a caller can bind every socket of a service
+/// before starting it; must run inside a Tokio runtime.
+pub fn bind(address: &str) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let address = address.trim();
     if address.is_empty() {
         return Ok(None);
     }
     let socket: SocketAddr = address.parse()?;
-    Ok(Some(tokio::net::TcpListener::bind(socket).await?))
+    let listener = std::net::TcpListener::bind(socket)?;
+    listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::TcpListener::from_std(listener)?))
 }
 
 fn pool_use(connection: &DatabaseConnection) -> (i64, i64) {

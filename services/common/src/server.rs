@@ -174,6 +174,9 @@ where
         listener: Some(metrics_listener),
     }) = metrics
     {
+        if let Ok(address) = metrics_listener.local_addr() {
+            tracing::info!(%address, "metrics endpoint listening");
+        }
         tokio::spawn(async move {
             let stopped = async move {
                 let _ = metrics_stopped.await;

@@ -23,6 +23,8 @@ use crate::error::reason_of;
 pub struct Spawned {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// `127.0.0.1:<port>` of its `/metrics` endpoint, when it serves one.
+    pub metrics_address: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -52,6 +54,7 @@ impl Spawned {
         let task = tokio::spawn(run(listener, shutdown));
         Ok(Spawned {
             address,
+            metrics_address: None,
             shutdown: Some(sender),
             task: Some(task),
         })
@@ -69,9 +72,18 @@ impl Spawned {
         <P::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError>,
         <P::Server as tower::Service<http::Request<tonic::body::Body>>>::Future: Send + 'static,
     {
-        Self::start_on(listener, move |listener, shutdown| {
-            crate::bootstrap::run(service, settings, listener, shutdown)
-        })
+        let crate::bootstrap::Listeners { grpc, metrics } =
+            crate::bootstrap::Listeners::new(listener, &settings)?;
+        let metrics_address = match &metrics {
+            Some(metrics) => Some(metrics.local_addr()?.to_string()),
+            None => None,
+        };
+        let mut spawned = Self::start_on(grpc, move |grpc, shutdown| {
+            let listeners = crate::bootstrap::Listeners { grpc, metrics };
+            crate::bootstrap::run(service, settings, listeners, shutdown)
+        })?;
+        spawned.metrics_address = metrics_address;
+        Ok(spawned)
     }
 
     /// [`Spawned::service_on`] on `127.0.0.1:0`.

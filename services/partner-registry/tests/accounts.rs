@@ -383,17 +383,16 @@ async fn the_admin_password_follows_the_configuration_at_every_start() {
 
 #[tokio::test]
 async fn security_events_are_counted_and_audited() {
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port();
-    let metrics = format!("127.0.0.1:{metrics_port}");
-    let metrics_address = metrics.clone();
     let registry = Registry::start_with("sqlite", move |settings| {
-        settings.metrics.listen = metrics_address;
+        settings.metrics.listen = "127.0.0.1:0".into();
         settings.limits.failures_per_user = 2;
     })
     .await;
+    let metrics = registry
+        .registry
+        .metrics_address
+        .clone()
+        .expect("a metrics endpoint");
     registry
         .register(registration("alice"))
         .await
