@@ -10,8 +10,8 @@ CARGO ?= cargo
 
 all: build
 
-# The service binaries and pmpctl, without test support (see check-release).
-RELEASE_PACKAGES = -p partner-registry -p certificate-store -p ftm-management -p pmpctl
+# The service binaries, the portal and pmpctl, without test support (see check-release).
+RELEASE_PACKAGES = -p partner-registry -p certificate-store -p ftm-management -p pmpctl -p portal
 
 build:
 	$(CARGO) build $(RELEASE_PACKAGES)
@@ -33,7 +33,7 @@ lint:
 
 # Rustdoc of the libraries: broken or private links are errors.
 DOC_PACKAGES = -p pmp-proto -p pmp-common -p pmp-dev-certs -p partner-registry \
-	-p certificate-store -p ftm-management -p pmp-e2e
+	-p certificate-store -p ftm-management -p portal -p pmp-e2e
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps $(DOC_PACKAGES)

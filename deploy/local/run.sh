@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts the three services on this machine with SQLite databases under ./data/, runs the
-# seed workflow once (deploy/local/demo.sh), then keeps the services in the foreground;
+# Starts the three services on this machine with SQLite databases under ./data/ and the
+# portal in front of them, runs the seed workflow once (deploy/local/demo.sh), then keeps
+# them in the foreground;
 # Ctrl-C (or SIGTERM) stops all of them gracefully. DEMO=0 skips the demo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,12 +37,17 @@ for service in partner-registry certificate-store ftm-management; do
   echo "started $service (pid $!, log data/$service.log)"
 done
 
+"$BIN/portal" > data/portal.log 2>&1 &
+pids+=($!)
+echo "started portal (pid $!, log data/portal.log)"
+
 if [ "${DEMO:-1}" != 0 ]; then
   PMPCTL="$BIN/pmpctl" ./deploy/local/demo.sh
 fi
 
 echo
 echo "services are running: registry 127.0.0.1:50051, certificate store 127.0.0.1:50052, FTM management 127.0.0.1:50053"
-echo "metrics: http://127.0.0.1:9101/metrics, :9102, :9103 — press Ctrl-C to stop"
+echo "metrics: http://127.0.0.1:9101/metrics, :9102, :9103"
+echo "portal: http://127.0.0.1:8080 (sign in as $PMP_REGISTRY__ADMIN__USERNAME, or register a partner) — press Ctrl-C to stop"
 # Returns when a service exits on its own, or when Ctrl-C runs `stop`.
 wait -n "${pids[@]}" || true

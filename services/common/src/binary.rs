@@ -27,8 +27,9 @@ pub struct ServiceCli {
     pub listener_on_stdin: bool,
 }
 
-/// The listening socket on standard input.
-fn inherited_listener() -> anyhow::Result<TcpListener> {
+/// The listening socket on standard input (`--listener-on-stdin`), for every binary of the
+/// platform, the portal included.
+pub fn inherited_listener() -> anyhow::Result<TcpListener> {
     use std::os::fd::AsFd;
     let descriptor = std::io::stdin().as_fd().try_clone_to_owned()?;
     let listener = std::net::TcpListener::from(descriptor);

@@ -13,6 +13,10 @@ struct Cli {
     /// `PMP_PORTAL__SECTION__KEY` override it.
     #[arg(long, env = "PMP_PORTAL_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve on the listening socket given as standard input instead of binding
+    /// `server.listen` (test harnesses and supervisors hand the port over).
+    #[arg(long)]
+    listener_on_stdin: bool,
 }
 
 #[tokio::main]
@@ -26,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let telemetry = pmp_common::telemetry::init("portal", &settings.telemetry)?;
-    let result = serve(settings).await;
+    let result = serve(settings, cli.listener_on_stdin).await;
     if let Err(error) = &result {
         tracing::error!(error = format!("{error:#}"), "portal stopped with an error");
     }
@@ -34,8 +38,15 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn serve(settings: portal::config::PortalSettings) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.server.listen).await?;
+async fn serve(
+    settings: portal::config::PortalSettings,
+    listener_on_stdin: bool,
+) -> anyhow::Result<()> {
+    let listener = if listener_on_stdin {
+        pmp_common::binary::inherited_listener()?
+    } else {
+        tokio::net::TcpListener::bind(settings.server.listen).await?
+    };
     let grace = std::time::Duration::from_secs(settings.server.shutdown_grace_seconds);
     let state = Arc::new(portal::AppState::new(settings)?);
     tracing::info!(address = %listener.local_addr()?, "portal listening");
