@@ -218,6 +218,73 @@ mod tests {
         }
     }
 
+    /// Every reason of the contract's error table (`api.md`), and the platform's own.
+    const CONTRACT_REASONS: &[&str] = &[
+        "PMS_COR_001",
+        "PMS_PRT_012",
+        "PMS_PRT_013",
+        "PMS_PRT_066",
+        "PMS_PRT_052",
+        "PMS_PRT_010",
+        "PMS_PRT_014",
+        "PMS_PRT_051",
+        "PMS_PRT_011",
+        "KER-ATH-401",
+        "KER-ATH-403",
+        "PMS_PRT_005",
+        "PMS_PMP_016",
+        "KER-PCM-001",
+        "KER-KMS-013",
+        "KER-PCM-011",
+        "KER-PCM-003",
+        "KER-PMS-020",
+        "KER-PCM-004",
+        "KER-PCM-017",
+        "KER-KMS-021",
+        "KER-PCM-005",
+        "KER-PCM-015",
+        "KER-PCM-006",
+        "KER-PCM-007",
+        "KER-PCM-019",
+        "PMS_PRT_056",
+        "KER-PCM-008",
+        "KER-PCM-013",
+        "KER-PCM-014",
+        "KER-PCM-012",
+        "PMP_AUT_031",
+        "PMP_AUT_030",
+        "PMP_AUT_032",
+        "PMP_AUT_033",
+        "PMP_AUT_038",
+        "PMP_AUT_039",
+        "PMS_FTM_ERROR_012",
+        "PMS_FTM_ERROR_010",
+        "PMS_FTM_ERROR_007",
+        "PMS_PRT_357",
+        "PMS_PRT_361",
+        "PMS_PRT_362",
+        "KER-PMS-019",
+        "KER-ATH-429",
+        "PMS_RESOURCE_EXHAUSTED",
+        "PMS_UNAVAILABLE",
+        "PMS_INTERNAL",
+    ];
+
+    #[test]
+    fn every_contract_reason_has_a_message_in_every_language() {
+        let catalogs = Catalogs::load().expect("catalogues parse");
+        for language in Language::ALL {
+            for reason in CONTRACT_REASONS {
+                let key = format!("reason.{reason}");
+                assert!(
+                    catalogs.lookup(language, &key).is_some(),
+                    "{} has no message for {reason}",
+                    language.code()
+                );
+            }
+        }
+    }
+
     #[test]
     fn accept_language_picks_the_best_supported() {
         assert_eq!(

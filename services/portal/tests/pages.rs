@@ -695,3 +695,119 @@ async fn an_expired_session_asks_to_sign_in_again() {
     page.assert_contains("Your session has ended. Please sign in again.");
     page.assert_contains("Sign in");
 }
+
+#[tokio::test]
+async fn verify_review_and_trust_store_errors_are_explained() {
+    let portal = Portal::start().await;
+    let pki = DevPki::generate(ORG).expect("PKI");
+    let mut admin = portal.admin().await;
+
+    // Trust store: an intermediate without its root, then a leaf uploaded as a CA.
+    admin.open("/admin/ca").await;
+    let intermediate = pki.intermediate.pem().expect("pem");
+    let page = admin
+        .post_multipart(
+            "/admin/ca",
+            &[
+                ("partner_domain", "FTM"),
+                ("certificate_text", &intermediate),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
+    page.assert_contains("does not chain to a root CA of its domain");
+    let leaf = pki.partner.pem().expect("pem");
+    let page = admin
+        .post_multipart(
+            "/admin/ca",
+            &[("partner_domain", "FTM"), ("certificate_text", &leaf)],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    page.assert_contains("This is not a CA certificate");
+
+    // Verify: unreadable data, a domain that is not allowed, an unknown certificate.
+    admin.open("/verify").await;
+    let cases: [(&str, &str, StatusCode, &str); 3] = [
+        (
+            "FTM",
+            "garbage",
+            StatusCode::BAD_REQUEST,
+            "Choose a certificate file or paste",
+        ),
+        (
+            "PASSPORT",
+            &leaf,
+            StatusCode::BAD_REQUEST,
+            "This domain is not allowed.",
+        ),
+        ("FTM", &leaf, StatusCode::OK, "Not trusted."),
+    ];
+    for (domain, data, status, message) in cases {
+        let page = admin
+            .post_multipart(
+                "/verify",
+                &[("partner_domain", domain), ("certificate_text", data)],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, status, "{domain}: {}", page.body);
+        page.assert_contains(message);
+    }
+
+    // A partner certificate of another organisation.
+    upload_cas(&portal, &pki).await;
+    let mut partner = registered_partner(&portal, "other").await;
+    let foreign = pmp_dev_certs::CertificateSpec::leaf("Other Partner")
+        .organisation("Someone Else Ltd")
+        .valid_from_days(-1)
+        .valid_for_days(730)
+        .issued_by(&pki.intermediate)
+        .expect("certificate")
+        .pem()
+        .expect("pem");
+    partner.open("/certificate").await;
+    let page = partner
+        .post_multipart(
+            "/certificate",
+            &[("partner_domain", "FTM"), ("certificate_text", &foreign)],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    page.assert_contains("differs from your registered organisation name");
+
+    // Review: a rejection needs a reason.
+    let pem = pki.partner.pem().expect("pem");
+    let mut acme = registered_partner(&portal, "acme").await;
+    acme.open("/certificate").await;
+    acme.post_multipart(
+        "/certificate",
+        &[("partner_domain", "FTM"), ("certificate_text", &pem)],
+        &[],
+    )
+    .await;
+    let page = acme
+        .post("/ftms", &[("make", "ACME"), ("model", "Q")])
+        .await;
+    let ftm_path = page.location().split('?').next().expect("path").to_owned();
+    let chip = pki.ftm_chip.pem().expect("pem");
+    acme.post_multipart(
+        &format!("{ftm_path}/certificate"),
+        &[("certificate_text", &chip)],
+        &[],
+    )
+    .await;
+    admin.open(&ftm_path).await;
+    let page = admin
+        .post(&format!("{ftm_path}/reject"), &[("reason", " ")])
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    page.assert_contains("Please fill in this field");
+    page.assert_contains("Waiting for approval");
+    // The partner cannot approve its own FTM.
+    let page = acme.post(&format!("{ftm_path}/approve"), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+}
