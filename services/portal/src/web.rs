@@ -145,8 +145,11 @@ pub struct Ctx {
     pub session: Session,
     /// The language of the page.
     pub language: Language,
-    /// The path and query of the request (to come back to after signing in).
+    /// The path and query of the request.
     pub path: String,
+    /// Whether the request can be repeated by following a link (a GET): only then is it
+    /// where the user comes back to after signing in.
+    pub repeatable: bool,
 }
 
 impl Ctx {
@@ -173,7 +176,12 @@ impl Ctx {
     /// The signed-in user, or a redirect to the sign-in page that comes back here.
     pub fn require_user(&self) -> Result<&SignedIn, Box<Response>> {
         self.user()
-            .ok_or_else(|| Box::new(sign_in_redirect(&self.path, None)))
+            .ok_or_else(|| Box::new(sign_in_redirect(self.return_path(), None)))
+    }
+
+    /// Where to come back to after signing in: this page, or the home page after a form.
+    pub fn return_path(&self) -> &str {
+        if self.repeatable { &self.path } else { "/home" }
     }
 
     /// The signed-in administrator, or a refusal.
@@ -262,7 +270,7 @@ pub fn sign_in_redirect(next: &str, notice: Option<&str>) -> Response {
 
 /// Signs the visitor out (keeping their language) and sends them to the sign-in page.
 pub fn signed_out_redirect(ctx: &Ctx, notice: &str) -> Response {
-    let mut response = sign_in_redirect(&ctx.path, Some(notice));
+    let mut response = sign_in_redirect(ctx.return_path(), Some(notice));
     response
         .extensions_mut()
         .insert(SetSession(Session::anonymous(ctx.session.language)));
@@ -336,6 +344,7 @@ where
             session,
             language,
             path,
+            repeatable: parts.method == axum::http::Method::GET,
         })
     }
 }

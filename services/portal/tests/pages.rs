@@ -407,6 +407,10 @@ async fn pages_need_sign_in_and_admin_pages_the_admin_role() {
             format!("/sign-in?next={}", portal::web::encode_component(path))
         );
     }
+    // A form sent without a session comes back to the home page, not to the form's target.
+    anonymous.open("/sign-in").await;
+    let page = anonymous.post("/ftms/some-ftm/approve", &[]).await;
+    assert_eq!(page.location(), "/sign-in?next=%2Fhome");
     let mut partner = registered_partner(&portal, "acme").await;
     for path in ["/admin/review", "/admin/ca", "/admin/partners"] {
         let page = partner.get(path).await;
