@@ -4,6 +4,9 @@
 //! database (SQLite files or fresh PostgreSQL databases), configured only through
 //! environment variables as an operator would, and stops them with SIGTERM.
 //!
+//! [`Platform::start_portal`] adds the `portal` web server in front of a running platform
+//! (the browser tests drive it in Chromium).
+//!
 //! The binaries are built from the current sources into the cargo target directory next
 //! to the test executable on first use (see [`binary_directory`]).
 
@@ -150,6 +153,15 @@ fn build_binaries(directory: &Path) -> Result<(), String> {
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     // The target directory is this test's own: CARGO_TARGET_DIR (inherited) or the
     // workspace default. Setting it here would change cargo's fingerprints and rebuild.
+    // What cargo sets for the test process itself (CARGO_MANIFEST_DIR, CARGO_PKG_NAME, …)
+    // is not inherited: build scripts that read such variables (ring's) would see them
+    // change between this build and one from a shell, and every crate above them would be
+    // rebuilt each time (about a minute).
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_for_tests) {
+            command.env_remove(&name);
+        }
+    }
     let output = command
         .output()
         .map_err(|error| format!("cannot run cargo to build the service binaries: {error}"))?;
@@ -161,6 +173,21 @@ fn build_binaries(directory: &Path) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr)
         ))
     }
+}
+
+/// Whether cargo sets environment variable `name` for the test (or binary) it runs, as
+/// opposed to configuration (CARGO_HOME, CARGO_TARGET_DIR, CARGO_PROFILE_…) a build must see.
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    NAMES.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// A listening socket on a free port, handed to the service it is for (so no other
@@ -416,10 +443,76 @@ impl Platform {
         Ok(())
     }
 
+    /// Starts the `portal` binary in front of the three services, as an operator would:
+    /// configured only through `PMP_PORTAL__…` environment variables (the services'
+    /// addresses, a session key generated into the platform's directory), on a listener the
+    /// harness binds and hands over like the services'. Returns once the portal answers
+    /// `GET /healthz`; its [`Process::address`] is `http://127.0.0.1:<port>`, and
+    /// [`Process::terminate`] stops it. Plain HTTP towards the services only: a platform
+    /// started with [`Platform::start_tls`] is refused.
+    pub async fn start_portal(&self) -> anyhow::Result<Process> {
+        if self.registry.client_tls.is_some() {
+            anyhow::bail!("the harness starts the portal in front of a plain-HTTP platform only");
+        }
+        let root = self.directory.path();
+        let environment: Vec<(String, String)> = [
+            ("SERVICES__REGISTRY", self.registry.address.clone()),
+            (
+                "SERVICES__CERTIFICATE_STORE",
+                self.certstore.address.clone(),
+            ),
+            ("SERVICES__FTM_MANAGEMENT", self.ftm.address.clone()),
+            (
+                "SESSION__KEY_FILE",
+                root.join("portal-session-key.hex").display().to_string(),
+            ),
+            ("SESSION__GENERATE_KEY", "true".to_owned()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (format!("PMP_PORTAL__{key}"), value))
+        .collect();
+        let portal = spawn("portal", listener()?, &environment, root, None)?;
+        if let Err(error) = portal_health(&portal.address).await {
+            anyhow::bail!(
+                "the portal did not answer GET /healthz: {error:#}\n--- log ---\n{}",
+                portal.log()
+            );
+        }
+        Ok(portal)
+    }
+
     /// A gRPC channel to `address`.
     pub async fn channel(address: &str) -> anyhow::Result<tonic::transport::Channel> {
         Ok(tonic::transport::Channel::from_shared(address.to_owned())?
             .connect()
             .await?)
+    }
+}
+
+/// `GET /healthz` of the portal at `address` (`http://host:port`), answered `200 ok` within
+/// a minute. One request, no polling: the harness bound the listener before the portal
+/// started, so the connection waits in its backlog until the portal accepts it, and fails
+/// at once if the portal exits (its listener closes with it).
+async fn portal_health(address: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = address
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("{address} is not an http:// address"))?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await?;
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(String::from_utf8_lossy(&answer).into_owned())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within a minute"))??;
+    if answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok") {
+        Ok(())
+    } else {
+        anyhow::bail!("unexpected answer: {answer}")
     }
 }

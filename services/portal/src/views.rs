@@ -175,6 +175,10 @@ pub(crate) struct Field<'a> {
     pub(crate) max_length: usize,
     /// Catalogue key of a hint shown under the label, if any.
     pub(crate) hint: Option<&'a str>,
+    /// Start of the element ids: `field` (`field-<name>`), or `filter` in a list's filter
+    /// form, so that ids stay unique (and labels name their own input) on a page that has
+    /// both a filter and a form with a field of the same name.
+    pub(crate) id_prefix: &'a str,
 }
 
 impl<'a> Field<'a> {
@@ -189,6 +193,7 @@ impl<'a> Field<'a> {
             autocomplete: "off",
             max_length,
             hint: None,
+            id_prefix: "field",
         }
     }
 
@@ -213,6 +218,14 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// The same field in a list's filter form (ids `filter-<name>`).
+    pub(crate) fn filter(self) -> Self {
+        Field {
+            id_prefix: "filter",
+            ..self
+        }
+    }
+
     /// The same field with a hint.
     pub(crate) fn hint(self, hint: &'a str) -> Self {
         Field {
@@ -226,7 +239,7 @@ impl<'a> Field<'a> {
         let error = failure
             .filter(|failure| failure.concerns(self.name))
             .map(|failure| ctx.failure_message(failure));
-        let id = format!("field-{}", self.name);
+        let id = format!("{}-{}", self.id_prefix, self.name);
         let hint_id = format!("{id}-hint");
         let error_id = format!("{id}-error");
         let described_by = [
@@ -268,7 +281,42 @@ pub(crate) fn select(
     options: &[(&str, &str)],
     selected: &str,
 ) -> Markup {
-    let id = format!("field-{name}");
+    select_with_id(
+        ctx,
+        &format!("field-{name}"),
+        name,
+        label,
+        options,
+        selected,
+    )
+}
+
+/// [`select`] in a list's filter form (id `filter-<name>`, see [`Field::filter`]).
+pub(crate) fn filter_select(
+    ctx: &Ctx,
+    name: &str,
+    label: &str,
+    options: &[(&str, &str)],
+    selected: &str,
+) -> Markup {
+    select_with_id(
+        ctx,
+        &format!("filter-{name}"),
+        name,
+        label,
+        options,
+        selected,
+    )
+}
+
+fn select_with_id(
+    ctx: &Ctx,
+    id: &str,
+    name: &str,
+    label: &str,
+    options: &[(&str, &str)],
+    selected: &str,
+) -> Markup {
     html! {
         div class="field" {
             label for=(id) { (ctx.t(label)) }

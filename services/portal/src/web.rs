@@ -116,14 +116,17 @@ pub async fn access_log(request: Request, next: Next) -> Response {
     response
 }
 
-/// Security headers on every response.
+/// Security headers on every response. The referrer policy is `same-origin`, not
+/// `no-referrer`: under `no-referrer` browsers send `Origin: null` with every form POST,
+/// which the origin check (rightly) refuses; `same-origin` still gives other sites no
+/// referrer.
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let fixed = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ];

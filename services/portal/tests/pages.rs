@@ -574,6 +574,8 @@ async fn cookies_and_headers_keep_the_token_from_scripts() {
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(!csp.contains("script-src"), "no script is allowed: {csp}");
     assert_eq!(page.headers["x-frame-options"], "DENY");
+    // Not `no-referrer`: browsers would send `Origin: null` with the forms' POSTs.
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
     let cookie = page.headers["set-cookie"].to_str().expect("cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),

@@ -113,8 +113,8 @@ async fn ca_page(
         }
         h2 { (ctx.t("ca.list")) }
         form method="get" action="/admin/ca" class="filters" role="search" aria-label=(ctx.t("filter.label")) {
-            (views::select(ctx, "partner_domain", "field.partner_domain", &any_domain, &query.partner_domain))
-            (views::select(ctx, "ca_type", "field.ca_type", CA_TYPES, &query.ca_type))
+            (views::filter_select(ctx, "partner_domain", "field.partner_domain", &any_domain, &query.partner_domain))
+            (views::filter_select(ctx, "ca_type", "field.ca_type", CA_TYPES, &query.ca_type))
             button type="submit" { (ctx.t("filter.apply")) }
         }
         @match &listed {
@@ -362,8 +362,8 @@ async fn partners_page(
     let content = html! {
         (views::failure_summary(ctx, failure))
         form method="get" action="/admin/partners" class="filters" role="search" aria-label=(ctx.t("filter.label")) {
-            (views::select(ctx, "status", "field.status", PARTNER_STATUSES, &query.status))
-            (Field::text("partner_type", "field.partner_type", &query.partner_type, 36).optional().render(ctx, None))
+            (views::filter_select(ctx, "status", "field.status", PARTNER_STATUSES, &query.status))
+            (Field::text("partner_type", "field.partner_type", &query.partner_type, 36).optional().filter().render(ctx, None))
             button type="submit" { (ctx.t("filter.apply")) }
         }
         @match &listed {

@@ -174,14 +174,14 @@ async fn list_page(
 fn filters(ctx: &Ctx, query: &ListQuery, is_admin: bool) -> Markup {
     html! {
         form method="get" action="/ftms" class="filters" role="search" aria-label=(ctx.t("filter.label")) {
-            (views::select(ctx, "status", "field.status", STATUSES, &query.status))
-            (Field::text("make", "field.make", &query.make, 36).optional().render(ctx, None))
-            (Field::text("model", "field.model", &query.model, 36).optional().render(ctx, None))
+            (views::filter_select(ctx, "status", "field.status", STATUSES, &query.status))
+            (Field::text("make", "field.make", &query.make, 36).optional().filter().render(ctx, None))
+            (Field::text("model", "field.model", &query.model, 36).optional().filter().render(ctx, None))
             @if is_admin {
-                (Field::text("organization_name", "field.organization_name", &query.organization_name, 128).optional().render(ctx, None))
-                (Field::text("partner_id", "field.partner_id", &query.partner_id, 36).optional().render(ctx, None))
+                (Field::text("organization_name", "field.organization_name", &query.organization_name, 128).optional().filter().render(ctx, None))
+                (Field::text("partner_id", "field.partner_id", &query.partner_id, 36).optional().filter().render(ctx, None))
             }
-            (views::select(ctx, "order_by", "field.order_by", ORDERS, &query.order_by))
+            (views::filter_select(ctx, "order_by", "field.order_by", ORDERS, &query.order_by))
             button type="submit" { (ctx.t("filter.apply")) }
         }
     }
