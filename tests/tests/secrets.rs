@@ -96,6 +96,11 @@ async fn no_password_token_or_private_key_appears_in_any_log() {
             "{} logged the workflow at debug level",
             process.name
         );
+        assert!(
+            !log.contains('\u{1b}'),
+            "{} wrote terminal colour codes into a log file",
+            process.name
+        );
         for secret in &secrets {
             assert!(
                 !log.contains(secret.as_str()),

@@ -73,7 +73,12 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
             )
             .try_init()?,
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().compact())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    // Colour codes only for a person at a terminal, never into files.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
             .try_init()?,
     }
     if exporting {

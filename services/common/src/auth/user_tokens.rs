@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -74,6 +75,9 @@ struct IncomingClaims {
     sub: Option<String>,
     /// Required (the JWT library cannot require it): checked by the verifier.
     iat: Option<u64>,
+    /// Required and checked by the JWT library; kept to bound how long a verification is
+    /// remembered.
+    exp: Option<u64>,
     preferred_username: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
@@ -229,8 +233,27 @@ pub struct UserTokenVerifier {
     leeway: u64,
     file_keys: Vec<VerificationKey>,
     keys: ArcSwap<Vec<VerificationKey>>,
+    /// Bumped whenever the keys are replaced: a remembered verification counts only under
+    /// the keys it was made with (a removed key stops verifying at once).
+    keys_generation: AtomicU64,
+    /// Tokens verified recently, by SHA-256 of the token: a caller that sends the same
+    /// token on every call (a relying service on its hot path) pays for one signature check
+    /// per token, not per call.
+    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
     source: Option<Arc<dyn KeySource>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// How many verified tokens are remembered.
+const VERIFIED_TOKENS: u64 = 10_000;
+/// How long a verification is remembered at most (also bounded by the token's expiry).
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
+
+/// A remembered verification.
+struct Verified {
+    user: User,
+    expires_at: u64,
+    keys_generation: u64,
 }
 
 impl std::fmt::Debug for UserTokenVerifier {
@@ -259,6 +282,11 @@ impl UserTokenVerifier {
             audience: audience.to_owned(),
             leeway: leeway.min(MAX_LEEWAY_SECONDS),
             keys: ArcSwap::from_pointee(file_keys.clone()),
+            keys_generation: AtomicU64::new(0),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .time_to_live(VERIFIED_FOR)
+                .build(),
             file_keys,
             source,
             last_fetch: tokio::sync::Mutex::new(None),
@@ -281,7 +309,7 @@ impl UserTokenVerifier {
         let mut keys = self.file_keys.clone();
         keys.extend(fetched);
         tracing::info!(keys = keys.len(), source = %source.describe(), "user token keys loaded");
-        self.keys.store(Arc::new(keys));
+        self.replace_keys(keys);
         Ok(())
     }
 
@@ -309,11 +337,39 @@ impl UserTokenVerifier {
 
     /// Replaces the keys (tests).
     pub fn set_keys(&self, keys: Vec<VerificationKey>) {
-        self.keys.store(Arc::new(keys));
+        self.replace_keys(keys);
     }
 
-    /// Verifies a token and returns its user.
+    fn replace_keys(&self, keys: Vec<VerificationKey>) {
+        self.keys.store(Arc::new(keys));
+        self.keys_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Verifies a token and returns its user; a token verified before under the same keys
+    /// and not yet expired is answered from memory.
     pub fn verify(&self, token: &str) -> Result<User, UserTokenError> {
+        let digest = openssl::sha::sha256(token.as_bytes());
+        let keys_generation = self.keys_generation.load(Ordering::Acquire);
+        if let Some(known) = self.verified.get(&digest)
+            && known.keys_generation == keys_generation
+            && now_seconds() <= known.expires_at.saturating_add(self.leeway)
+        {
+            return Ok(known.user.clone());
+        }
+        let (user, expires_at) = self.verify_signature(token)?;
+        self.verified.insert(
+            digest,
+            Arc::new(Verified {
+                user: user.clone(),
+                expires_at,
+                keys_generation,
+            }),
+        );
+        Ok(user)
+    }
+
+    /// The full check: signature, issuer, audience, times; the user and the expiry.
+    fn verify_signature(&self, token: &str) -> Result<(User, u64), UserTokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| UserTokenError::Invalid(error.to_string()))?;
         let keys = self.keys.load();
@@ -343,7 +399,8 @@ impl UserTokenVerifier {
             match jsonwebtoken::decode::<IncomingClaims>(token, &candidate.key, &validation) {
                 Ok(data) => {
                     self.check_issued_at(data.claims.iat)?;
-                    return user_from_claims(data.claims, token);
+                    let expires_at = data.claims.exp.unwrap_or_default();
+                    return Ok((user_from_claims(data.claims, token)?, expires_at));
                 }
                 Err(error) => last_error = error.to_string(),
             }
@@ -678,6 +735,51 @@ mod tests {
             let token = tokens.issuer.sign_raw(&wrong).expect("token");
             assert!(verifier.verify(&token).is_err(), "wrong {claim} is refused");
         }
+    }
+
+    #[test]
+    fn a_remembered_verification_ends_with_its_key() {
+        let tokens = TestTokens::new();
+        let verifier = tokens.verifier();
+        let token = tokens.token("alice", &["ftm_provider"]);
+        assert!(verifier.verify(&token).is_ok());
+        assert!(verifier.verify(&token).is_ok(), "remembered");
+        verifier.set_keys(Vec::new());
+        assert!(
+            verifier.verify(&token).is_err(),
+            "a removed key must stop verifying at once, remembered or not"
+        );
+    }
+
+    #[test]
+    fn remembered_verifications_are_used_only_until_the_token_expires() {
+        let tokens = TestTokens::new();
+        let verifier = tokens.verifier();
+        let token = tokens.token("alice", &["ftm_provider"]);
+        let digest = openssl::sha::sha256(token.as_bytes());
+        let remembered = |expires_at: u64| {
+            Arc::new(Verified {
+                user: User {
+                    partner_id: "remembered".into(),
+                    roles: Vec::new(),
+                    token: token.clone(),
+                },
+                expires_at,
+                keys_generation: verifier.keys_generation.load(Ordering::Acquire),
+            })
+        };
+        let now = now_seconds();
+        verifier.verified.insert(digest, remembered(now + 60));
+        let user = verifier.verify(&token).expect("valid");
+        assert_eq!(user.partner_id, "remembered", "answered from memory");
+        verifier
+            .verified
+            .insert(digest, remembered(now - verifier.leeway - 1));
+        let user = verifier.verify(&token).expect("valid");
+        assert_eq!(
+            user.partner_id, "alice",
+            "an expired memory is verified again"
+        );
     }
 
     #[test]
