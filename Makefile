@@ -52,8 +52,13 @@ check-release:
 	fi
 	@echo "release binaries: no test support"
 
+# Release binaries measured from outside over gRPC (tests/bench), then the in-process
+# trust-store benchmark and the login flood. BENCH_SCALE shrinks or grows the run.
 bench:
 	$(CARGO) build --release --workspace --bins
+	bin=$$($(CARGO) metadata --format-version 1 --no-deps | \
+		sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release; \
+		PMP_BIN_DIR=$$bin $$bin/pmp-bench
 	$(CARGO) bench -p certificate-store --bench verify
 	$(CARGO) bench -p pmp-e2e --bench login_flood
 
