@@ -106,6 +106,9 @@ pub struct Platform {
     pub certstore: Process,
     pub ftm: Process,
     pub directory: tempfile::TempDir,
+    /// The databases of the registry, the store and FTM management, in that order (load
+    /// tests seed them directly).
+    pub database_urls: [String; 3],
     _databases: Vec<TestDatabase>,
 }
 
@@ -420,6 +423,7 @@ impl Platform {
             certstore,
             ftm,
             directory,
+            database_urls: [urls[0].clone(), urls[1].clone(), urls[2].clone()],
             _databases: databases,
         };
         platform.wait_until_serving().await?;

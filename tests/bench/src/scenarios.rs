@@ -101,6 +101,7 @@ pub async fn run(backend: &str, scale: Scale, report: &mut Report) -> anyhow::Re
     verify_cached(backend, scale, &platform, &world, &chips, health, report).await?;
     verify_distinct(backend, scale, &platform, &world, report).await?;
     login(backend, scale, &platform, report).await?;
+    lists(backend, scale, &platform, &world, report).await?;
 
     for ((name, process), idle) in services.iter().zip(&idle) {
         let after = memory_mib(process, "VmRSS");
@@ -725,5 +726,124 @@ async fn login(
         }
         .target("bounded (≤ 160 MiB chart limit)", peak <= 160.0),
     );
+    Ok(())
+}
+
+/// `ListFtms` with 100,000 FTMs in the database (seeded directly, in bulk, as a migration
+/// from an existing installation would load them): the first page, a status + make filter,
+/// and the 50th page reached through page tokens.
+async fn lists(
+    backend: &str,
+    scale: Scale,
+    platform: &Platform,
+    world: &World,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    use ftm_management::storage::FtmRepository;
+    let count = scale.count(100_000, 2_000);
+    let settings = pmp_common::config::DatabaseSettings {
+        url: platform.database_urls[2].clone(),
+        max_connections: 2,
+    };
+    let repository =
+        ftm_management::storage::SqlFtmRepository::new(pmp_common::db::connect(&settings).await?);
+    let statuses = [
+        ftm_management::domain::FtmStatus::PendingCertUpload,
+        ftm_management::domain::FtmStatus::PendingApproval,
+        ftm_management::domain::FtmStatus::Approved,
+        ftm_management::domain::FtmStatus::Rejected,
+        ftm_management::domain::FtmStatus::Deactivated,
+    ];
+    let now = chrono::Utc::now();
+    let seeded = Instant::now();
+    for chunk_start in (0..count).step_by(5_000) {
+        let chunk: Vec<ftm_management::domain::Ftm> = (chunk_start
+            ..(chunk_start + 5_000).min(count))
+            .map(|index| ftm_management::domain::Ftm {
+                ftm_id: format!("ftm_bench_{index:08}"),
+                partner_id: format!("bench-partner-{:04}", index % 1_000),
+                organization_name: format!("Bench Organisation {:04}", index % 1_000),
+                make: format!("Make {}", index % 50),
+                model: format!("Model {index}"),
+                status: statuses[index % statuses.len()],
+                certificate_id: None,
+                certificate_expiry_time: None,
+                reject_reason: None,
+                create_time: now - chrono::Duration::seconds(index as i64),
+                update_time: now - chrono::Duration::seconds(index as i64),
+            })
+            .collect();
+        repository
+            .import(&chunk)
+            .await
+            .map_err(|error| anyhow::anyhow!("seeding FTMs: {error}"))?;
+    }
+    println!(
+        "   seeded {count} FTMs in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let channel = platform.ftm.channel().await?;
+    let token = Arc::new(world.admin.clone());
+    let mut fiftieth_token = String::new();
+    {
+        let mut client = FtmManagementClient::new(channel.clone());
+        for _ in 0..49 {
+            let page = client
+                .list_ftms(authorized(
+                    ftm::ListFtmsRequest {
+                        page_token: fiftieth_token.clone(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await?
+                .into_inner();
+            fiftieth_token = page.next_page_token;
+        }
+    }
+    let queries = [
+        ("first page", ftm::ListFtmsRequest::default()),
+        (
+            "status + make filter",
+            ftm::ListFtmsRequest {
+                status: ftm::FtmStatus::Approved.into(),
+                make: "Make 7".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "50th page via tokens",
+            ftm::ListFtmsRequest {
+                page_token: fiftieth_token,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, request) in queries {
+        let channel = channel.clone();
+        let token = Arc::clone(&token);
+        let shape = Shape {
+            connections: 1,
+            in_flight: 1,
+            warmup: scale.duration(0.5),
+            duration: scale.duration(3.0),
+        };
+        let measured = load::closed_loop(shape, move |_, _| {
+            let mut client = FtmManagementClient::new(channel.clone());
+            let request = authorized(request.clone(), &token);
+            async move { client.list_ftms(request).await.map(|_| ()) }
+        })
+        .await;
+        let p99 = measured.quantile_ms(0.99);
+        report.push(
+            Row::load(
+                backend,
+                &format!("ListFtms at {count} rows: {name}"),
+                &measured,
+            )
+            .target("p99 ≤ 10 ms", p99 <= 10.0),
+        );
+    }
     Ok(())
 }

@@ -27,6 +27,7 @@ fn the_benchmark_completes_without_errors_at_a_tiny_scale() {
         "VerifyCertificateTrust distinct, P-256",
         "Login",
         "idle RSS",
+        "ListFtms at",
     ] {
         assert!(stdout.contains(scenario), "{scenario} missing:\n{stdout}");
     }
