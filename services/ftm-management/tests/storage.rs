@@ -928,7 +928,7 @@ async fn the_trust_model_migration_marks_certified_ftms_for_reconciliation() {
                 .expect("lease")
         );
 
-        Migrator::up(&database.connection, None)
+        Migrator::up(&database.connection, Some(1))
             .await
             .expect("trust model");
         let mut marked: Vec<String> = repository
