@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use pmp_dev_certs::{CertificateSpec, DevPki, KeySpec};
+use pmp_dev_certs::{CertificateSpec, DevPki};
 use pmp_e2e::{ADMIN_PASSWORD, Platform};
 
 /// The organisation the partner registers and its certificates carry.
@@ -93,13 +93,7 @@ async fn the_portal_workflow_in_chromium() {
 
     // The certificates of the partner's organisation, as files the browser picks.
     let pki = DevPki::generate(ORG).expect("PKI");
-    let second_chip = CertificateSpec::leaf(&format!("{ORG} FTM Chip 2"))
-        .organisation(ORG)
-        .organisational_unit("FTM")
-        .country("IN")
-        .key(KeySpec::EcP256)
-        .valid_from_days(-1)
-        .valid_for_days(730)
+    let second_chip = CertificateSpec::ftm_chip(&format!("{ORG} FTM Chip 2"), ORG)
         .issued_by(&pki.intermediate)
         .expect("second chip certificate");
     let inputs = platform.directory.path().join("browser-inputs");

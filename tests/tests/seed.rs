@@ -10,7 +10,7 @@ use tonic::Code;
 use partner_registry::testing::TEST_ADMIN_PASSWORD;
 use pmp_common::db::testing::backends;
 use pmp_common::testing::{assert_error, with_token};
-use pmp_dev_certs::{CertificateSpec, DevPki, KeySpec};
+use pmp_dev_certs::{CertificateSpec, DevPki};
 use pmp_e2e::inprocess::{InProcessPlatform, Options};
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
@@ -19,13 +19,7 @@ use pmp_proto::partner::v1 as registry;
 const ORG: &str = "ACME Chips";
 
 fn chip(pki: &DevPki, name: &str, org: &str) -> String {
-    CertificateSpec::leaf(name)
-        .organisation(org)
-        .organisational_unit("FTM")
-        .country("IN")
-        .key(KeySpec::EcP256)
-        .valid_from_days(-1)
-        .valid_for_days(730)
+    CertificateSpec::ftm_chip(name, org)
         .issued_by(&pki.intermediate)
         .expect("chip certificate")
         .pem()

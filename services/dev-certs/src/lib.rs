@@ -285,6 +285,18 @@ impl CertificateSpec {
         Self::new(common_name, CertKind::Leaf)
     }
 
+    /// An FTM chip certificate of `organisation` as a provider issues it: O, OU=FTM, C=IN,
+    /// EC P-256, valid from a day ago for two years (issue it from the provider's CA).
+    pub fn ftm_chip(common_name: &str, organisation: &str) -> Self {
+        Self::leaf(common_name)
+            .organisation(organisation)
+            .organisational_unit("FTM")
+            .country("IN")
+            .key(KeySpec::EcP256)
+            .valid_from_days(-1)
+            .valid_for_days(730)
+    }
+
     /// Removes the CN, to test subjects without one.
     pub fn without_common_name(mut self) -> Self {
         self.common_name = None;
@@ -591,14 +603,8 @@ impl DevPki {
             .valid_from_days(-1)
             .valid_for_days(730)
             .issued_by(&intermediate)?;
-        let ftm_chip = CertificateSpec::leaf(&format!("{org} FTM Chip"))
-            .organisation(org)
-            .organisational_unit("FTM")
-            .country("IN")
-            .key(KeySpec::EcP256)
-            .valid_from_days(-1)
-            .valid_for_days(730)
-            .issued_by(&intermediate)?;
+        let ftm_chip =
+            CertificateSpec::ftm_chip(&format!("{org} FTM Chip"), org).issued_by(&intermediate)?;
         Ok(DevPki {
             root,
             intermediate,

@@ -239,17 +239,8 @@ async fn health_limit(
     Ok(throughput)
 }
 
-/// Chip certificates of `count` FTMs, all under the intermediate, sharing one key (the
-/// store judges certificates, not keys; generating a key per certificate would dominate).
-fn chip_certificates(
-    pki: &DevPki,
-    prefix: &str,
-    key: &PKey<Private>,
-    count: usize,
-) -> anyhow::Result<Vec<String>> {
-    issue_leaves(&pki.intermediate, prefix, key, count)
-}
-
+/// `count` chip certificates under `issuer`, all sharing `key` (the store judges
+/// certificates, not keys; generating a key per certificate would dominate).
 fn issue_leaves(
     issuer: &Issued,
     prefix: &str,
@@ -258,12 +249,7 @@ fn issue_leaves(
 ) -> anyhow::Result<Vec<String>> {
     (0..count)
         .map(|index| {
-            Ok(CertificateSpec::leaf(&format!("{prefix} {index}"))
-                .organisation(ORG)
-                .organisational_unit("FTM")
-                .country("IN")
-                .valid_from_days(-1)
-                .valid_for_days(730)
+            Ok(CertificateSpec::ftm_chip(&format!("{prefix} {index}"), ORG)
                 .sign(key.clone(), Some(issuer))?
                 .pem()?)
         })
@@ -281,7 +267,12 @@ async fn onboarding(
 ) -> anyhow::Result<Vec<String>> {
     let count = scale.count(400, 16);
     let key = KeySpec::EcP256.generate()?;
-    let chips = Arc::new(chip_certificates(&world.pki, "Bench Chip", &key, count)?);
+    let chips = Arc::new(issue_leaves(
+        &world.pki.intermediate,
+        "Bench Chip",
+        &key,
+        count,
+    )?);
     let commits = commit_rate(backend, scale).await?;
     report.push(Row::figure(
         backend,
