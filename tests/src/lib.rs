@@ -365,24 +365,18 @@ impl Platform {
             ],
             identity("partner-registry"),
         );
+        let [platform_root, platform_certificate, platform_key] =
+            certificate_store::testing::provision_platform_pki(root)?;
         let store_environment = env(
             "PMP_CERTSTORE",
             &[
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[1].clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
-                (
-                    "PLATFORM__ROOT_CERTIFICATE_FILE",
-                    root.join("platform-root.pem").display().to_string(),
-                ),
-                (
-                    "PLATFORM__SIGNING_CERTIFICATE_FILE",
-                    root.join("platform-signing.pem").display().to_string(),
-                ),
-                (
-                    "PLATFORM__SIGNING_KEY_FILE",
-                    root.join("platform-signing-key.pem").display().to_string(),
-                ),
+                ("PLATFORM__ROOT_CERTIFICATE_FILE", platform_root),
+                ("PLATFORM__SIGNING_CERTIFICATE_FILE", platform_certificate),
+                ("PLATFORM__SIGNING_KEY_FILE", platform_key),
+                ("PLATFORM__GENERATE", "false".to_owned()),
             ],
             identity("certificate-store"),
         );

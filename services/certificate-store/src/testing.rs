@@ -2,6 +2,7 @@
 //! by the tests of the services that call it).
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use pmp_common::auth::testing::ServiceKeyFiles;
 use pmp_common::config::DatabaseSettings;
@@ -32,15 +33,47 @@ pub fn settings(
     settings.service_identity.public_keys_dir = service_keys.public_keys_dir.display().to_string();
     settings.user_tokens.registry_address = registry_address.to_owned();
     settings.certificates.trust_refresh_interval_ms = 500;
-    settings.platform.root_certificate_file =
-        directory.join("platform-root.pem").display().to_string();
-    settings.platform.signing_certificate_file =
-        directory.join("platform-signing.pem").display().to_string();
-    settings.platform.signing_key_file = directory
-        .join("platform-signing-key.pem")
-        .display()
-        .to_string();
+    let [root, certificate, key] = provision_platform_pki(directory)?;
+    settings.platform.root_certificate_file = root;
+    settings.platform.signing_certificate_file = certificate;
+    settings.platform.signing_key_file = key;
     Ok(settings)
+}
+
+/// Names of the platform PKI files under a test directory: root certificate, signing
+/// certificate, signing key.
+const PLATFORM_PKI_FILES: [&str; 3] = [
+    "platform-root.pem",
+    "platform-signing.pem",
+    "platform-signing-key.pem",
+];
+
+/// Writes a platform PKI (root certificate, signing certificate, signing key) into
+/// `directory`, as an operator mounts one in production, unless the files exist; returns
+/// their paths in that order. The PKI is generated once per test process and shared: two
+/// RSA-3072 keys cost seconds of CPU, which every test platform would otherwise pay at start.
+pub fn provision_platform_pki(directory: &Path) -> anyhow::Result<[String; 3]> {
+    static GENERATED: OnceLock<Result<[String; 3], String>> = OnceLock::new();
+    let contents = GENERATED
+        .get_or_init(|| generate_platform_pki().map_err(|error| format!("{error:#}")))
+        .as_ref()
+        .map_err(|error| anyhow::anyhow!("generating the platform PKI: {error}"))?;
+    let mut paths = [String::new(), String::new(), String::new()];
+    for ((name, content), path) in PLATFORM_PKI_FILES.iter().zip(contents).zip(&mut paths) {
+        let file = directory.join(name);
+        pmp_common::keys::load_or_generate(&file, || Ok(content.clone().into_bytes()))?;
+        *path = file.display().to_string();
+    }
+    Ok(paths)
+}
+
+fn generate_platform_pki() -> anyhow::Result<[String; 3]> {
+    let generated = crate::x509::PlatformSigner::generate()?;
+    Ok([
+        crate::x509::pem_string(&generated.root_certificate)?,
+        generated.signer.certificate_pem()?,
+        generated.signer.private_key_pem()?,
+    ])
 }
 
 /// Runs the certificate store on `127.0.0.1:0`.
