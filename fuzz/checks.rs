@@ -14,11 +14,8 @@
 //   never PMS_INTERNAL;
 // - after every call the thread's OpenSSL error queue is empty;
 // - parse_chain = parse_ca_bundle, limited to MAX_CHAIN_CERTIFICATES (KER-PCM-001 above);
-// - chain_key depends on the domain and on the certificates only (the key of a PEM request
-//   equals the key of the same certificates as plain PEM; PKCS#7 and bare base64 requests
-//   get no key at all), and a request the store refuses
-//   never shares its key with a request it accepts (the verdict cache is looked up by key
-//   before parsing, so a shared key would answer a refused request from the cache);
+// - chain_key is a function of the domain and the exact text, so the verdict cache (looked
+//   up by key before parsing) never answers one request with another's verdict;
 // - evaluate fails exactly when parse_chain does, with the same reason; a trusted verdict
 //   starts with the leaf;
 // - whatever parses: its facts are readable, CA and partner validation give contract
@@ -31,9 +28,7 @@ use std::sync::LazyLock;
 use pmp_common::error::ServiceError;
 
 use base64::Engine;
-use base64::alphabet;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use certificate_store::domain::{StoredTrustEntry, TrustData, TrustPolicy};
 use certificate_store::trust::{TrustSettings, TrustSnapshot};
 use certificate_store::x509::{
@@ -141,14 +136,6 @@ fn build_fixture() -> Fixture {
     }
 }
 
-/// Set `PMP_FUZZ_SKIP_CACHE_KEY=1` to skip the cache-key consistency rule (to keep
-/// fuzzing for other findings while a known violation of it is open).
-fn check_cache_key_consistency() -> bool {
-    static SKIP: LazyLock<bool> =
-        LazyLock::new(|| std::env::var_os("PMP_FUZZ_SKIP_CACHE_KEY").is_some());
-    !*SKIP
-}
-
 // ---------------------------------------------------------------------------------------
 // Entry points of the fuzz targets.
 
@@ -210,7 +197,7 @@ pub fn check_upload(data: &str) {
         (Err(_), Err(_)) => {}
     }
 
-    check_chain_key(data, &chain);
+    check_chain_key(data);
 
     if let Ok(certs) = &bundle {
         check_ca_bundle(certs);
@@ -226,7 +213,7 @@ pub fn check_verify(data: &str) {
     x509::clear_error_queue();
     let chain = x509::parse_chain(data);
     assert_queue_empty("parse_chain");
-    check_chain_key(data, &chain);
+    check_chain_key(data);
     for domain in [DOMAIN, CHAIN_DOMAIN] {
         let first = fixture.snapshot.evaluate(domain, data, fixture.now);
         assert_queue_empty("evaluate");
@@ -319,9 +306,11 @@ fn parsed(
     first
 }
 
-/// The key rules: domain-dependent, form-independent, and never shared between a refused
-/// and an accepted request.
-fn check_chain_key(data: &str, chain: &Result<Vec<X509>, CertError>) {
+/// The key rules: deterministic, and a function of the domain and the exact text. The
+/// verdict cache is looked up by key before parsing, so two requests share a verdict only
+/// when they are the same request (no form of the certificates can borrow another form's
+/// verdict, whatever the parser thinks of either).
+fn check_chain_key(data: &str) {
     let key = x509::chain_key(DOMAIN, data);
     assert_queue_empty("chain_key");
     assert_eq!(
@@ -329,54 +318,16 @@ fn check_chain_key(data: &str, chain: &Result<Vec<X509>, CertError>) {
         x509::chain_key(DOMAIN, data),
         "chain_key is not deterministic"
     );
-    if key.is_some() {
-        assert_ne!(
-            key,
-            x509::chain_key(CHAIN_DOMAIN, data),
-            "chain_key ignores the domain"
-        );
-    }
-    match chain {
-        Ok(certs) => {
-            let plain = pem_of(&ders(certs));
-            let plain_key = x509::chain_key(DOMAIN, &plain);
-            assert!(
-                plain_key.is_some(),
-                "no key for plain PEM of a parsed chain"
-            );
-            // PEM requests are keyed by their certificates; PKCS#7 and bare base64 requests
-            // are never keyed (always verified in full).
-            if key.is_some() {
-                assert_eq!(
-                    key, plain_key,
-                    "the same certificates get another key in another form"
-                );
-            }
-        }
-        Err(error) if key.is_some() && check_cache_key_consistency() => {
-            // The verdict cache is consulted by key before parsing: if the same
-            // certificates are accepted in another form, their cached verdict would answer
-            // this refused request.
-            if let Some(request) = request_ders(data) {
-                let plain = pem_of(&request);
-                assert_eq!(
-                    x509::chain_key(DOMAIN, &plain),
-                    key,
-                    "test oracle: plain PEM of the request's certificates has another key"
-                );
-                let accepted = x509::parse_chain(&plain);
-                x509::clear_error_queue();
-                assert!(
-                    accepted.is_err(),
-                    "cache key shared with an accepted request: this data is refused \
-                     ({error:?}), but the same certificates as plain PEM are accepted, \
-                     and both have chain_key {}",
-                    hex(&key.unwrap_or_default())
-                );
-            }
-        }
-        Err(_) => {}
-    }
+    assert_ne!(
+        key,
+        x509::chain_key(CHAIN_DOMAIN, data),
+        "chain_key ignores the domain"
+    );
+    assert_ne!(
+        key,
+        x509::chain_key(DOMAIN, &format!("{data} ")),
+        "chain_key ignores part of the text"
+    );
 }
 
 /// What a CA upload does with parsed certificates, minus storage.
@@ -527,151 +478,4 @@ pub fn pem_of(ders: &[Vec<u8>]) -> String {
     ders.iter()
         .map(|der| pem_armour("CERTIFICATE", der))
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-// ---------------------------------------------------------------------------------------
-// Test oracle: the certificate encodings a request names, as the contract describes the
-// accepted forms (PEM certificate and PKCS#7 blocks; otherwise standard or URL-safe
-// base64, padded or not, of a PKCS#7 bundle or of one certificate). Used only to find the
-// plain-PEM form of a refused request's certificates.
-
-const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
-fn request_ders(data: &str) -> Option<Vec<Vec<u8>>> {
-    let data = data.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-    if data.is_empty() {
-        return None;
-    }
-    const BEGIN: &str = "-----BEGIN ";
-    if !data.contains(BEGIN) {
-        let der = decode_base64(data)?;
-        return Some(p7b_certificates(&der).unwrap_or_else(|| vec![der]));
-    }
-    let mut out = Vec::new();
-    let mut rest = data;
-    while let Some(start) = rest.find(BEGIN) {
-        let after = &rest[start + BEGIN.len()..];
-        let label_end = after.find("-----")?;
-        let label = &after[..label_end];
-        let body_and_rest = &after[label_end + 5..];
-        let end = format!("-----END {label}-----");
-        let body_end = body_and_rest.find(&end)?;
-        let body = &body_and_rest[..body_end];
-        match label.trim() {
-            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => {
-                out.push(decode_base64_standard(body)?)
-            }
-            "PKCS7" | "PKCS #7 SIGNED DATA" | "CMS" => {
-                out.extend(p7b_certificates(&decode_base64_standard(body)?)?)
-            }
-            _ => {}
-        }
-        rest = &body_and_rest[body_end + end.len()..];
-    }
-    Some(out)
-}
-
-fn compact(text: &str) -> String {
-    text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
-}
-
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let text = compact(text);
-    URL_SAFE_LENIENT
-        .decode(text.as_bytes())
-        .or_else(|_| STANDARD_LENIENT.decode(text.as_bytes()))
-        .ok()
-}
-
-fn decode_base64_standard(text: &str) -> Option<Vec<u8>> {
-    STANDARD_LENIENT.decode(compact(text).as_bytes()).ok()
-}
-
-/// One BER/DER element.
-#[derive(Clone, Copy)]
-struct Element<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-}
-
-/// The element at the front of `input` (low tag numbers, definite lengths) and the rest.
-fn element(input: &[u8]) -> Option<(Element<'_>, &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    if tag & 0x1F == 0x1F {
-        return None;
-    }
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7F);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let (bytes, after) = rest.split_at_checked(count)?;
-        rest = after;
-        bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    let header = input.len() - rest.len();
-    let (content, rest) = rest.split_at_checked(len)?;
-    let whole = &input[..header + len];
-    Some((
-        Element {
-            tag,
-            content,
-            whole,
-        },
-        rest,
-    ))
-}
-
-/// The element spanning the front of `input`, if it has `tag`.
-fn expect(input: &[u8], tag: u8) -> Option<Element<'_>> {
-    element(input)
-        .map(|(found, _)| found)
-        .filter(|found| found.tag == tag)
-}
-
-fn elements(mut content: &[u8]) -> Option<Vec<Element<'_>>> {
-    let mut out = Vec::new();
-    while !content.is_empty() {
-        let (found, rest) = element(content)?;
-        out.push(found);
-        content = rest;
-    }
-    Some(out)
-}
-
-/// The certificates field of a PKCS#7 SignedData ContentInfo, element by element.
-fn p7b_certificates(der: &[u8]) -> Option<Vec<Vec<u8>>> {
-    const SIGNED_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02];
-    let content_info = expect(der, 0x30)?;
-    let parts = elements(content_info.content)?;
-    let oid = parts.first().filter(|part| part.tag == 0x06)?;
-    if oid.content != SIGNED_DATA {
-        return None;
-    }
-    let explicit = parts.get(1).filter(|part| part.tag == 0xA0)?;
-    let signed_data = expect(explicit.content, 0x30)?;
-    let fields = elements(signed_data.content)?;
-    let certificates = fields.iter().find(|field| field.tag == 0xA0)?;
-    let certificates: Vec<Vec<u8>> = elements(certificates.content)?
-        .into_iter()
-        .map(|certificate| certificate.whole.to_vec())
-        .collect();
-    (!certificates.is_empty()).then_some(certificates)
 }

@@ -406,7 +406,7 @@ impl TrustStore {
         }
         let key = x509::chain_key(domain, data);
         let now = Utc::now();
-        if let Some(verdict) = key.and_then(|key| snapshot.cached(&key, now)) {
+        if let Some(verdict) = snapshot.cached(&key, now) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(verdict);
         }
@@ -421,9 +421,7 @@ impl TrustStore {
                     StoreError::Internal(format!("verification task failed: {error}"))
                 })??;
         let verdict = Arc::new(verdict);
-        if let Some(key) = key {
-            snapshot.remember(key, Arc::clone(&verdict), valid_until);
-        }
+        snapshot.remember(key, Arc::clone(&verdict), valid_until);
         Ok(verdict)
     }
 

@@ -261,48 +261,16 @@ pub fn parse_chain(data: &str) -> Result<Vec<X509>, CertError> {
     Ok(certificates)
 }
 
-/// A key naming the certificates of a `VerifyCertificateTrust` request in `domain`, computed
-/// without parsing them: for each certificate in order, its identity (SHA-256 of the
-/// `tbsCertificate`) and the SHA-256 of its DER. Two requests with the same certificates in
-/// PEM get the same key whatever their line breaks and white space; a copy with other
-/// signature bytes gets its own key, so it never borrows another copy's verdict.
-///
-/// Only PEM certificate blocks get a key: their decoded bytes decide the parse alone, so a
-/// request refused by the parser can never share a key with one it accepts (which would let
-/// a cached verdict answer it). PKCS#7 and bare base64 requests — whose envelopes the
-/// parser may refuse around acceptable certificates — get `None`: they are always parsed
-/// and verified in full, as is data this cheap decoding cannot read.
-pub fn chain_key(domain: &str, data: &str) -> Option<[u8; 32]> {
-    let ders = pem_certificate_ders(data)?;
-    if ders.is_empty() || ders.len() > MAX_CHAIN_CERTIFICATES {
-        return None;
-    }
+/// The verdict-cache key of a `VerifyCertificateTrust` request: SHA-256 over the domain and
+/// the request's exact text. The verdict is a function of that text alone (for one trust
+/// snapshot, until the verdict's own expiry), so equal keys can share it whatever the text
+/// holds — PEM, PKCS#7 or base64 — and a request the parser refuses is never cached at all.
+/// It is computed without parsing anything: this is the hot path of every relying service.
+/// The same certificates with other line breaks get another key and are verified once more.
+pub fn chain_key(domain: &str, data: &str) -> [u8; 32] {
     let mut hasher = openssl::sha::Sha256::new();
     hasher.update(domain.as_bytes());
     hasher.update(&[0]);
-    for der in &ders {
-        let tbs = super::der::tbs_certificate(der)?;
-        hasher.update(&openssl::sha::sha256(tbs));
-        hasher.update(&openssl::sha::sha256(der));
-    }
-    Some(hasher.finish())
-}
-
-/// The DER encodings of the PEM certificate blocks of `data`; `None` when it holds anything
-/// else the parser would read (PKCS#7 blocks, bare base64) or cannot be decoded.
-fn pem_certificate_ders(data: &str) -> Option<Vec<Vec<u8>>> {
-    let data = not_blank(data).ok()?;
-    let blocks = pem_blocks(data).ok()??;
-    let mut ders = Vec::new();
-    for block in &blocks {
-        match block.kind {
-            BlockKind::Certificate => ders.push(pem_body_der(block.body, "").ok()?),
-            BlockKind::Pkcs7 => return None,
-            BlockKind::Other => {}
-        }
-        if ders.len() > MAX_CHAIN_CERTIFICATES {
-            return None;
-        }
-    }
-    Some(ders)
+    hasher.update(data.as_bytes());
+    hasher.finish()
 }
