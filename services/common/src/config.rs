@@ -119,6 +119,30 @@ pub struct ServerSettings {
     /// `RESOURCE_EXHAUSTED` (health and reflection are never refused).
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// Which calls get an access-log line (`pmp::access`).
+    #[serde(default)]
+    pub access_log: AccessLogSettings,
+}
+
+/// The access log: one line per call costs about as much as answering a cached
+/// `VerifyCertificateTrust`, so a relying service's hot path may sample successful calls.
+/// Failed and slow calls are always logged; the metrics count every call either way.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// Log one successful call in this many: 1 logs all, 0 none.
+    pub successes_one_in: u64,
+    /// Calls taking at least this long are logged whatever their outcome.
+    pub slow_ms: u64,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings {
+            successes_one_in: 1,
+            slow_ms: 500,
+        }
+    }
 }
 
 fn default_max_message_bytes() -> usize {
@@ -518,6 +542,24 @@ mod tests {
         .expect("loads");
         assert_eq!(sample.database.url, "postgres://db/x");
         assert_eq!(sample.server.listen.port(), 50051);
+    }
+
+    #[test]
+    fn access_log_settings_come_from_the_environment_one_by_one() {
+        let sample: Sample = load_with_env(
+            "PMP_TEST",
+            DEFAULTS,
+            None,
+            env(&[("PMP_TEST__SERVER__ACCESS_LOG__SUCCESSES_ONE_IN", "100")]),
+        )
+        .expect("loads");
+        assert_eq!(sample.server.access_log.successes_one_in, 100);
+        assert_eq!(
+            sample.server.access_log.slow_ms, 500,
+            "the other keeps its default"
+        );
+        let defaults: Sample = load_with_env("PMP_TEST", DEFAULTS, None, env(&[])).expect("loads");
+        assert_eq!(defaults.server.access_log.successes_one_in, 1);
     }
 
     #[test]

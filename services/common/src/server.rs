@@ -167,7 +167,8 @@ where
     let layer = match &metrics {
         Some(endpoint) => GrpcTraceLayer::with_metrics(Arc::clone(&endpoint.metrics)),
         None => GrpcTraceLayer::default(),
-    };
+    }
+    .access_log(settings.access_log);
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(MetricsEndpoint {
         metrics,

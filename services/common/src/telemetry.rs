@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -23,7 +23,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, TelemetrySettings};
+use crate::config::{AccessLogSettings, LogFormat, TelemetrySettings};
 
 /// Keeps the tracer alive; [`TelemetryGuard::shutdown`] flushes pending spans.
 pub struct TelemetryGuard {
@@ -133,12 +133,13 @@ pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
 }
 
 /// A tower layer for tonic servers: one server span per call, child of the caller's trace
-/// context, and one log line per call with method, gRPC code, duration and trace id.
-/// With metrics, it also counts calls by method and code, times them and tracks calls in
-/// flight.
+/// context, and a log line per call with method, gRPC code, duration and trace id (every
+/// failed or slow call; successful ones as [`AccessLogSettings`] samples them). With
+/// metrics, it also counts calls by method and code, times them and tracks calls in flight.
 #[derive(Debug, Clone, Default)]
 pub struct GrpcTraceLayer {
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    access_log: AccessLog,
 }
 
 impl GrpcTraceLayer {
@@ -146,6 +147,15 @@ impl GrpcTraceLayer {
     pub fn with_metrics(metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
         GrpcTraceLayer {
             metrics: Some(metrics),
+            access_log: AccessLog::default(),
+        }
+    }
+
+    /// The layer, logging calls as `settings` says.
+    pub fn access_log(self, settings: AccessLogSettings) -> Self {
+        GrpcTraceLayer {
+            access_log: AccessLog::new(settings),
+            ..self
         }
     }
 }
@@ -157,6 +167,7 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
         GrpcTrace {
             inner,
             metrics: self.metrics.clone(),
+            access_log: self.access_log.clone(),
         }
     }
 }
@@ -166,6 +177,46 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
 pub struct GrpcTrace<S> {
     inner: S,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    access_log: AccessLog,
+}
+
+/// Which calls get an access-log line; successful calls are counted across every
+/// connection, so "one in N" holds server-wide.
+#[derive(Debug, Clone)]
+struct AccessLog {
+    settings: AccessLogSettings,
+    successes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog::new(AccessLogSettings::default())
+    }
+}
+
+impl AccessLog {
+    fn new(settings: AccessLogSettings) -> Self {
+        AccessLog {
+            settings,
+            successes: Default::default(),
+        }
+    }
+
+    fn logs(&self, code: tonic::Code, elapsed: Duration) -> bool {
+        if code != tonic::Code::Ok || elapsed >= Duration::from_millis(self.settings.slow_ms) {
+            return true;
+        }
+        match self.settings.successes_one_in {
+            0 => false,
+            1 => true,
+            every => {
+                let seen = self
+                    .successes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                seen.is_multiple_of(every)
+            }
+        }
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -207,6 +258,7 @@ where
         let started = Instant::now();
         let future = self.inner.call(request);
         let metrics = self.metrics.clone();
+        let access_log = self.access_log.clone();
         if let Some(metrics) = &metrics {
             metrics.request_started();
         }
@@ -217,9 +269,13 @@ where
                 Err(_) => tonic::Code::Unknown,
             };
             span.record("rpc.grpc.status_code", code as i64);
-            let seconds = started.elapsed().as_secs_f64();
+            let elapsed = started.elapsed();
+            let seconds = elapsed.as_secs_f64();
             if let Some(metrics) = &metrics {
                 metrics.request_finished(&path, code, seconds);
+            }
+            if !access_log.logs(code, elapsed) {
+                return result;
             }
             let duration_ms = seconds * 1000.0;
             span.in_scope(|| {
@@ -252,4 +308,34 @@ fn grpc_code(headers: &http::HeaderMap) -> tonic::Code {
         .and_then(|value| value.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(log: &AccessLog, code: tonic::Code, milliseconds: u64, calls: usize) -> usize {
+        (0..calls)
+            .filter(|_| log.logs(code, Duration::from_millis(milliseconds)))
+            .count()
+    }
+
+    #[test]
+    fn successes_are_sampled_failures_and_slow_calls_never() {
+        let sampled = AccessLog::new(AccessLogSettings {
+            successes_one_in: 4,
+            slow_ms: 100,
+        });
+        assert_eq!(logged(&sampled, tonic::Code::Ok, 1, 40), 10);
+        assert_eq!(logged(&sampled, tonic::Code::NotFound, 1, 40), 40);
+        assert_eq!(logged(&sampled, tonic::Code::Ok, 100, 40), 40, "slow");
+        let silent = AccessLog::new(AccessLogSettings {
+            successes_one_in: 0,
+            slow_ms: 100,
+        });
+        assert_eq!(logged(&silent, tonic::Code::Ok, 1, 40), 0);
+        assert_eq!(logged(&silent, tonic::Code::Unavailable, 1, 3), 3);
+        let default = AccessLog::default();
+        assert_eq!(logged(&default, tonic::Code::Ok, 1, 40), 40);
+    }
 }
