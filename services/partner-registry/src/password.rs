@@ -3,13 +3,14 @@
 //!
 //! Hashing is deliberately slow and memory-hungry, and both `Login` and `RegisterPartner`
 //! run it for anonymous callers. So it never runs on the async workers, at most
-//! `max_concurrent` hashes run at once (one per pool thread, each reusing its own 19 MiB
-//! block buffer, so memory stays bounded at `max_concurrent` × 19 MiB whatever the load),
-//! and at most `max_queued` more wait; a call beyond that is refused at once
+//! `max_concurrent` hashes run at once (one per pool thread, each with its own 19 MiB block
+//! buffer, reused while jobs wait and returned when the queue runs empty, so memory stays
+//! bounded at `max_concurrent` × 19 MiB whatever the load and falls back at rest), and at
+//! most `max_queued` more wait; a call beyond that is refused at once
 //! ([`HashingError::Busy`]) instead of queueing without bound.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use argon2::password_hash::{PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -23,6 +24,12 @@ use crate::error::RegistryError;
 const OUTPUT_BYTES: usize = 32;
 /// Length of the random salt, bytes.
 const SALT_BYTES: usize = 16;
+/// Capacity of a block buffer, at least: 33 MiB of address space, of which only the 19 MiB
+/// argon2 writes become resident. glibc serves a request of that size with its own memory
+/// map and unmaps it on free; a 19 MiB request is served from a heap once glibc's dynamic
+/// mmap threshold has risen (it does after the first large free), and stays resident for
+/// good after the buffer is dropped.
+const UNMAPPED_ON_FREE_BLOCKS: usize = 33 * 1024 * 1024 / std::mem::size_of::<Block>();
 
 /// Why a hashing request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -110,23 +117,43 @@ impl PasswordHasher {
     }
 }
 
-/// A pool thread: serves jobs with one reused block buffer until the hasher is dropped.
+/// A pool thread: serves jobs until the hasher is dropped, reusing one block buffer while
+/// jobs are waiting and giving it back to the system before it waits itself (19 MiB per
+/// thread would otherwise be most of the registry's memory, held for good after one login).
 fn work(receiver: &Mutex<Receiver<Job>>) {
     let mut blocks: Vec<Block> = Vec::new();
-    loop {
-        let job = match receiver.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
+    while let Some(job) = next_job(receiver, &mut blocks) {
         match job {
-            Ok(Job::Hash(password, reply)) => {
+            Job::Hash(password, reply) => {
                 let _ = reply.send(hash_with(&mut blocks, &password));
             }
-            Ok(Job::Verify(password, hash, reply)) => {
+            Job::Verify(password, hash, reply) => {
                 let _ = reply.send(verify_with(&mut blocks, &password, &hash));
             }
-            Err(_) => return,
         }
+    }
+}
+
+/// The next job; `None` once the hasher is dropped. Releases `blocks` when there is none
+/// waiting yet.
+fn next_job(receiver: &Mutex<Receiver<Job>>, blocks: &mut Vec<Block>) -> Option<Job> {
+    let receiver = match receiver.try_lock() {
+        Ok(receiver) => receiver,
+        // Most likely another idle thread waiting for work with the lock held: the queue is
+        // empty, so this one will wait too.
+        Err(TryLockError::WouldBlock) => {
+            drop(std::mem::take(blocks));
+            receiver.lock().ok()?
+        }
+        Err(TryLockError::Poisoned(_)) => return None,
+    };
+    match receiver.try_recv() {
+        Ok(job) => Some(job),
+        Err(TryRecvError::Empty) => {
+            drop(std::mem::take(blocks));
+            receiver.recv().ok()
+        }
+        Err(TryRecvError::Disconnected) => None,
     }
 }
 
@@ -141,7 +168,11 @@ fn derive(
     password: &str,
     salt: &[u8],
 ) -> Result<[u8; OUTPUT_BYTES], HashingError> {
-    blocks.resize(params.block_count(), Block::default());
+    let needed = params.block_count();
+    if blocks.capacity() < needed {
+        *blocks = Vec::with_capacity(needed.max(UNMAPPED_ON_FREE_BLOCKS));
+    }
+    blocks.resize(needed, Block::default());
     let mut output = [0u8; OUTPUT_BYTES];
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into_with_memory(password.as_bytes(), salt, &mut output, &mut blocks[..])
