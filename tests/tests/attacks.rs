@@ -15,7 +15,7 @@ use certificate_store::trust::{
 };
 use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use partner_registry::error::RegistryError;
-use partner_registry::storage::{PartnerPage, PartnerRepository, UserRecord};
+use partner_registry::storage::{ImportedPartner, PartnerPage, PartnerRepository, UserRecord};
 use pmp_common::db::testing::backends;
 use pmp_common::lease::{LeaseStore, StaleLease};
 use pmp_common::testing::{assert_error, eventually};
@@ -406,6 +406,9 @@ impl PartnerRepository for CrashingRepository {
         self.inner
             .create_partner(partner, password_hash, roles, audit)
             .await
+    }
+    async fn import(&self, partners: &[ImportedPartner]) -> Result<(), RegistryError> {
+        self.inner.import(partners).await
     }
     async fn find_partner(&self, partner_id: &str) -> Result<Option<Partner>, RegistryError> {
         self.inner.find_partner(partner_id).await

@@ -1,6 +1,7 @@
 //! The scenarios of one backend, each next to the limit it is judged against:
 //! `Health/Check` on the same server for the gRPC stack, in-process OpenSSL for certificate
-//! validation, a single-row insert+commit loop on the same database for writes.
+//! validation, a single-row insert+commit loop on the same database for writes. The list
+//! RPCs at 100,000 rows are in [`crate::lists`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,16 +19,17 @@ use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1 as registry;
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
 
-use crate::Scale;
+use crate::lists;
 use crate::load::{self, Measured, Shape};
 use crate::report::{Report, Row};
+use crate::{Scale, Selection};
 
 const ORG: &str = "Bench Chips";
 const PARTNER: &str = "bench-provider";
 const PASSWORD: &str = "bench-provider-password";
 
 /// A request with a bearer token.
-fn authorized<T>(message: T, token: &str) -> Request<T> {
+pub fn authorized<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = format!("Bearer {token}").parse() {
         request.metadata_mut().insert("authorization", value);
@@ -57,8 +59,13 @@ async fn channels(address: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
     Ok(channels)
 }
 
-/// Runs every scenario on `backend`.
-pub async fn run(backend: &str, scale: Scale, report: &mut Report) -> anyhow::Result<()> {
+/// Runs the selected scenario groups on `backend`.
+pub async fn run(
+    backend: &str,
+    scale: Scale,
+    selection: &Selection,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     println!("\n== {backend}: starting the release binaries");
     let started = Instant::now();
     let platform = Platform::start_with(
@@ -70,15 +77,18 @@ pub async fn run(backend: &str, scale: Scale, report: &mut Report) -> anyhow::Re
     )
     .await?;
     let serving_ms = started.elapsed().as_secs_f64() * 1000.0;
-    report.push(
-        Row::figure(
-            backend,
-            "start-up: exec → all three SERVING",
-            serving_ms,
-            "ms",
-        )
-        .target("≤ 1000 ms", serving_ms <= 1000.0),
-    );
+    let startup = selection.includes("startup");
+    if startup {
+        report.push(
+            Row::figure(
+                backend,
+                "start-up: exec → all three SERVING",
+                serving_ms,
+                "ms",
+            )
+            .target("≤ 1000 ms", serving_ms <= 1000.0),
+        );
+    }
     let services = [
         ("partner-registry", &platform.registry),
         ("certificate-store", &platform.certstore),
@@ -88,33 +98,46 @@ pub async fn run(backend: &str, scale: Scale, report: &mut Report) -> anyhow::Re
         .iter()
         .map(|(_, process)| memory_mib(process, "VmRSS"))
         .collect();
-    for ((name, _), rss) in services.iter().zip(&idle) {
-        report.push(
-            Row::figure(backend, &format!("idle RSS: {name}"), *rss, "MiB")
-                .target("≤ 30 MiB", *rss <= 30.0),
-        );
+    if startup {
+        for ((name, _), rss) in services.iter().zip(&idle) {
+            report.push(
+                Row::figure(backend, &format!("idle RSS: {name}"), *rss, "MiB")
+                    .target("≤ 30 MiB", *rss <= 30.0),
+            );
+        }
     }
 
     let world = World::prepare(&platform).await?;
-    let health = health_limit(backend, scale, &platform, report).await?;
-    let chips = onboarding(backend, scale, &platform, &world, report).await?;
-    verify_cached(backend, scale, &platform, &world, &chips, health, report).await?;
-    verify_distinct(backend, scale, &platform, &world, report).await?;
-    login(backend, scale, &platform, report).await?;
-    lists(backend, scale, &platform, &world, report).await?;
+    if selection.includes("certificates") {
+        let health = health_limit(backend, scale, &platform, report).await?;
+        let chips = onboarding(backend, scale, &platform, &world, report).await?;
+        verify_cached(backend, scale, &platform, &world, &chips, health, report).await?;
+        verify_distinct(backend, scale, &platform, &world, report).await?;
+    }
+    if selection.includes("login") {
+        login(backend, scale, &platform, report).await?;
+    }
+    if selection.includes("list-ftms") {
+        lists::ftms(backend, scale, &platform, &world.admin, report).await?;
+    }
+    if selection.includes("list-partners") {
+        lists::partners(backend, scale, &platform, &world.admin, report).await?;
+    }
 
-    for ((name, process), idle) in services.iter().zip(&idle) {
-        let after = memory_mib(process, "VmRSS");
-        report.push(
-            Row::figure(
-                backend,
-                &format!("RSS after the load: {name}"),
-                after,
-                "MiB",
-            )
-            .against("2 × idle", 2.0 * idle)
-            .target("≤ 2 × idle", after <= 2.0 * idle),
-        );
+    if startup {
+        for ((name, process), idle) in services.iter().zip(&idle) {
+            let after = memory_mib(process, "VmRSS");
+            report.push(
+                Row::figure(
+                    backend,
+                    &format!("RSS after the load: {name}"),
+                    after,
+                    "MiB",
+                )
+                .against("2 × idle", 2.0 * idle)
+                .target("≤ 2 × idle", after <= 2.0 * idle),
+            );
+        }
     }
     Ok(())
 }
@@ -717,124 +740,5 @@ async fn login(
         }
         .target("bounded (≤ 160 MiB chart limit)", peak <= 160.0),
     );
-    Ok(())
-}
-
-/// `ListFtms` with 100,000 FTMs in the database (seeded directly, in bulk, as a migration
-/// from an existing installation would load them): the first page, a status + make filter,
-/// and the 50th page reached through page tokens.
-async fn lists(
-    backend: &str,
-    scale: Scale,
-    platform: &Platform,
-    world: &World,
-    report: &mut Report,
-) -> anyhow::Result<()> {
-    use ftm_management::storage::FtmRepository;
-    let count = scale.count(100_000, 2_000);
-    let settings = pmp_common::config::DatabaseSettings {
-        url: platform.database_urls[2].clone(),
-        max_connections: 2,
-    };
-    let repository =
-        ftm_management::storage::SqlFtmRepository::new(pmp_common::db::connect(&settings).await?);
-    let statuses = [
-        ftm_management::domain::FtmStatus::PendingCertUpload,
-        ftm_management::domain::FtmStatus::PendingApproval,
-        ftm_management::domain::FtmStatus::Approved,
-        ftm_management::domain::FtmStatus::Rejected,
-        ftm_management::domain::FtmStatus::Deactivated,
-    ];
-    let now = chrono::Utc::now();
-    let seeded = Instant::now();
-    for chunk_start in (0..count).step_by(5_000) {
-        let chunk: Vec<ftm_management::domain::Ftm> = (chunk_start
-            ..(chunk_start + 5_000).min(count))
-            .map(|index| ftm_management::domain::Ftm {
-                ftm_id: format!("ftm_bench_{index:08}"),
-                partner_id: format!("bench-partner-{:04}", index % 1_000),
-                organization_name: format!("Bench Organisation {:04}", index % 1_000),
-                make: format!("Make {}", index % 50),
-                model: format!("Model {index}"),
-                status: statuses[index % statuses.len()],
-                certificate_id: None,
-                certificate_expiry_time: None,
-                reject_reason: None,
-                create_time: now - chrono::Duration::seconds(index as i64),
-                update_time: now - chrono::Duration::seconds(index as i64),
-            })
-            .collect();
-        repository
-            .import(&chunk)
-            .await
-            .map_err(|error| anyhow::anyhow!("seeding FTMs: {error}"))?;
-    }
-    println!(
-        "   seeded {count} FTMs in {:.1} s",
-        seeded.elapsed().as_secs_f64()
-    );
-
-    let channel = platform.ftm.channel().await?;
-    let token = Arc::new(world.admin.clone());
-    let mut fiftieth_token = String::new();
-    {
-        let mut client = FtmManagementClient::new(channel.clone());
-        for _ in 0..49 {
-            let page = client
-                .list_ftms(authorized(
-                    ftm::ListFtmsRequest {
-                        page_token: fiftieth_token.clone(),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await?
-                .into_inner();
-            fiftieth_token = page.next_page_token;
-        }
-    }
-    let queries = [
-        ("first page", ftm::ListFtmsRequest::default()),
-        (
-            "status + make filter",
-            ftm::ListFtmsRequest {
-                status: ftm::FtmStatus::Approved.into(),
-                make: "Make 7".into(),
-                ..Default::default()
-            },
-        ),
-        (
-            "50th page via tokens",
-            ftm::ListFtmsRequest {
-                page_token: fiftieth_token,
-                ..Default::default()
-            },
-        ),
-    ];
-    for (name, request) in queries {
-        let channel = channel.clone();
-        let token = Arc::clone(&token);
-        let shape = Shape {
-            connections: 1,
-            in_flight: 1,
-            warmup: scale.duration(0.5),
-            duration: scale.duration(3.0),
-        };
-        let measured = load::closed_loop(shape, move |_, _| {
-            let mut client = FtmManagementClient::new(channel.clone());
-            let request = authorized(request.clone(), &token);
-            async move { client.list_ftms(request).await.map(|_| ()) }
-        })
-        .await;
-        let p99 = measured.quantile_ms(0.99);
-        report.push(
-            Row::load(
-                backend,
-                &format!("ListFtms at {count} rows: {name}"),
-                &measured,
-            )
-            .target("p99 ≤ 10 ms", p99 <= 10.0),
-        );
-    }
     Ok(())
 }

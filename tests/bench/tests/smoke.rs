@@ -28,6 +28,7 @@ fn the_benchmark_completes_without_errors_at_a_tiny_scale() {
         "Login",
         "idle RSS",
         "ListFtms at",
+        "ListPartners at",
     ] {
         assert!(stdout.contains(scenario), "{scenario} missing:\n{stdout}");
     }

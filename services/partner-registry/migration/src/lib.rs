@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_initial;
 mod m20261202_000002_trust_sync;
+mod m20261207_000003_status_index;
 
 /// Applies the registry's migrations in order.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261202_000002_trust_sync::Migration),
+            Box::new(m20261207_000003_status_index::Migration),
         ]
     }
 }

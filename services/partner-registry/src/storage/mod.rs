@@ -23,6 +23,18 @@ pub struct UserRecord {
     pub roles: Vec<String>,
 }
 
+/// A partner to bulk-load with its user account (see [`PartnerRepository::import`]).
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedPartner {
+    /// The partner record, stored as given.
+    pub partner: Partner,
+    /// argon2 PHC string of the account's password (any string when nobody logs in).
+    pub password_hash: String,
+    /// Upper-case roles of the account, as [`PartnerRepository::create_partner`] takes them.
+    pub roles: Vec<String>,
+}
+
 /// One page of partners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerPage {
@@ -53,6 +65,13 @@ pub trait PartnerRepository: LeaseStore<Error = RegistryError> {
         roles: &[String],
         audit: AuditEvent,
     ) -> Result<(), RegistryError>;
+
+    #[cfg(feature = "testing")]
+    /// Inserts many partners and their user accounts in multi-row statements, in one
+    /// transaction and without audit rows: bulk loading of records migrated from an existing
+    /// MOSIP installation, and load tests. A taken or repeated partner id refuses the whole
+    /// import with `DuplicatePartnerId`, a taken or repeated e-mail with `DuplicateEmail`.
+    async fn import(&self, partners: &[ImportedPartner]) -> Result<(), RegistryError>;
 
     /// The partner with this id, if registered.
     async fn find_partner(&self, partner_id: &str) -> Result<Option<Partner>, RegistryError>;

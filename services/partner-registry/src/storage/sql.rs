@@ -10,10 +10,17 @@ use sea_orm::{
 
 use pmp_common::lease::{LeaseColumns, SqlLeases};
 
+#[cfg(feature = "testing")]
+use super::ImportedPartner;
 use super::entities::{partner_types, partners, users};
 use super::{PartnerPage, PartnerRepository, UserRecord};
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;
+
+/// Rows per multi-row `INSERT` of `PartnerRepository::import` (well below both backends'
+/// bind-parameter limits).
+#[cfg(feature = "testing")]
+const IMPORT_CHUNK: usize = 500;
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -47,6 +54,30 @@ fn to_domain(model: partners::Model) -> Result<Partner, RegistryError> {
         create_time: model.create_time,
         update_time: model.update_time,
     })
+}
+
+fn user_model(
+    username: &str,
+    password_hash: &str,
+    roles: &[String],
+    create_time: DateTime<Utc>,
+) -> users::ActiveModel {
+    users::ActiveModel {
+        username: Set(username.to_owned()),
+        password_hash: Set(password_hash.to_owned()),
+        roles: Set(roles.join(",")),
+        create_time: Set(create_time),
+    }
+}
+
+/// `duplicate` when the database refused `error` as a unique-constraint violation.
+#[cfg(feature = "testing")]
+fn refused(error: sea_orm::DbErr, duplicate: RegistryError) -> RegistryError {
+    if pmp_common::db::is_unique_violation(&error) {
+        duplicate
+    } else {
+        error.into()
+    }
 }
 
 fn to_active_model(partner: &Partner) -> partners::ActiveModel {
@@ -174,12 +205,12 @@ impl PartnerRepository for SqlPartnerRepository {
     ) -> Result<(), RegistryError> {
         let result: Result<(), sea_orm::DbErr> = async {
             let transaction = self.connection.begin().await?;
-            users::ActiveModel {
-                username: Set(partner.partner_id.clone()),
-                password_hash: Set(password_hash.to_owned()),
-                roles: Set(roles.join(",")),
-                create_time: Set(partner.create_time),
-            }
+            user_model(
+                &partner.partner_id,
+                password_hash,
+                roles,
+                partner.create_time,
+            )
             .insert(&transaction)
             .await?;
             to_active_model(partner).insert(&transaction).await?;
@@ -194,6 +225,36 @@ impl PartnerRepository for SqlPartnerRepository {
             }
             Err(error) => Err(error.into()),
         }
+    }
+
+    #[cfg(feature = "testing")]
+    async fn import(&self, partners: &[ImportedPartner]) -> Result<(), RegistryError> {
+        // Users first: the partner row refers to its user, so a taken id fails there and a
+        // failure of the partner rows can only be the e-mail.
+        let transaction = self.connection.begin().await?;
+        for chunk in partners.chunks(IMPORT_CHUNK) {
+            users::Entity::insert_many(chunk.iter().map(|imported| {
+                user_model(
+                    &imported.partner.partner_id,
+                    &imported.password_hash,
+                    &imported.roles,
+                    imported.partner.create_time,
+                )
+            }))
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(|error| refused(error, RegistryError::DuplicatePartnerId))?;
+            partners::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|imported| to_active_model(&imported.partner)),
+            )
+            .exec_without_returning(&transaction)
+            .await
+            .map_err(|error| refused(error, RegistryError::DuplicateEmail))?;
+        }
+        transaction.commit().await?;
+        Ok(())
     }
 
     async fn find_partner(&self, partner_id: &str) -> Result<Option<Partner>, RegistryError> {
@@ -261,15 +322,11 @@ impl PartnerRepository for SqlPartnerRepository {
         password_hash: &str,
         roles: &[String],
     ) -> Result<bool, RegistryError> {
-        let inserted = users::Entity::insert(users::ActiveModel {
-            username: Set(username.to_owned()),
-            password_hash: Set(password_hash.to_owned()),
-            roles: Set(roles.join(",")),
-            create_time: Set(Utc::now()),
-        })
-        .on_conflict_do_nothing_on([users::Column::Username])
-        .exec_without_returning(&self.connection)
-        .await;
+        let inserted =
+            users::Entity::insert(user_model(username, password_hash, roles, Utc::now()))
+                .on_conflict_do_nothing_on([users::Column::Username])
+                .exec_without_returning(&self.connection)
+                .await;
         match inserted {
             Ok(sea_orm::TryInsertResult::Inserted(rows)) => Ok(rows > 0),
             Ok(sea_orm::TryInsertResult::Empty | sea_orm::TryInsertResult::Conflicted) => Ok(false),
