@@ -67,6 +67,9 @@ pub async fn run(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     println!("\n== {backend}: starting the release binaries");
+    // The harness generates the platform PKI (which production mounts) once per process:
+    // before the clock starts, so the figure is the services' own start-up.
+    certificate_store::testing::provision_platform_pki(tempfile::tempdir()?.path())?;
     let started = Instant::now();
     let platform = Platform::start_with(
         backend,
