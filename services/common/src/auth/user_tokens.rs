@@ -348,11 +348,11 @@ impl UserTokenVerifier {
     /// Verifies a token and returns its user; a token verified before under the same keys
     /// and not yet expired is answered from memory.
     pub fn verify(&self, token: &str) -> Result<User, UserTokenError> {
-        if let Some(user) = self.verified_before(token) {
-            return Ok(user);
-        }
         let digest = openssl::sha::sha256(token.as_bytes());
         let keys_generation = self.keys_generation.load(Ordering::Acquire);
+        if let Some(user) = self.known(&digest, keys_generation) {
+            return Ok(user);
+        }
         let (user, expires_at) = self.verify_signature(token)?;
         self.verified.insert(
             digest,
@@ -370,9 +370,14 @@ impl UserTokenVerifier {
     /// the token. Only verified tokens are remembered, so a hit is as good as a full check.
     pub fn verified_before(&self, token: &str) -> Option<User> {
         let digest = openssl::sha::sha256(token.as_bytes());
-        let keys_generation = self.keys_generation.load(Ordering::Acquire);
+        self.known(&digest, self.keys_generation.load(Ordering::Acquire))
+    }
+
+    /// The remembered user of the token with this digest, if verified under
+    /// `keys_generation` and not expired.
+    fn known(&self, digest: &[u8; 32], keys_generation: u64) -> Option<User> {
         self.verified
-            .get(&digest)
+            .get(digest)
             .filter(|known| {
                 known.keys_generation == keys_generation
                     && now_seconds() <= known.expires_at.saturating_add(self.leeway)
