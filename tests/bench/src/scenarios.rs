@@ -229,6 +229,17 @@ async fn upload_ca(
     Ok(())
 }
 
+/// 4 connections × 32 in flight: the shape of the `Health/Check` limit and of the cached
+/// `VerifyCertificateTrust` run compared with it, which must be the same.
+fn saturating(scale: Scale) -> Shape {
+    Shape {
+        connections: 4,
+        in_flight: 32,
+        warmup: scale.duration(1.0),
+        duration: scale.duration(5.0),
+    }
+}
+
 /// `Health/Check` of the certificate store: what the gRPC stack itself costs.
 async fn health_limit(
     backend: &str,
@@ -237,12 +248,7 @@ async fn health_limit(
     report: &mut Report,
 ) -> anyhow::Result<f64> {
     let channels = Arc::new(channels(&platform.certstore.address, 4).await?);
-    let shape = Shape {
-        connections: 4,
-        in_flight: 32,
-        warmup: scale.duration(1.0),
-        duration: scale.duration(5.0),
-    };
+    let shape = saturating(scale);
     let measured = load::closed_loop(shape, move |connection, _| {
         let mut client =
             tonic_health::pb::health_client::HealthClient::new(channels[connection].clone());
@@ -450,12 +456,7 @@ async fn verify_cached(
     {
         let verify = Arc::clone(&verify);
         let connections = Arc::clone(&connections);
-        let shape = Shape {
-            connections: 4,
-            in_flight: 32,
-            warmup: scale.duration(1.0),
-            duration: scale.duration(5.0),
-        };
+        let shape = saturating(scale);
         let measured = load::closed_loop(shape, move |connection, number| {
             verify(connections[connection].clone(), number)
         })
