@@ -214,6 +214,37 @@ pub struct StoredTrustEntry {
     pub issuer_pem: Option<String>,
 }
 
+/// What moved in the trust store after a replica's snapshot version: enough to bring the
+/// snapshot up to date without reading every stored certificate again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustChanges {
+    /// The trust-store version now.
+    pub version: i64,
+    /// The last version at which something changed that [`Self::changed`] cannot express
+    /// (CA certificates, a CA-capable stored certificate, partner deactivation).
+    pub structural_version: i64,
+    /// Stored certificates whose trust facts changed after the snapshot's version, up to
+    /// [`Self::version`]; empty when `structural_version` is newer than the snapshot.
+    pub changed: Vec<StoredTrustChange>,
+}
+
+/// The trust facts of one stored partner/FTM certificate as of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTrustChange {
+    /// Upper-case domain the certificate is stored in.
+    pub partner_domain: String,
+    /// SHA-256 of its `tbsCertificate`.
+    pub identity: String,
+    /// The partner whose deactivation untrusts it.
+    pub partner_id: String,
+    /// The flag set by the owning service.
+    pub trusted: bool,
+    /// Whether it may issue certificates (a change to one alters the issuer pool).
+    pub is_ca: bool,
+    /// The version at which these facts were written.
+    pub trust_version: i64,
+}
+
 /// How a domain decides whether a certificate the store has not registered is trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,14 +12,20 @@
 //! one off to the side and swaps it in atomically (`arc-swap`), so a verification never sees
 //! a half-built store and never touches the database.
 //!
-//! Each snapshot carries its own verdict cache, keyed by the certificates of the request
-//! (their identities and DER digests, see [`x509::chain_key`]) and the domain, bounded in
-//! bytes with least-recently-used eviction. A new snapshot starts with an empty cache:
-//! every change of CA certificates, trust flags or partner states invalidates all cached
-//! results at once. Cached results also expire with the certificates they vouch for.
+//! Each snapshot carries its own verdict cache, keyed by the domain and the exact request
+//! text (see [`x509::chain_key`]), bounded in bytes with least-recently-used eviction. A new
+//! snapshot starts with an empty cache: every change of CA certificates, trust flags or
+//! partner states invalidates all cached results at once. Cached results also expire with
+//! the certificates they vouch for.
 //!
 //! Writes on this replica refresh the snapshot before the RPC answers; writes on other
-//! replicas move the version row, which a poller reads every few seconds.
+//! replicas move the version row, which a poller reads every few seconds. A refresh reads
+//! only the certificate rows stamped after the snapshot's version and applies them to a copy
+//! that shares everything else ([`incremental`]); changes a row cannot express (CA
+//! certificates, CA-capable stored certificates, partner deactivation), or any version step
+//! no row accounts for, make it rebuild from all the data instead.
+
+mod incremental;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,6 +36,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use openssl::x509::X509;
 
+use self::incremental::StoredTrust;
 use crate::domain::{TrustData, TrustPolicy};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
@@ -101,18 +108,19 @@ impl moka::Expiry<[u8; 32], CachedVerdict> for VerdictExpiry {
     }
 }
 
-/// Trust material of one domain.
+/// Trust material of one domain. Cloning shares the built material.
+#[derive(Clone)]
 pub struct DomainTrust {
     policy: TrustPolicy,
     /// Roots and intermediates from the CA store plus the stored CA-capable certificates
     /// that are trusted in effect.
-    material: TrustMaterial,
+    material: Arc<TrustMaterial>,
     /// Roots of the CA store (anchors for CA uploads).
     pub roots: Vec<X509>,
     /// Intermediates of the CA store (pool for CA uploads).
     pub intermediates: Vec<X509>,
     /// Effective trust of each stored partner/FTM certificate, by identity.
-    stored: HashMap<String, bool>,
+    stored: StoredTrust,
 }
 
 impl DomainTrust {
@@ -128,7 +136,7 @@ impl DomainTrust {
 
     /// `Some(effective trust)` for a stored partner/FTM certificate, `None` if not stored.
     fn stored_trust(&self, identity: &str) -> Option<bool> {
-        self.stored.get(identity).copied()
+        self.stored.get(identity)
     }
 
     /// The contract's trust decision for a parsed request (leaf first, then helpers) at
@@ -192,6 +200,8 @@ pub struct TrustSnapshot {
     /// Trust-store version it reflects; `refresh` rebuilds only when the stored one differs.
     pub version: i64,
     domains: HashMap<String, DomainTrust>,
+    /// Partners whose certificates are untrusted, for applying row changes.
+    deactivated: Arc<HashSet<String>>,
     cache: moka::sync::Cache<[u8; 32], CachedVerdict>,
 }
 
@@ -236,11 +246,7 @@ impl TrustSnapshot {
             };
             target.entry(domain.as_str()).or_default().push(certificate);
         }
-        let deactivated: HashSet<&str> = data
-            .deactivated_partners
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let deactivated: HashSet<String> = data.deactivated_partners.iter().cloned().collect();
         let mut domains = HashMap::new();
         for domain in &settings.domains {
             let domain_roots = roots.remove(domain.as_str()).unwrap_or_default();
@@ -252,13 +258,13 @@ impl TrustSnapshot {
                 .iter()
                 .filter(|entry| &entry.partner_domain == domain)
             {
-                let effective = entry.trusted && !deactivated.contains(entry.partner_id.as_str());
+                let effective = entry.trusted && !deactivated.contains(&entry.partner_id);
                 stored.insert(entry.identity.clone(), effective);
                 if let Some(pem) = entry.issuer_pem.as_deref().filter(|_| effective) {
                     pool.push(X509::from_pem(pem.as_bytes()).map_err(CertError::from)?);
                 }
             }
-            let material = TrustMaterial::build(domain_roots.clone(), pool)?;
+            let material = Arc::new(TrustMaterial::build(domain_roots.clone(), pool)?);
             let policy = settings.policies.get(domain).copied().unwrap_or_default();
             domains.insert(
                 domain.clone(),
@@ -267,20 +273,15 @@ impl TrustSnapshot {
                     material,
                     roots: domain_roots,
                     intermediates: domain_intermediates,
-                    stored,
+                    stored: StoredTrust::new(stored),
                 },
             );
         }
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(settings.cache_bytes)
-            .weigher(|_key: &[u8; 32], value: &CachedVerdict| value.verdict.weight())
-            .expire_after(VerdictExpiry)
-            .eviction_policy(moka::policy::EvictionPolicy::lru())
-            .build();
         Ok(TrustSnapshot {
             version: data.version,
             domains,
-            cache,
+            deactivated: Arc::new(deactivated),
+            cache: new_cache(settings),
         })
     }
 
@@ -335,6 +336,16 @@ impl TrustSnapshot {
     }
 }
 
+/// An empty verdict cache bounded as `settings` say.
+fn new_cache(settings: &TrustSettings) -> moka::sync::Cache<[u8; 32], CachedVerdict> {
+    moka::sync::Cache::builder()
+        .max_capacity(settings.cache_bytes)
+        .weigher(|_key: &[u8; 32], value: &CachedVerdict| value.verdict.weight())
+        .expire_after(VerdictExpiry)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .build()
+}
+
 /// The current snapshot plus what keeps it current.
 pub struct TrustStore {
     current: ArcSwap<TrustSnapshot>,
@@ -343,6 +354,17 @@ pub struct TrustStore {
     rebuild: tokio::sync::Mutex<()>,
     hits: AtomicU64,
     misses: AtomicU64,
+    advances: AtomicU64,
+    rebuilds: AtomicU64,
+}
+
+/// How the trust store's refreshes since start brought it up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshCounts {
+    /// From the changed certificate rows alone.
+    pub advanced: u64,
+    /// By reading all the data again (structural changes, or steps no row explains).
+    pub rebuilt: u64,
 }
 
 impl TrustStore {
@@ -360,6 +382,8 @@ impl TrustStore {
             rebuild: tokio::sync::Mutex::new(()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            advances: AtomicU64::new(0),
+            rebuilds: AtomicU64::new(0),
         }))
     }
 
@@ -368,16 +392,34 @@ impl TrustStore {
         self.current.load_full()
     }
 
-    /// Rebuilds the snapshot when the database's version moved (one cheap query otherwise).
+    /// Brings the snapshot up to the database's version when it moved (one cheap query
+    /// otherwise): from the changed rows alone when they account for every step, else by
+    /// rebuilding from all the data.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let _guard = self.rebuild.lock().await;
-        let stored = self.repository.trust_version().await?;
-        if stored == self.current.load().version {
+        let current = self.current.load_full();
+        let changes = self.repository.trust_changes(current.version).await?;
+        if changes.version == current.version {
             return Ok(());
         }
-        let data = self.repository.trust_data().await?;
-        let snapshot = build_blocking(data, self.settings.clone()).await?;
-        tracing::info!(version = snapshot.version, "trust store rebuilt");
+        let settings = self.settings.clone();
+        let advanced = tokio::task::spawn_blocking(move || current.advanced(&changes, &settings))
+            .await
+            .map_err(|error| StoreError::Internal(format!("trust store update failed: {error}")))?;
+        let snapshot = match advanced {
+            Some(snapshot) => {
+                self.advances.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(version = snapshot.version, "trust store advanced");
+                snapshot
+            }
+            None => {
+                let data = self.repository.trust_data().await?;
+                let snapshot = build_blocking(data, self.settings.clone()).await?;
+                self.rebuilds.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(version = snapshot.version, "trust store rebuilt");
+                snapshot
+            }
+        };
         self.current.store(Arc::new(snapshot));
         Ok(())
     }
@@ -423,6 +465,14 @@ impl TrustStore {
         let verdict = Arc::new(verdict);
         snapshot.remember(key, Arc::clone(&verdict), valid_until);
         Ok(verdict)
+    }
+
+    /// How the refreshes since start went (the first load not counted).
+    pub fn refresh_counts(&self) -> RefreshCounts {
+        RefreshCounts {
+            advanced: self.advances.load(Ordering::Relaxed),
+            rebuilt: self.rebuilds.load(Ordering::Relaxed),
+        }
     }
 
     /// (cache hits, cache misses) since start.
@@ -475,12 +525,20 @@ pub fn register_metrics(
         "verify_cache_bytes",
         "Approximate bytes held by the verdict cache of the current trust store",
     )?;
+    let refreshes = IntGaugeVec::new(
+        Opts::new(
+            "trust_store_refreshes",
+            "Trust store refreshes since start, by how: advanced from the changed rows, or rebuilt from all data",
+        ),
+        &["kind"],
+    )?;
     for collector in [
         Box::new(certificates.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(version.clone()),
         Box::new(lookups.clone()),
         Box::new(hit_ratio.clone()),
         Box::new(cache_bytes.clone()),
+        Box::new(refreshes.clone()),
     ] {
         metrics.registry().register(collector)?;
     }
@@ -498,6 +556,12 @@ pub fn register_metrics(
             version.set(snapshot.version);
             snapshot.cache.run_pending_tasks();
             cache_bytes.set(i64::try_from(snapshot.cache.weighted_size()).unwrap_or(i64::MAX));
+            let counts = store.refresh_counts();
+            for (kind, count) in [("advanced", counts.advanced), ("rebuilt", counts.rebuilt)] {
+                refreshes
+                    .with_label_values(&[kind])
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
             let (hits, misses) = store.cache_statistics();
             lookups
                 .with_label_values(&["hit"])

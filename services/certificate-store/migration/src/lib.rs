@@ -1,12 +1,14 @@
 //! Schema of the certificate store's own database: the CA trust store, partner and FTM chip
 //! certificates with their identity, owner and trust flag, the deactivated partners, the
-//! trust-store version that replicas poll, and the audit trail.
+//! trust-store version that replicas poll (with the version at which each certificate's
+//! trust last changed, for incremental refresh), and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
 pub mod identity;
 mod m20261130_000001_initial;
 mod m20261202_000002_trust_model;
+mod m20261208_000003_trust_change_versions;
 
 /// Applies the certificate store's migrations in order.
 pub struct Migrator;
@@ -17,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261202_000002_trust_model::Migration),
+            Box::new(m20261208_000003_trust_change_versions::Migration),
         ]
     }
 }

@@ -60,6 +60,9 @@ pub mod partner_certificates {
         pub trusted: bool,
         pub upload_time: DateTimeUtc,
         pub update_time: DateTimeUtc,
+        /// Trust-store version at which `trusted`, `partner_id` or the row itself last
+        /// changed (0 before incremental refresh existed).
+        pub trust_version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -79,6 +82,8 @@ pub mod trust_versions {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i32,
         pub version: i64,
+        /// Last version at which a change a row delta cannot express was made.
+        pub structural_version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,8 @@
 //! Persistence of the certificate store behind a repository trait. Every write that changes
 //! what is trusted also moves the trust-store version in the same transaction, so every
-//! replica's in-memory trust store notices it.
+//! replica's in-memory trust store notices it, and stamps the changed certificate row with
+//! that version (or, for changes a row cannot express, moves the structural version), so a
+//! replica can catch up by reading only what moved.
 
 pub mod entities;
 mod sql;
@@ -9,7 +11,9 @@ use async_trait::async_trait;
 
 pub use sql::SqlCertificateRepository;
 
-use crate::domain::{AuditEvent, CaCertificate, CaFilter, PartnerCertificate, TrustData};
+use crate::domain::{
+    AuditEvent, CaCertificate, CaFilter, PartnerCertificate, TrustChanges, TrustData,
+};
 use crate::error::StoreError;
 
 /// One page of CA certificates.
@@ -106,6 +110,11 @@ pub trait CertificateRepository: Send + Sync {
 
     /// Everything the in-memory trust store is built from, with the version it reflects.
     async fn trust_data(&self) -> Result<TrustData, StoreError>;
+
+    /// What changed after `since` (a snapshot's version): the versions, and unless a
+    /// structural change came after `since`, the stored certificates whose trust facts were
+    /// written in `(since, version]`. Cheap when little changed (an indexed range read).
+    async fn trust_changes(&self, since: i64) -> Result<TrustChanges, StoreError>;
 
     /// The audit rows written about `entity_id`, for tests to check what was recorded.
     #[cfg(feature = "testing")]

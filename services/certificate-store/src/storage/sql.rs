@@ -14,7 +14,7 @@ use super::entities::{
 use super::{CaPage, CertificateRepository};
 use crate::domain::{
     AuditEvent, CaCertificate, CaFilter, CaType, Owner, OwnerType, PartnerCertificate,
-    StoredTrustEntry, TrustData,
+    StoredTrustChange, StoredTrustEntry, TrustChanges, TrustData,
 };
 use crate::error::StoreError;
 
@@ -28,6 +28,14 @@ impl SqlCertificateRepository {
     /// Uses `connection` (already migrated).
     pub fn new(connection: DatabaseConnection) -> Self {
         SqlCertificateRepository { connection }
+    }
+
+    /// The one row of trust-store versions.
+    async fn versions(&self) -> Result<trust_versions::Model, StoreError> {
+        trust_versions::Entity::find_by_id(1)
+            .one(&self.connection)
+            .await?
+            .ok_or_else(|| StoreError::Internal("trust_versions row is missing".into()))
     }
 }
 
@@ -121,6 +129,7 @@ fn partner_to_active(certificate: &PartnerCertificate) -> partner_certificates::
         trusted: Set(certificate.trusted),
         upload_time: Set(certificate.upload_time),
         update_time: Set(certificate.update_time),
+        trust_version: Set(0),
     }
 }
 
@@ -135,17 +144,44 @@ fn split_pems(concatenated: &str) -> Vec<String> {
         .collect()
 }
 
-/// Moves the trust-store version; replicas rebuild their in-memory store when it moves.
-async fn bump_version(connection: &impl ConnectionTrait) -> Result<(), sea_orm::DbErr> {
-    trust_versions::Entity::update_many()
+/// Moves the trust-store version (and with `structural`, the structural version with it)
+/// and answers the new version. Replicas refresh their in-memory store when it moves; the
+/// row lock it takes orders concurrent writers, so versions commit in increasing order.
+async fn bump_version(
+    connection: &impl ConnectionTrait,
+    structural: bool,
+) -> Result<i64, sea_orm::DbErr> {
+    let next = Expr::col(trust_versions::Column::Version).add(1);
+    let mut update = trust_versions::Entity::update_many()
+        .col_expr(trust_versions::Column::Version, next.clone())
+        .filter(trust_versions::Column::Id.eq(1));
+    if structural {
+        update = update.col_expr(trust_versions::Column::StructuralVersion, next);
+    }
+    update.exec(connection).await?;
+    trust_versions::Entity::find_by_id(1)
+        .one(connection)
+        .await?
+        .map(|row| row.version)
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("trust_versions row is missing".into()))
+}
+
+/// Moves the version for a change of `model`'s trust facts and stamps the row with it; a
+/// CA-capable certificate changes the issuer pool, which only a full rebuild picks up.
+async fn stamp_trust_change(
+    connection: &impl ConnectionTrait,
+    model: &partner_certificates::Model,
+) -> Result<i64, sea_orm::DbErr> {
+    let version = bump_version(connection, model.is_ca).await?;
+    partner_certificates::Entity::update_many()
         .col_expr(
-            trust_versions::Column::Version,
-            Expr::col(trust_versions::Column::Version).add(1),
+            partner_certificates::Column::TrustVersion,
+            Expr::value(version),
         )
-        .filter(trust_versions::Column::Id.eq(1))
+        .filter(partner_certificates::Column::CertificateId.eq(model.certificate_id.clone()))
         .exec(connection)
         .await?;
-    Ok(())
+    Ok(version)
 }
 
 /// Records `partner_id` on a chip certificate stored before certificates were linked to
@@ -193,7 +229,7 @@ impl CertificateRepository for SqlCertificateRepository {
             for event in audit {
                 pmp_common::audit::record(&transaction, event).await?;
             }
-            bump_version(&transaction).await?;
+            bump_version(&transaction, true).await?;
             transaction.commit().await
         }
         .await;
@@ -294,9 +330,11 @@ impl CertificateRepository for SqlCertificateRepository {
     ) -> Result<PartnerCertificate, StoreError> {
         let result: Result<(), sea_orm::DbErr> = async {
             let transaction = self.connection.begin().await?;
-            partner_to_active(certificate).insert(&transaction).await?;
+            let version = bump_version(&transaction, certificate.is_ca).await?;
+            let mut row = partner_to_active(certificate);
+            row.trust_version = Set(version);
+            row.insert(&transaction).await?;
             pmp_common::audit::record(&transaction, audit).await?;
-            bump_version(&transaction).await?;
             transaction.commit().await
         }
         .await;
@@ -349,15 +387,15 @@ impl CertificateRepository for SqlCertificateRepository {
             let event = AuditEvent::now(actor, action, certificate_id, Some(before), Some(after));
             pmp_common::audit::record(&transaction, event).await?;
         }
-        if changed > 0 || linked {
-            bump_version(&transaction).await?;
-        }
         let model = partner_certificates::Entity::find_by_id(certificate_id.to_owned())
             .one(&transaction)
             .await?;
-        let Some(model) = model else {
+        let Some(mut model) = model else {
             return Ok(None);
         };
+        if changed > 0 || linked {
+            model.trust_version = stamp_trust_change(&transaction, &model).await?;
+        }
         if let Some(partner_id) = link_partner
             && model.partner_id != partner_id
         {
@@ -401,7 +439,7 @@ impl CertificateRepository for SqlCertificateRepository {
             };
             let event = AuditEvent::now(actor, action, partner_id, Some(before), Some(after));
             pmp_common::audit::record(&transaction, event).await?;
-            bump_version(&transaction).await?;
+            bump_version(&transaction, true).await?;
         }
         transaction.commit().await?;
         Ok(changed > 0)
@@ -417,11 +455,7 @@ impl CertificateRepository for SqlCertificateRepository {
     }
 
     async fn trust_version(&self) -> Result<i64, StoreError> {
-        trust_versions::Entity::find_by_id(1)
-            .one(&self.connection)
-            .await?
-            .map(|row| row.version)
-            .ok_or_else(|| StoreError::Internal("trust_versions row is missing".into()))
+        Ok(self.versions().await?.version)
     }
 
     async fn trust_data(&self) -> Result<TrustData, StoreError> {
@@ -486,6 +520,47 @@ impl CertificateRepository for SqlCertificateRepository {
             stored_certificates,
             deactivated_partners,
         })
+    }
+
+    async fn trust_changes(&self, since: i64) -> Result<TrustChanges, StoreError> {
+        // Versions first, as in `trust_data`: every row stamped up to `version` has committed.
+        let versions = self.versions().await?;
+        let mut changes = TrustChanges {
+            version: versions.version,
+            structural_version: versions.structural_version,
+            changed: Vec::new(),
+        };
+        if versions.structural_version > since || versions.version <= since {
+            return Ok(changes);
+        }
+        changes.changed = partner_certificates::Entity::find()
+            .select_only()
+            .column(partner_certificates::Column::PartnerDomain)
+            .column(partner_certificates::Column::Identity)
+            .column(partner_certificates::Column::PartnerId)
+            .column(partner_certificates::Column::Trusted)
+            .column(partner_certificates::Column::IsCa)
+            .column(partner_certificates::Column::TrustVersion)
+            .filter(partner_certificates::Column::TrustVersion.gt(since))
+            .filter(partner_certificates::Column::TrustVersion.lte(versions.version))
+            .into_tuple::<(String, String, String, bool, bool, i64)>()
+            .all(&self.connection)
+            .await?
+            .into_iter()
+            .map(
+                |(partner_domain, identity, partner_id, trusted, is_ca, trust_version)| {
+                    StoredTrustChange {
+                        partner_domain,
+                        identity,
+                        partner_id,
+                        trusted,
+                        is_ca,
+                        trust_version,
+                    }
+                },
+            )
+            .collect();
+        Ok(changes)
     }
 
     #[cfg(feature = "testing")]
