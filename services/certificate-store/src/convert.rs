@@ -305,12 +305,17 @@ impl From<PartnerDeactivation> for proto::SetPartnerDeactivatedResponse {
     }
 }
 
-impl From<Verdict> for proto::VerifyCertificateTrustResponse {
-    fn from(verdict: Verdict) -> Self {
+/// From the shared (often cached) verdict: the response copies its text once.
+impl From<&Verdict> for proto::VerifyCertificateTrustResponse {
+    fn from(verdict: &Verdict) -> Self {
         proto::VerifyCertificateTrustResponse {
             trusted: verdict.trusted,
-            chain_pem: verdict.chain_pem,
-            reason: verdict.reason,
+            chain_pem: verdict
+                .chain_pem
+                .iter()
+                .map(|pem| pem.to_string())
+                .collect(),
+            reason: verdict.reason.clone(),
         }
     }
 }

@@ -141,6 +141,7 @@ impl CertificateStore for StoreGrpc {
         request: Request<proto::VerifyCertificateTrustRequest>,
     ) -> Result<Response<proto::VerifyCertificateTrustResponse>, Status> {
         let (caller, input) = accept(request, "VerifyCertificateTrust").await?;
-        Ok(Response::new(self.api.verify(&caller, input).await?.into()))
+        let verdict = self.api.verify(&caller, input).await?;
+        Ok(Response::new(verdict.as_ref().into()))
     }
 }

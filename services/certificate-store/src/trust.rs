@@ -62,8 +62,9 @@ pub const REASON_NOT_REGISTERED: &str =
 pub struct Verdict {
     /// Whether the certificate is trusted in the domain right now.
     pub trusted: bool,
-    /// The verified path, leaf first; empty when untrusted.
-    pub chain_pem: Vec<String>,
+    /// The verified path, leaf first; empty when untrusted. Issuers' PEM text is shared
+    /// with the snapshot, so cached verdicts hold little more than their leaf.
+    pub chain_pem: Vec<Arc<str>>,
     /// Why it is not trusted; empty when trusted.
     pub reason: String,
 }
@@ -77,9 +78,11 @@ impl Verdict {
         }
     }
 
-    /// Approximate memory held by a cached copy, for the cache's byte bound.
+    /// Approximate memory held by a cached copy, for the cache's byte bound: the leaf's
+    /// text (the issuers' is shared with the snapshot) and a pointer per issuer.
     fn weight(&self) -> u32 {
-        let bytes = self.chain_pem.iter().map(String::len).sum::<usize>() + self.reason.len();
+        let leaf = self.chain_pem.first().map_or(0, |pem| pem.len());
+        let bytes = leaf + 16 * self.chain_pem.len() + self.reason.len();
         u32::try_from(bytes + 128).unwrap_or(u32::MAX)
     }
 }
@@ -121,6 +124,9 @@ pub struct DomainTrust {
     pub intermediates: Vec<X509>,
     /// Effective trust of each stored partner/FTM certificate, by identity.
     stored: StoredTrust,
+    /// PEM text of the CA certificates and trusted stored issuers, by identity, shared by
+    /// every verdict whose path runs through them.
+    issuer_pems: Arc<HashMap<String, Arc<str>>>,
 }
 
 impl DomainTrust {
@@ -181,7 +187,10 @@ impl DomainTrust {
                 None => {}
             }
             valid_until = valid_until.min(facts.not_after);
-            chain_pem.push(x509::pem_string(certificate)?);
+            chain_pem.push(match self.issuer_pems.get(&facts.identity) {
+                Some(shared) => Arc::clone(shared),
+                None => Arc::from(x509::pem_string(certificate)?),
+            });
         }
         if self.policy == TrustPolicy::Registered && !registered {
             return Ok(untrusted(REASON_NOT_REGISTERED));
@@ -264,6 +273,7 @@ impl TrustSnapshot {
                     pool.push(X509::from_pem(pem.as_bytes()).map_err(CertError::from)?);
                 }
             }
+            let issuer_pems = Arc::new(shared_pems(&domain_roots, &pool)?);
             let material = Arc::new(TrustMaterial::build(domain_roots.clone(), pool)?);
             let policy = settings.policies.get(domain).copied().unwrap_or_default();
             domains.insert(
@@ -274,6 +284,7 @@ impl TrustSnapshot {
                     roots: domain_roots,
                     intermediates: domain_intermediates,
                     stored: StoredTrust::new(stored),
+                    issuer_pems,
                 },
             );
         }
@@ -334,6 +345,16 @@ impl TrustSnapshot {
         // every moment; a miss has just validated a path, which costs far more.
         self.cache.run_pending_tasks();
     }
+}
+
+/// The PEM text of `roots` and `pool` by identity, encoded once per snapshot.
+fn shared_pems(roots: &[X509], pool: &[X509]) -> Result<HashMap<String, Arc<str>>, StoreError> {
+    let mut pems = HashMap::with_capacity(roots.len() + pool.len());
+    for certificate in roots.iter().chain(pool) {
+        let identity = CertificateFacts::of(certificate)?.identity;
+        pems.insert(identity, Arc::from(x509::pem_string(certificate)?));
+    }
+    Ok(pems)
 }
 
 /// An empty verdict cache bounded as `settings` say.

@@ -267,7 +267,8 @@ async fn verify(store: &TrustStore, domain: &str, data: &str) -> Verdict {
 
 fn assert_trusted(verdict: &Verdict, chain: &[String], context: &str) {
     assert!(verdict.trusted, "{context}: {verdict:?}");
-    assert_eq!(verdict.chain_pem, chain, "{context}: verified path");
+    let path: Vec<&str> = verdict.chain_pem.iter().map(|pem| &**pem).collect();
+    assert_eq!(path, chain, "{context}: verified path");
     assert!(verdict.reason.is_empty(), "{context}: {verdict:?}");
 }
 

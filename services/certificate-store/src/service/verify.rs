@@ -1,5 +1,7 @@
 //! The trust decision, answered from the in-memory trust store.
 
+use std::sync::Arc;
+
 use pmp_common::auth::Caller;
 
 use super::{CertificateStoreService, VerifyTrust, authorize};
@@ -12,13 +14,9 @@ impl CertificateStoreService {
         &self,
         caller: &Caller,
         request: VerifyTrust,
-    ) -> Result<Verdict, StoreError> {
+    ) -> Result<Arc<Verdict>, StoreError> {
         authorize(caller, &request)?;
         let domain = self.domain(&request.partner_domain)?;
-        let verdict = self
-            .trust
-            .verify(&domain, &request.certificate_data)
-            .await?;
-        Ok(Verdict::clone(&verdict))
+        self.trust.verify(&domain, &request.certificate_data).await
     }
 }
