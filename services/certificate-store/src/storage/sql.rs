@@ -276,15 +276,18 @@ impl CertificateRepository for SqlCertificateRepository {
         if let Some(ca_type) = filter.ca_type {
             query = query.filter(ca_certificates::Column::CaType.eq(ca_type.as_str()));
         }
-        let total_size = query.clone().count(&self.connection).await?;
+        let counted = query.clone();
         if let Some(after) = after {
             query = query.filter(ca_certificates::Column::CertificateId.gt(after.to_owned()));
         }
-        let mut models = query
-            .order_by_asc(ca_certificates::Column::CertificateId)
-            .limit(limit + 1)
-            .all(&self.connection)
-            .await?;
+        // Count and page on two pooled connections at once: neither waits for the other.
+        let (total_size, mut models) = tokio::try_join!(
+            counted.count(&self.connection),
+            query
+                .order_by_asc(ca_certificates::Column::CertificateId)
+                .limit(limit + 1)
+                .all(&self.connection),
+        )?;
         let has_more = models.len() as u64 > limit;
         models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let ca_certificates = models

@@ -236,8 +236,12 @@ impl FtmRepository for SqlFtmRepository {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<FtmPage, FtmError> {
-        let total_size = filtered(&query.filter).count(&self.connection).await?;
-        let mut models = page_select(query).all(&self.connection).await?;
+        // Count and page on two pooled connections at once: the count of a large filter
+        // costs as much as the page, and neither waits for the other.
+        let (total_size, mut models) = tokio::try_join!(
+            filtered(&query.filter).count(&self.connection),
+            page_select(query).all(&self.connection),
+        )?;
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         let has_more = models.len() > limit;
         models.truncate(limit);

@@ -278,15 +278,18 @@ impl PartnerRepository for SqlPartnerRepository {
         if let Some(status) = filter.status {
             query = query.filter(partners::Column::Status.eq(status.as_str()));
         }
-        let total_size = query.clone().count(&self.connection).await?;
+        let counted = query.clone();
         if let Some(after) = after {
             query = query.filter(partners::Column::PartnerId.gt(after.to_owned()));
         }
-        let mut models = query
-            .order_by_asc(partners::Column::PartnerId)
-            .limit(limit + 1)
-            .all(&self.connection)
-            .await?;
+        // Count and page on two pooled connections at once: neither waits for the other.
+        let (total_size, mut models) = tokio::try_join!(
+            counted.count(&self.connection),
+            query
+                .order_by_asc(partners::Column::PartnerId)
+                .limit(limit + 1)
+                .all(&self.connection),
+        )?;
         let has_more = models.len() as u64 > limit;
         models.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let partners = models
