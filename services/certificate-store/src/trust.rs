@@ -40,7 +40,7 @@ use self::incremental::StoredTrust;
 use crate::domain::{TrustData, TrustPolicy};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
-use crate::x509::{self, CertError, CertificateFacts, TrustMaterial};
+use crate::x509::{self, CertError, TrustMaterial};
 
 /// How long a trusted result may be served from the cache at most.
 const TRUSTED_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -156,15 +156,14 @@ impl DomainTrust {
         let Some((leaf, supplied)) = certificates.split_first() else {
             return Err(StoreError::Certificate(CertError::NoCertificate));
         };
-        if self.stored_trust(&CertificateFacts::of(leaf)?.identity) == Some(false) {
+        if self.stored_trust(&x509::identity_of(leaf)?) == Some(false) {
             return Ok(untrusted(REASON_NOT_TRUSTED));
         }
         // Stored certificates that are not trusted may not lend their signature to a path.
         let mut helpers = Vec::with_capacity(supplied.len());
         let mut withheld = false;
         for certificate in supplied {
-            let identity = CertificateFacts::of(certificate)?.identity;
-            if self.stored_trust(&identity) == Some(false) {
+            if self.stored_trust(&x509::identity_of(certificate)?) == Some(false) {
                 withheld = true;
             } else {
                 helpers.push(certificate.clone());
@@ -180,14 +179,14 @@ impl DomainTrust {
         let mut chain_pem = Vec::with_capacity(chain.len());
         let mut valid_until = now + TRUSTED_TTL;
         for certificate in &chain {
-            let facts = CertificateFacts::of(certificate)?;
-            match self.stored_trust(&facts.identity) {
+            let identity = x509::identity_of(certificate)?;
+            match self.stored_trust(&identity) {
                 Some(false) => return Ok(untrusted(REASON_ISSUER_NOT_TRUSTED)),
                 Some(true) => registered = true,
                 None => {}
             }
-            valid_until = valid_until.min(facts.not_after);
-            chain_pem.push(match self.issuer_pems.get(&facts.identity) {
+            valid_until = valid_until.min(x509::not_after_of(certificate)?);
+            chain_pem.push(match self.issuer_pems.get(&identity) {
                 Some(shared) => Arc::clone(shared),
                 None => Arc::from(x509::pem_string(certificate)?),
             });
@@ -351,7 +350,7 @@ impl TrustSnapshot {
 fn shared_pems(roots: &[X509], pool: &[X509]) -> Result<HashMap<String, Arc<str>>, StoreError> {
     let mut pems = HashMap::with_capacity(roots.len() + pool.len());
     for certificate in roots.iter().chain(pool) {
-        let identity = CertificateFacts::of(certificate)?.identity;
+        let identity = x509::identity_of(certificate)?;
         pems.insert(identity, Arc::from(x509::pem_string(certificate)?));
     }
     Ok(pems)

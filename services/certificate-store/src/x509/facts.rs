@@ -133,6 +133,20 @@ impl CertificateFacts {
     }
 }
 
+/// The certificate's identity alone (SHA-256 of its `tbsCertificate`). The verification
+/// path recognises stored certificates by it on every cache miss, where the rest of
+/// [`CertificateFacts`] (names, key decoding, a self-signature check) would cost as much
+/// as the path validation itself.
+pub fn identity_of(cert: &X509Ref) -> Result<String, CertError> {
+    let der = cert.to_der()?;
+    der::identity(&der).ok_or_else(|| unreadable("its structure"))
+}
+
+/// When the certificate stops being valid.
+pub fn not_after_of(cert: &X509Ref) -> Result<DateTime<Utc>, CertError> {
+    asn1_to_utc(cert.not_after()).map_err(|_| unreadable("its validity"))
+}
+
 fn unreadable(what: &str) -> CertError {
     CertError::Unparsable {
         detail: format!("{what} cannot be read"),

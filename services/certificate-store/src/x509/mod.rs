@@ -27,7 +27,7 @@ pub use chain::{
     order_bundle,
 };
 pub use error::{CertError, ErrorClass};
-pub use facts::{CertificateFacts, KeyKind, is_ca, is_self_signed};
+pub use facts::{CertificateFacts, KeyKind, identity_of, is_ca, is_self_signed, not_after_of};
 pub use parse::{
     MAX_CHAIN_CERTIFICATES, chain_key, parse_ca_bundle, parse_chain, parse_partner_certificate,
 };
