@@ -21,6 +21,7 @@ pub mod service_tokens;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod user_tokens;
+mod verified;
 
 use std::sync::Arc;
 
@@ -290,6 +291,13 @@ impl Authenticator {
         // is every call on a relying service's hot path.
         if let Some(user) = self.users.verified_before(token) {
             return Authentication::User(user);
+        }
+        // Likewise a service token seen before: every internal call after a caller's first.
+        if let Some(name) = self.services.verified_before(token) {
+            return Authentication::Service {
+                name,
+                forwarded: forwarded_token(metadata),
+            };
         }
         if is_service_token(token) {
             return match self.services.verify(token) {

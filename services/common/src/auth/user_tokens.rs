@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -24,6 +23,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::User;
+use super::verified::VerifiedTokens;
 use crate::keys::{KeyError, pem_text};
 
 /// Shortest pause between two fetches triggered by unknown key ids.
@@ -233,13 +233,9 @@ pub struct UserTokenVerifier {
     leeway: u64,
     file_keys: Vec<VerificationKey>,
     keys: ArcSwap<Vec<VerificationKey>>,
-    /// Bumped whenever the keys are replaced: a remembered verification counts only under
-    /// the keys it was made with (a removed key stops verifying at once).
-    keys_generation: AtomicU64,
-    /// Tokens verified recently, by SHA-256 of the token: a caller that sends the same
-    /// token on every call (a relying service on its hot path) pays for one signature check
-    /// per token, not per call.
-    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    /// Users of tokens verified recently: a caller sends the same token on every call (a
+    /// relying service on its hot path). Replacing the keys forgets them all at once.
+    verified: VerifiedTokens<User>,
     source: Option<Arc<dyn KeySource>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -248,13 +244,6 @@ pub struct UserTokenVerifier {
 const VERIFIED_TOKENS: u64 = 10_000;
 /// How long a verification is remembered at most (also bounded by the token's expiry).
 const VERIFIED_FOR: Duration = Duration::from_secs(300);
-
-/// A remembered verification.
-struct Verified {
-    user: User,
-    expires_at: u64,
-    keys_generation: u64,
-}
 
 impl std::fmt::Debug for UserTokenVerifier {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -282,11 +271,11 @@ impl UserTokenVerifier {
             audience: audience.to_owned(),
             leeway: leeway.min(MAX_LEEWAY_SECONDS),
             keys: ArcSwap::from_pointee(file_keys.clone()),
-            keys_generation: AtomicU64::new(0),
-            verified: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_TOKENS)
-                .time_to_live(VERIFIED_FOR)
-                .build(),
+            verified: VerifiedTokens::new(
+                VERIFIED_TOKENS,
+                VERIFIED_FOR,
+                leeway.min(MAX_LEEWAY_SECONDS),
+            ),
             file_keys,
             source,
             last_fetch: tokio::sync::Mutex::new(None),
@@ -342,47 +331,21 @@ impl UserTokenVerifier {
 
     fn replace_keys(&self, keys: Vec<VerificationKey>) {
         self.keys.store(Arc::new(keys));
-        self.keys_generation.fetch_add(1, Ordering::AcqRel);
+        self.verified.keys_replaced();
     }
 
     /// Verifies a token and returns its user; a token verified before under the same keys
     /// and not yet expired is answered from memory.
     pub fn verify(&self, token: &str) -> Result<User, UserTokenError> {
-        let digest = openssl::sha::sha256(token.as_bytes());
-        let keys_generation = self.keys_generation.load(Ordering::Acquire);
-        if let Some(user) = self.known(&digest, keys_generation) {
-            return Ok(user);
-        }
-        let (user, expires_at) = self.verify_signature(token)?;
-        self.verified.insert(
-            digest,
-            Arc::new(Verified {
-                user: user.clone(),
-                expires_at,
-                keys_generation,
-            }),
-        );
-        Ok(user)
+        self.verified
+            .verify(token, |token| self.verify_signature(token))
     }
 
     /// The user of a token this verifier accepted before under the current keys, while it
     /// has not expired: the hot path of every authenticated call, which must not even parse
     /// the token. Only verified tokens are remembered, so a hit is as good as a full check.
     pub fn verified_before(&self, token: &str) -> Option<User> {
-        let digest = openssl::sha::sha256(token.as_bytes());
-        self.known(&digest, self.keys_generation.load(Ordering::Acquire))
-    }
-
-    /// The remembered user of the token with this digest, if verified under
-    /// `keys_generation` and not expired.
-    fn known(&self, digest: &[u8; 32], keys_generation: u64) -> Option<User> {
-        self.verified
-            .get(digest)
-            .filter(|known| {
-                known.keys_generation == keys_generation
-                    && now_seconds() <= known.expires_at.saturating_add(self.leeway)
-            })
-            .map(|known| known.user.clone())
+        self.verified.verified_before(token)
     }
 
     /// The full check: signature, issuer, audience, times; the user and the expiry.
@@ -773,25 +736,20 @@ mod tests {
         let tokens = TestTokens::new();
         let verifier = tokens.verifier();
         let token = tokens.token("alice", &["ftm_provider"]);
-        let digest = openssl::sha::sha256(token.as_bytes());
-        let remembered = |expires_at: u64| {
-            Arc::new(Verified {
-                user: User {
-                    partner_id: "remembered".into(),
-                    roles: Vec::new(),
-                    token: token.clone(),
-                },
-                expires_at,
-                keys_generation: verifier.keys_generation.load(Ordering::Acquire),
-            })
+        let remembered = User {
+            partner_id: "remembered".into(),
+            roles: Vec::new(),
+            token: token.clone(),
         };
         let now = now_seconds();
-        verifier.verified.insert(digest, remembered(now + 60));
+        verifier
+            .verified
+            .remember_for_test(&token, remembered.clone(), now + 60);
         let user = verifier.verify(&token).expect("valid");
         assert_eq!(user.partner_id, "remembered", "answered from memory");
         verifier
             .verified
-            .insert(digest, remembered(now - verifier.leeway - 1));
+            .remember_for_test(&token, remembered, now - verifier.leeway - 1);
         let user = verifier.verify(&token).expect("valid");
         assert_eq!(
             user.partner_id, "alice",
