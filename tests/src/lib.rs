@@ -66,6 +66,19 @@ impl Process {
         Ok(endpoint.connect().await?)
     }
 
+    /// Waits (up to a minute) until the process reports its own service SERVING.
+    pub async fn wait_serving(&self) -> anyhow::Result<()> {
+        if self.serves(grpc_service_name(self.name)?).await {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "{} did not become SERVING within a minute\n--- log ---\n{}",
+                self.name,
+                self.log()
+            )
+        }
+    }
+
     /// Whether `service` turns SERVING within a minute.
     async fn serves(&self, service: &str) -> bool {
         for _ in 0..1200 {
@@ -109,7 +122,20 @@ pub struct Platform {
     /// The databases of the registry, the store and FTM management, in that order (load
     /// tests seed them directly).
     pub database_urls: [String; 3],
+    /// The environment each service was started with, by binary name (for replicas).
+    environments: Vec<(&'static str, Vec<(String, String)>)>,
+    client_tls: Option<ClientTlsConfig>,
     _databases: Vec<TestDatabase>,
+}
+
+/// The gRPC service a binary serves, by the binary's name.
+fn grpc_service_name(binary: &str) -> anyhow::Result<&'static str> {
+    match binary {
+        "partner-registry" => Ok(service_names::PARTNER_REGISTRY),
+        "certificate-store" => Ok(service_names::CERTIFICATE_STORE),
+        "ftm-management" => Ok(service_names::FTM_MANAGEMENT),
+        other => anyhow::bail!("{other} is not one of the platform's services"),
+    }
 }
 
 /// Where the service binaries are: `PMP_BIN_DIR` (binaries the caller built, e.g. a
@@ -215,7 +241,7 @@ fn spawn(
             binary.display()
         );
     }
-    let log = directory.join(format!("{name}.log"));
+    let log = directory.join(format!("{name}-{port}.log"));
     let output = std::fs::File::create(&log)?;
     let child = Command::new(&binary)
         .arg("--listener-on-stdin")
@@ -400,43 +426,96 @@ impl Platform {
             environment
         };
         let client_tls = tls.map(harness_tls).transpose()?;
-        let spawn = |name, listener, environment| {
-            spawn(
-                name,
-                listener,
-                &with_extra(environment),
-                root,
-                client_tls.clone(),
-            )
+        let environments = vec![
+            ("partner-registry", with_extra(registry_environment)),
+            ("certificate-store", with_extra(store_environment)),
+            ("ftm-management", with_extra(ftm_environment)),
+        ];
+        let spawn = |index: usize, listener| {
+            let (name, environment) = &environments[index];
+            spawn(name, listener, environment, root, client_tls.clone())
         };
-        let registry = spawn("partner-registry", registry_listener, registry_environment)?;
-        let certstore = spawn("certificate-store", store_listener, store_environment)?;
-        let ftm = spawn("ftm-management", ftm_listener, ftm_environment)?;
+        let registry = spawn(0, registry_listener)?;
+        let certstore = spawn(1, store_listener)?;
+        let ftm = spawn(2, ftm_listener)?;
         let platform = Platform {
             registry,
             certstore,
             ftm,
             directory,
             database_urls: [urls[0].clone(), urls[1].clone(), urls[2].clone()],
+            environments,
+            client_tls,
             _databases: databases,
         };
         platform.wait_until_serving().await?;
         Ok(platform)
     }
 
+    /// Starts another process of service `name` (`partner-registry`, `certificate-store`,
+    /// `ftm-management`) on a port of its own, with the environment the platform's process
+    /// got plus `overrides` (full variable names): a replica. Does not wait for it to
+    /// serve (see [`Process::wait_serving`]), so several can start at the same moment.
+    pub fn spawn_replica(
+        &self,
+        name: &'static str,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Process> {
+        let environment = self.environment_of(name, overrides)?;
+        spawn(
+            name,
+            listener()?,
+            &environment,
+            self.directory.path(),
+            self.client_tls.clone(),
+        )
+    }
+
+    /// Runs `name <arguments>` (e.g. `migrate`) to completion with the service's
+    /// environment plus `overrides`; returns its exit status and combined output.
+    pub fn run_command(
+        &self,
+        name: &'static str,
+        arguments: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let output = Command::new(binary_directory()?.join(name))
+            .args(arguments)
+            .env("RUST_LOG", "info")
+            .envs(self.environment_of(name, overrides)?)
+            .current_dir(self.directory.path())
+            .stdin(Stdio::null())
+            .output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok((output.status, text))
+    }
+
+    fn environment_of(
+        &self,
+        name: &str,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let (_, environment) = self
+            .environments
+            .iter()
+            .find(|(binary, _)| *binary == name)
+            .ok_or_else(|| anyhow::anyhow!("{name} is not one of the platform's services"))?;
+        let mut environment = environment.clone();
+        environment.extend(
+            overrides
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string())),
+        );
+        Ok(environment)
+    }
+
     async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        for (process, service) in [
-            (&self.registry, service_names::PARTNER_REGISTRY),
-            (&self.certstore, service_names::CERTIFICATE_STORE),
-            (&self.ftm, service_names::FTM_MANAGEMENT),
-        ] {
-            if !process.serves(service).await {
-                anyhow::bail!(
-                    "{} did not become SERVING within a minute\n--- log ---\n{}",
-                    process.name,
-                    process.log()
-                );
-            }
+        for process in [&self.registry, &self.certstore, &self.ftm] {
+            process.wait_serving().await?;
         }
         Ok(())
     }

@@ -25,6 +25,18 @@ pub struct ServiceCli {
     /// hands it over, so nobody else can take it in between (test harnesses, supervisors).
     #[arg(long)]
     pub listener_on_stdin: bool,
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<ServiceCommand>,
+}
+
+/// One-off tasks of a service binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Applies the database migrations, then exits (a Helm pre-install/pre-upgrade Job).
+    /// Replicas also migrate at start-up, under the same lock, so this is an ordering aid
+    /// rather than a requirement.
+    Migrate,
 }
 
 /// The listening socket on standard input (`--listener-on-stdin`), for every binary of the
@@ -74,6 +86,11 @@ where
         };
     }
     let telemetry = crate::telemetry::init(service_name, settings.telemetry_mut())?;
+    if let Some(ServiceCommand::Migrate) = cli.command {
+        let result = crate::bootstrap::migrate::<P>(&settings).await;
+        telemetry.shutdown();
+        return result;
+    }
     let listener = if cli.listener_on_stdin {
         inherited_listener()?
     } else {

@@ -150,6 +150,18 @@ impl Listeners {
     }
 }
 
+/// The `migrate` command: waits for the database, applies `P`'s pending migrations under the
+/// migration lock (see [`db::migrate`]), and reports how many ran.
+pub async fn migrate<P: PlatformService>(settings: &P::Settings) -> anyhow::Result<()> {
+    let database = &settings.base().database;
+    let connection =
+        server::retry_until_ok("connecting to the database", || db::connect(database)).await;
+    let applied = db::migrate::<P::Migrator>(&connection).await?;
+    tracing::info!(applied, "database migrated");
+    connection.close().await?;
+    Ok(())
+}
+
 /// Runs `service` on `listeners` until `shutdown` resolves.
 pub async fn run<P>(
     service: P,
@@ -179,8 +191,8 @@ where
             let connection =
                 server::retry_until_ok("connecting to the database", || db::connect(&database))
                     .await;
-            <P::Migrator as sea_orm_migration::MigratorTrait>::up(&connection, None).await?;
-            tracing::info!("database migrated");
+            let applied = db::migrate::<P::Migrator>(&connection).await?;
+            tracing::info!(applied, "database migrated");
             metrics.watch_pool(connection.clone())?;
             let _ = audit.set(DatabaseAuditSink::new(connection.clone()));
             let context = Context {

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
 
 use crate::config::DatabaseSettings;
 
@@ -33,6 +37,37 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .create_if_missing(true)
         });
     Database::connect(options).await
+}
+
+/// Key of the advisory lock held while migrating ("pmp_migr"). PostgreSQL scopes advisory
+/// locks to the database, and each service has its own.
+const MIGRATION_LOCK_KEY: i64 = 0x706d_705f_6d69_6772;
+
+/// Applies `M`'s pending migrations and answers how many ran.
+///
+/// Safe with any number of replicas (and a Helm migration Job) starting at once: on
+/// PostgreSQL everything runs in one transaction that first takes a transaction-level
+/// advisory lock, so the others wait for it and then find nothing pending, and a migration
+/// that fails leaves the schema as it was (PostgreSQL's DDL is transactional). A SQLite
+/// database belongs to one process, which migrates it directly.
+pub async fn migrate<M: MigratorTrait>(connection: &DatabaseConnection) -> Result<usize, DbErr> {
+    if connection.get_database_backend() != DatabaseBackend::Postgres {
+        M::install(connection).await?;
+        let pending = M::get_pending_migrations(connection).await?.len();
+        M::up(connection, None).await?;
+        return Ok(pending);
+    }
+    let transaction = connection.begin().await?;
+    transaction
+        .execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await?;
+    M::install(&transaction).await?;
+    let pending = M::get_pending_migrations(&transaction).await?.len();
+    M::up(&transaction, None).await?;
+    transaction.commit().await?;
+    Ok(pending)
 }
 
 /// Whether `url` names a SQLite database.

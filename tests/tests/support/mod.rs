@@ -48,17 +48,7 @@ impl Clients {
     }
 
     pub async fn trusted(&self, token: &str, certificate: &Issued) -> bool {
-        let request = store::VerifyCertificateTrustRequest {
-            certificate_data: certificate.pem().expect("pem"),
-            partner_domain: "FTM".into(),
-        };
-        self.store
-            .clone()
-            .verify_certificate_trust(with_token(request, token))
-            .await
-            .expect("verify")
-            .into_inner()
-            .trusted
+        trusted_in_ftm(&self.store, token, &certificate.pem().expect("pem")).await
     }
 
     pub async fn upload_chip(
@@ -97,6 +87,25 @@ impl Clients {
             .expect("create FTM")
             .into_inner()
     }
+}
+
+/// Whether the store behind `store` trusts `pem` in domain FTM now.
+pub async fn trusted_in_ftm(
+    store: &CertificateStoreClient<Channel>,
+    token: &str,
+    pem: &str,
+) -> bool {
+    let request = store::VerifyCertificateTrustRequest {
+        certificate_data: pem.to_owned(),
+        partner_domain: "FTM".into(),
+    };
+    store
+        .clone()
+        .verify_certificate_trust(with_token(request, token))
+        .await
+        .expect("verify")
+        .into_inner()
+        .trusted
 }
 
 /// Root and intermediate of the FTM domain.
