@@ -40,6 +40,15 @@ pub struct Process {
 }
 
 impl Process {
+    /// Sends SIGTERM without waiting: the process's shutdown runs while the caller watches.
+    pub fn send_sigterm(&self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.child.id());
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits (bounded) for the process to exit; returns its exit status.
     /// Waiting is async so that this process's own client connections keep answering the
     /// server's graceful-shutdown handshake (HTTP/2 GOAWAY and PING).

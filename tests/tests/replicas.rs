@@ -7,6 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use tonic_health::pb::health_check_response::ServingStatus;
+
 use pmp_common::db::testing::{TestDatabase, backends};
 use pmp_common::testing::with_token;
 use pmp_e2e::{Platform, Process};
@@ -156,4 +158,105 @@ async fn a_trust_change_through_one_store_replica_reaches_the_other() {
         assert!(!clients.trusted(&admin, &chip).await, "{backend}");
         until_trust_is(&other, &admin, &pem, false, patience).await;
     }
+}
+
+/// The state of `service` at the process behind `channel`.
+async fn health(channel: tonic::transport::Channel, service: &str) -> ServingStatus {
+    pmp_common::testing::health_status(channel, service)
+        .await
+        .expect("health answers")
+}
+
+/// Whether one `VerifyCertificateTrust` through `store` succeeds.
+async fn verify_succeeds(
+    store: &CertificateStoreClient<tonic::transport::Channel>,
+    token: &str,
+    pem: &str,
+) -> bool {
+    let request = pmp_proto::certstore::v1::VerifyCertificateTrustRequest {
+        certificate_data: pem.to_owned(),
+        partner_domain: "FTM".into(),
+    };
+    store
+        .clone()
+        .verify_certificate_trust(with_token(request, token))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn after_sigterm_a_replica_reports_not_serving_yet_answers_every_call_until_it_drains() {
+    let platform = Platform::start("sqlite").await.expect("platform");
+    let mut replica = platform
+        .spawn_replica(
+            "certificate-store",
+            &[("PMP_CERTSTORE__SERVER__SHUTDOWN_DELAY_SECONDS", "3")],
+        )
+        .expect("replica");
+    replica.wait_serving().await.expect("replica serves");
+    let clients = Clients::connect(&platform).await;
+    let admin = clients.login("admin", pmp_e2e::ADMIN_PASSWORD).await;
+    let pem = support::chip(&ftm_pki(), "Shutdown Chip")
+        .pem()
+        .expect("pem");
+    let existing = replica.channel().await.expect("channel");
+    let store = CertificateStoreClient::new(existing.clone());
+
+    // Load on one long-lived connection and on a new connection per call.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for fresh_connections in [false, true] {
+        let (stop, store, admin, pem) = (stop.clone(), store.clone(), admin.clone(), pem.clone());
+        let address = replica.address.clone();
+        load.spawn(async move {
+            let (mut succeeded, mut failed) = (0_u32, 0_u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ok = if fresh_connections {
+                    match Platform::channel(&address).await {
+                        Ok(channel) => {
+                            verify_succeeds(&CertificateStoreClient::new(channel), &admin, &pem)
+                                .await
+                        }
+                        Err(_) => false,
+                    }
+                } else {
+                    verify_succeeds(&store, &admin, &pem).await
+                };
+                if ok { succeeded += 1 } else { failed += 1 }
+            }
+            (succeeded, failed)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    replica.send_sigterm().expect("SIGTERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        health(
+            existing.clone(),
+            pmp_proto::service_names::CERTIFICATE_STORE
+        )
+        .await,
+        ServingStatus::NotServing,
+        "readiness fails at once, so endpoints drop the replica"
+    );
+    assert_eq!(
+        health(existing.clone(), pmp_common::server::LIVENESS_SERVICE).await,
+        ServingStatus::Serving,
+        "liveness holds through the shutdown"
+    );
+    // Well inside the 3 s delay: calls keep coming, on old and new connections.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(joined) = load.join_next().await {
+        let (succeeded, failed) = joined.expect("load task");
+        assert!(succeeded > 0, "the load ran");
+        assert_eq!(failed, 0, "no call failed during the delay");
+    }
+    let status = replica.terminate().await.expect("the replica stops");
+    assert!(status.success(), "{status:?}\n{}", replica.log());
+    assert!(
+        replica.log().contains("still accepting calls"),
+        "{}",
+        replica.log()
+    );
 }

@@ -58,9 +58,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* gRPC probes, or TCP probes when TLS is on (the kubelet's gRPC probe speaks no TLS);
-     dict: port, service, root. */}}
+     dict: port, service, root. Readiness asks the service's own name (NOT_SERVING until
+     its database, keys and upstreams are ready, and from SIGTERM on); start-up and liveness
+     ask "liveness", which is SERVING whenever the process serves gRPC at all, so waiting
+     for a database or the registry never gets a pod restarted. */}}
 {{- define "pmp.probes" -}}
 {{- if .root.Values.tls.enabled }}
+startupProbe:
+  tcpSocket: { port: {{ .port }} }
+  periodSeconds: 2
+  failureThreshold: 60
 readinessProbe:
   tcpSocket: { port: {{ .port }} }
   periodSeconds: 5
@@ -69,12 +76,27 @@ livenessProbe:
   periodSeconds: 20
   failureThreshold: 6
 {{- else }}
+startupProbe:
+  grpc: { port: {{ .port }}, service: liveness }
+  periodSeconds: 2
+  failureThreshold: 60
 readinessProbe:
   grpc: { port: {{ .port }}, service: {{ .service }} }
   periodSeconds: 5
 livenessProbe:
-  grpc: { port: {{ .port }} }
+  grpc: { port: {{ .port }}, service: liveness }
   periodSeconds: 20
   failureThreshold: 6
 {{- end }}
+{{- end -}}
+
+{{/* Shutdown timing of a service; dict: prefix, root. */}}
+{{- define "pmp.shutdownEnv" -}}
+- { name: {{ .prefix }}__SERVER__SHUTDOWN_DELAY_SECONDS, value: {{ .root.Values.shutdown.delaySeconds | quote }} }
+- { name: {{ .prefix }}__SERVER__SHUTDOWN_GRACE_SECONDS, value: {{ .root.Values.shutdown.graceSeconds | quote }} }
+{{- end -}}
+
+{{/* terminationGracePeriodSeconds: the shutdown delay and grace, plus 5 s to flush spans. */}}
+{{- define "pmp.terminationGrace" -}}
+{{ add .Values.shutdown.delaySeconds .Values.shutdown.graceSeconds 5 }}
 {{- end -}}

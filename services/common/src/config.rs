@@ -111,6 +111,11 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// How long the server keeps accepting calls after SIGTERM/SIGINT while reporting
+    /// NOT_SERVING, before it drains: the time load balancers (Kubernetes endpoints,
+    /// clients re-resolving DNS) take to stop sending new calls. 0 in development.
+    #[serde(default)]
+    pub shutdown_delay_seconds: u64,
     /// Largest request message accepted, in bytes (1 MiB by default): a larger one is
     /// refused from its length prefix, before it is read.
     #[serde(default = "default_max_message_bytes")]
@@ -157,6 +162,11 @@ impl ServerSettings {
     /// The grace period of a graceful shutdown.
     pub fn grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// How long calls are still accepted after the shutdown signal.
+    pub fn shutdown_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_delay_seconds)
     }
 }
 
@@ -428,6 +438,9 @@ impl Validate for ServerSettings {
     fn validate(&self) -> Result<(), String> {
         if self.shutdown_grace_seconds == 0 || self.shutdown_grace_seconds > 600 {
             return Err("server.shutdown_grace_seconds must be between 1 and 600".into());
+        }
+        if self.shutdown_delay_seconds > 300 {
+            return Err("server.shutdown_delay_seconds must be at most 300".into());
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err("server.max_message_bytes must be between 1024 and 67108864".into());

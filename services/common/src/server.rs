@@ -140,6 +140,9 @@ where
 {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pmp_proto::FILE_DESCRIPTOR_SET)
@@ -236,8 +239,19 @@ where
         }
     }
 
-    tracing::info!("shutting down: draining in-flight calls");
     set_status(&reporter, S::NAME, ServingStatus::NotServing).await;
+    let delay = settings.shutdown_delay();
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_seconds = delay.as_secs(),
+            "shutting down: NOT_SERVING, still accepting calls until load balancers move away"
+        );
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    tracing::info!("shutting down: draining in-flight calls");
     let _ = stop_sender.send(());
     let drained = tokio::time::timeout(grace, &mut server).await;
     let _ = metrics_stop.send(());
@@ -252,6 +266,12 @@ where
         }
     }
 }
+
+/// Health service name that answers SERVING for as long as the process serves gRPC at all,
+/// through initialisation and shutdown: what a liveness (and start-up) probe asks, so that
+/// waiting for a database or another service never gets a process restarted. Readiness asks
+/// the service's own name.
+pub const LIVENESS_SERVICE: &str = "liveness";
 
 async fn set_status(reporter: &HealthReporter, name: &str, status: ServingStatus) {
     reporter.set_service_status("", status).await;
