@@ -15,7 +15,7 @@ use pmp_e2e::{Platform, Process};
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::ftm::v1 as ftm;
 
-use support::{Clients, approved_ftm, ftm_pki, onboard_partner, trusted_in_ftm};
+use support::{Clients, approved_ftm, ftm_pki, onboard_partner, trusted_in_ftm, verify_in_ftm};
 
 /// Migrations of the partner registry, as its log reports them.
 const REGISTRY_MIGRATIONS: usize = 3;
@@ -167,23 +167,6 @@ async fn health(channel: tonic::transport::Channel, service: &str) -> ServingSta
         .expect("health answers")
 }
 
-/// Whether one `VerifyCertificateTrust` through `store` succeeds.
-async fn verify_succeeds(
-    store: &CertificateStoreClient<tonic::transport::Channel>,
-    token: &str,
-    pem: &str,
-) -> bool {
-    let request = pmp_proto::certstore::v1::VerifyCertificateTrustRequest {
-        certificate_data: pem.to_owned(),
-        partner_domain: "FTM".into(),
-    };
-    store
-        .clone()
-        .verify_certificate_trust(with_token(request, token))
-        .await
-        .is_ok()
-}
-
 #[tokio::test]
 async fn after_sigterm_a_replica_reports_not_serving_yet_answers_every_call_until_it_drains() {
     let platform = Platform::start("sqlite").await.expect("platform");
@@ -214,13 +197,14 @@ async fn after_sigterm_a_replica_reports_not_serving_yet_answers_every_call_unti
                 let ok = if fresh_connections {
                     match Platform::channel(&address).await {
                         Ok(channel) => {
-                            verify_succeeds(&CertificateStoreClient::new(channel), &admin, &pem)
+                            verify_in_ftm(&CertificateStoreClient::new(channel), &admin, &pem)
                                 .await
+                                .is_ok()
                         }
                         Err(_) => false,
                     }
                 } else {
-                    verify_succeeds(&store, &admin, &pem).await
+                    verify_in_ftm(&store, &admin, &pem).await.is_ok()
                 };
                 if ok { succeeded += 1 } else { failed += 1 }
             }

@@ -89,12 +89,12 @@ impl Clients {
     }
 }
 
-/// Whether the store behind `store` trusts `pem` in domain FTM now.
-pub async fn trusted_in_ftm(
+/// `VerifyCertificateTrust` of `pem` in domain FTM through `store`.
+pub async fn verify_in_ftm(
     store: &CertificateStoreClient<Channel>,
     token: &str,
     pem: &str,
-) -> bool {
+) -> Result<store::VerifyCertificateTrustResponse, tonic::Status> {
     let request = store::VerifyCertificateTrustRequest {
         certificate_data: pem.to_owned(),
         partner_domain: "FTM".into(),
@@ -103,8 +103,18 @@ pub async fn trusted_in_ftm(
         .clone()
         .verify_certificate_trust(with_token(request, token))
         .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Whether the store behind `store` trusts `pem` in domain FTM now.
+pub async fn trusted_in_ftm(
+    store: &CertificateStoreClient<Channel>,
+    token: &str,
+    pem: &str,
+) -> bool {
+    verify_in_ftm(store, token, pem)
+        .await
         .expect("verify")
-        .into_inner()
         .trusted
 }
 
