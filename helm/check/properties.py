@@ -1,0 +1,186 @@
+"""Properties of the rendered chart that a platform team relies on, asserted on the output
+of `helm template` with the default and the production values.
+
+Usage: properties.py <helm> <chart> <default.yaml> <production.yaml>
+"""
+
+import subprocess
+import sys
+
+import yaml
+
+SERVICES = {
+    "partner-registry": "mosip.pms.partner.v1.PartnerRegistry",
+    "certificate-store": "mosip.pms.certstore.v1.CertificateStore",
+    "ftm-management": "mosip.pms.ftm.v1.FtmManagement",
+}
+RECOMMENDED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def objects(path):
+    with open(path, encoding="utf-8") as rendered:
+        return [document for document in yaml.safe_load_all(rendered) if document]
+
+
+def by_kind(documents, kind):
+    return [document for document in documents if document["kind"] == kind]
+
+
+def component(document):
+    return document["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def check_labels_and_names(documents, values):
+    for document in documents:
+        name = document["metadata"]["name"]
+        labels = document["metadata"].get("labels", {})
+        check(len(name) <= 63, f"{values}: name {name} is longer than 63 characters")
+        for label in RECOMMENDED_LABELS:
+            check(label in labels, f"{values}: {document['kind']} {name} lacks label {label}")
+        check(
+            labels.get("app.kubernetes.io/instance") == "pmp",
+            f"{values}: {name} is not selectable by app.kubernetes.io/instance=pmp",
+        )
+
+
+def check_pod_security(name, pod, values):
+    security = pod.get("securityContext", {})
+    check(security.get("runAsNonRoot") is True, f"{values}: {name} may run as root")
+    check(security.get("runAsUser", 0) > 0, f"{values}: {name} has no non-root user")
+    check(security.get("runAsGroup", 0) > 0, f"{values}: {name} has no non-root group")
+    check(
+        security.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+        f"{values}: {name} has no RuntimeDefault seccomp profile",
+    )
+    check(
+        pod.get("automountServiceAccountToken") is False,
+        f"{values}: {name} mounts a service account token",
+    )
+    for container in pod["containers"]:
+        context = container.get("securityContext", {})
+        check(
+            context.get("allowPrivilegeEscalation") is False,
+            f"{values}: {name}/{container['name']} allows privilege escalation",
+        )
+        check(
+            context.get("readOnlyRootFilesystem") is True,
+            f"{values}: {name}/{container['name']} has a writable root file system",
+        )
+        check(
+            context.get("capabilities", {}).get("drop") == ["ALL"],
+            f"{values}: {name}/{container['name']} keeps Linux capabilities",
+        )
+
+
+def check_service_deployments(documents, values, tls):
+    deployments = {component(document): document for document in by_kind(documents, "Deployment")}
+    for service, grpc_name in SERVICES.items():
+        deployment = deployments.get(service)
+        check(deployment is not None, f"{values}: no Deployment of {service}")
+        if deployment is None:
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        check_pod_security(service, pod, values)
+        container = pod["containers"][0]
+        environment = {entry["name"]: entry.get("value") for entry in container["env"]}
+        prefix = next(key.split("__")[0] for key in environment if key.endswith("__SERVER__LISTEN"))
+        delay = int(environment[f"{prefix}__SERVER__SHUTDOWN_DELAY_SECONDS"])
+        grace = int(environment[f"{prefix}__SERVER__SHUTDOWN_GRACE_SECONDS"])
+        check(
+            pod["terminationGracePeriodSeconds"] >= delay + grace,
+            f"{values}: {service} is killed before its shutdown delay and grace are over",
+        )
+        probes = {kind: container.get(kind) for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
+        for kind, probe in probes.items():
+            check(probe is not None, f"{values}: {service} has no {kind}")
+        if tls or None in probes.values():
+            continue
+        check(
+            probes["readinessProbe"].get("grpc", {}).get("service") == grpc_name,
+            f"{values}: {service}'s readiness does not ask its own gRPC service",
+        )
+        for kind in ("startupProbe", "livenessProbe"):
+            check(
+                probes[kind].get("grpc", {}).get("service") == "liveness",
+                f"{values}: {service}'s {kind} is not the gRPC 'liveness' check",
+            )
+
+
+def check_migrations(documents, values):
+    jobs = {component(document): document for document in by_kind(documents, "Job")}
+    for service in SERVICES:
+        job = jobs.get(f"{service}-migrate")
+        check(job is not None, f"{values}: no migration Job for {service}")
+        if job is None:
+            continue
+        hooks = job["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+        check(
+            set(hooks.split(",")) == {"pre-install", "pre-upgrade"},
+            f"{values}: the migration Job of {service} is not a pre-install/pre-upgrade hook",
+        )
+        pod = job["spec"]["template"]["spec"]
+        check_pod_security(f"{service}-migrate", pod, values)
+        command = pod["containers"][0]["command"]
+        check(
+            command[0].endswith(f"/{service}") and command[-1] == "migrate",
+            f"{values}: the migration Job of {service} does not run `{service} migrate`",
+        )
+
+
+def check_disruption_budgets(documents, values):
+    budgets = {component(document) for document in by_kind(documents, "PodDisruptionBudget")}
+    for service in SERVICES:
+        check(service in budgets, f"{values}: no PodDisruptionBudget for {service}")
+
+
+def check_schema_rejects_typos(helm, chart):
+    for typo in ("registry.replica=5", "shutdown.delaySecond=5", "tls.clientAuth=sometimes"):
+        result = subprocess.run(
+            [helm, "template", "pmp", chart, "--set", typo],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        check(result.returncode != 0, f"values.schema.json accepts --set {typo}")
+
+
+def main():
+    helm, chart, default, production = sys.argv[1:5]
+    for path, name, tls in ((default, "default values", False), (production, "production values", True)):
+        documents = objects(path)
+        check_labels_and_names(documents, name)
+        check_service_deployments(documents, name, tls)
+        check_migrations(documents, name)
+        check_disruption_budgets(documents, name)
+    check_schema_rejects_typos(helm, chart)
+    long_release = "r" * 53  # the longest release name helm accepts
+    result = subprocess.run(
+        [helm, "template", long_release, chart], capture_output=True, text=True, check=True
+    )
+    for document in yaml.safe_load_all(result.stdout):
+        if document:
+            name = document["metadata"]["name"]
+            check(len(name) <= 63, f"release {long_release}: name {name} is too long")
+    if failures:
+        print("chart properties violated:", *failures, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
+    print("chart properties hold")
+
+
+if __name__ == "__main__":
+    main()
