@@ -87,6 +87,17 @@ def check_pod_security(name, pod, values):
         )
 
 
+def check_database_url_is_a_file(name, environment, prefix, values):
+    check(
+        f"{prefix}__DATABASE__URL" not in environment,
+        f"{values}: {name} has its database URL (and password) in an environment variable",
+    )
+    check(
+        environment.get(f"{prefix}__DATABASE__URL_FILE") == "/secrets/database/url",
+        f"{values}: {name} does not read its database URL from the mounted Secret",
+    )
+
+
 def check_service_deployments(documents, values, tls):
     deployments = {component(document): document for document in by_kind(documents, "Deployment")}
     for service, grpc_name in SERVICES.items():
@@ -99,6 +110,7 @@ def check_service_deployments(documents, values, tls):
         container = pod["containers"][0]
         environment = {entry["name"]: entry.get("value") for entry in container["env"]}
         prefix = next(key.split("__")[0] for key in environment if key.endswith("__SERVER__LISTEN"))
+        check_database_url_is_a_file(service, environment, prefix, values)
         delay = int(environment[f"{prefix}__SERVER__SHUTDOWN_DELAY_SECONDS"])
         grace = int(environment[f"{prefix}__SERVER__SHUTDOWN_GRACE_SECONDS"])
         check(
@@ -135,6 +147,9 @@ def check_migrations(documents, values):
         )
         pod = job["spec"]["template"]["spec"]
         check_pod_security(f"{service}-migrate", pod, values)
+        environment = {entry["name"]: entry.get("value") for entry in pod["containers"][0]["env"]}
+        prefix = next(key.split("__")[0] for key in environment if key.endswith("__TELEMETRY__LOG_LEVEL"))
+        check_database_url_is_a_file(f"{service}-migrate", environment, prefix, values)
         command = pod["containers"][0]["command"]
         check(
             command[0].endswith(f"/{service}") and command[-1] == "migrate",

@@ -138,6 +138,29 @@ livenessProbe:
 {{- end }}
 {{- end -}}
 
+{{/* The database URL, read from the mounted Secret file (never an environment variable, so
+     a password in it does not show in the process environment); dict: prefix. */}}
+{{- define "pmp.databaseEnv" -}}
+- { name: {{ .prefix }}__DATABASE__URL_FILE, value: /secrets/database/url }
+{{- end -}}
+
+{{/* The database Secret's key as the file `url`; dict: secret, key. */}}
+{{- define "pmp.databaseVolume" -}}
+- name: database
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0400
+    items: [{ key: {{ .key }}, path: url }]
+{{- end -}}
+
+{{/* A service's own extra environment, volumes and mounts (e.g. Keycloak keys); dict:
+     values (the service's values), what (extraEnv | extraVolumes | extraVolumeMounts). */}}
+{{- define "pmp.extra" -}}
+{{- with (get .values .what) }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{/* Shutdown timing of a service; dict: prefix, root. */}}
 {{- define "pmp.shutdownEnv" -}}
 - { name: {{ .prefix }}__SERVER__SHUTDOWN_DELAY_SECONDS, value: {{ .root.Values.shutdown.delaySeconds | quote }} }

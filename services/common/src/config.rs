@@ -176,8 +176,24 @@ impl ServerSettings {
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
     pub url: String,
+    /// A file holding the URL instead (a mounted Secret), so that a password in it never
+    /// sits in the process environment; takes precedence over `url` when set.
+    #[serde(default)]
+    pub url_file: String,
     /// Upper bound of the connection pool.
     pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// The URL to connect to: the contents of `url_file` when set, else `url`.
+    pub fn connection_url(&self) -> Result<String, String> {
+        if self.url_file.trim().is_empty() {
+            return Ok(self.url.trim().to_owned());
+        }
+        std::fs::read_to_string(self.url_file.trim())
+            .map(|contents| contents.trim().to_owned())
+            .map_err(|error| format!("database.url_file {}: {error}", self.url_file.trim()))
+    }
 }
 
 /// Log output.
@@ -458,6 +474,7 @@ impl std::fmt::Debug for DatabaseSettings {
         formatter
             .debug_struct("DatabaseSettings")
             .field("url", &redacted_url(&self.url))
+            .field("url_file", &self.url_file)
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -485,12 +502,16 @@ pub fn redacted_url(url: &str) -> String {
 
 impl Validate for DatabaseSettings {
     fn validate(&self) -> Result<(), String> {
-        let url = self.url.trim();
+        let url = self.connection_url()?;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
             || url.starts_with("postgresql://"))
         {
-            return Err("database.url must start with sqlite: or postgres://".into());
+            return Err(if self.url_file.trim().is_empty() {
+                "database.url must start with sqlite: or postgres://".into()
+            } else {
+                "database.url_file must hold a URL starting with sqlite: or postgres://".into()
+            });
         }
         if self.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());
@@ -598,9 +619,38 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_may_come_from_a_mounted_file() {
+        let directory = tempfile::tempdir().expect("tempdir");
+        let path = directory.path().join("url");
+        std::fs::write(&path, "postgres://app:s3cr3t@db/registry\n").expect("write");
+        let settings = DatabaseSettings {
+            url: "sqlite://ignored.db".into(),
+            url_file: path.display().to_string(),
+            max_connections: 2,
+        };
+        assert_eq!(
+            settings.connection_url().as_deref(),
+            Ok("postgres://app:s3cr3t@db/registry"),
+            "the file wins over url"
+        );
+        assert!(settings.validate().is_ok());
+        assert!(!format!("{settings:?}").contains("s3cr3t"));
+        std::fs::write(&path, "mysql://db/registry").expect("write");
+        let refused = settings.validate().expect_err("not a supported URL");
+        assert!(refused.contains("database.url_file"), "{refused}");
+        let missing = DatabaseSettings {
+            url_file: directory.path().join("absent").display().to_string(),
+            ..settings
+        };
+        let refused = missing.validate().expect_err("no such file");
+        assert!(refused.contains("absent"), "{refused}");
+    }
+
+    #[test]
     fn database_passwords_never_show_in_debug_output() {
         let settings = DatabaseSettings {
             url: "postgres://pmp:s3cr3t@db:5432/registry".into(),
+            url_file: String::new(),
             max_connections: 4,
         };
         let printed = format!("{settings:?}");

@@ -16,11 +16,11 @@ use crate::config::DatabaseSettings;
 /// SQLite runs in WAL mode with a busy timeout so that concurrent writers queue instead of
 /// failing with "database is locked", and with foreign keys enforced.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    let url = settings.url.trim();
-    let url = if is_sqlite(url) {
-        prepare_sqlite_url(url)?
+    let url = settings.connection_url().map_err(DbErr::Custom)?;
+    let url = if is_sqlite(&url) {
+        prepare_sqlite_url(&url)?
     } else {
-        url.to_owned()
+        url
     };
     let mut options = ConnectOptions::new(url);
     options
@@ -161,6 +161,7 @@ pub mod testing {
                 .map_err(|error| DbErr::Custom(error.to_string()))?;
             let settings = DatabaseSettings {
                 url: format!("sqlite://{}/test.db", directory.display()),
+                url_file: String::new(),
                 max_connections: 5,
             };
             let connection = connect(&settings).await?;
@@ -189,6 +190,7 @@ pub mod testing {
                 .unwrap_or(&admin_url);
             let settings = DatabaseSettings {
                 url: format!("{base}/{name}"),
+                url_file: String::new(),
                 max_connections: 10,
             };
             let connection = connect(&settings).await?;

@@ -648,6 +648,7 @@ async fn health_turns_serving_once_the_database_is_ready_and_reflection_lists_se
     std::fs::write(&blocker, b"not a directory").expect("blocker");
     let database = pmp_common::config::DatabaseSettings {
         url: format!("sqlite://{}/registry.db", blocker.display()),
+        url_file: String::new(),
         max_connections: 2,
     };
     let settings = testing::settings(

@@ -260,6 +260,7 @@ async fn seed_partners(platform: &Platform, count: usize) -> anyhow::Result<()> 
 async fn connect(url: &str) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let settings = pmp_common::config::DatabaseSettings {
         url: url.to_owned(),
+        url_file: String::new(),
         max_connections: 2,
     };
     Ok(pmp_common::db::connect(&settings).await?)
