@@ -163,6 +163,38 @@ def check_disruption_budgets(documents, values):
         check(service in budgets, f"{values}: no PodDisruptionBudget for {service}")
 
 
+# Who may open gRPC connections to whom with networkPolicy.enabled (None: anyone).
+GRPC_CALLERS = {
+    "partner-registry": None,
+    "certificate-store": {"partner-registry", "ftm-management", "portal"},
+    "ftm-management": {"portal"},
+}
+
+
+def check_network_policies(helm, chart):
+    rendered = subprocess.run(
+        [helm, "template", "pmp", chart, "--set", "networkPolicy.enabled=true"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    documents = [document for document in yaml.safe_load_all(rendered) if document]
+    policies = {component(document): document for document in by_kind(documents, "NetworkPolicy")}
+    for service, expected in GRPC_CALLERS.items():
+        policy = policies.get(service)
+        check(policy is not None, f"network policies: none for {service}")
+        if policy is None:
+            continue
+        grpc_rule, metrics_rule = policy["spec"]["ingress"]
+        callers = grpc_rule.get("from")
+        if expected is None:
+            check(callers is None, f"network policies: {service} is not open to its clients")
+        else:
+            names = {peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") for peer in callers or []}
+            check(names == expected, f"network policies: {service} accepts gRPC from {names}, not {expected}")
+        check(bool(metrics_rule.get("from")), f"network policies: anyone may scrape {service}")
+
+
 def check_schema_rejects_typos(helm, chart):
     for typo in ("registry.replica=5", "shutdown.delaySecond=5", "tls.clientAuth=sometimes"):
         result = subprocess.run(
@@ -183,6 +215,7 @@ def main():
         check_migrations(documents, name)
         check_disruption_budgets(documents, name)
     check_schema_rejects_typos(helm, chart)
+    check_network_policies(helm, chart)
     long_release = "r" * 53  # the longest release name helm accepts
     result = subprocess.run(
         [helm, "template", long_release, chart], capture_output=True, text=True, check=True
