@@ -157,6 +157,22 @@ def check_migrations(documents, values):
         )
 
 
+def check_helm_test(documents, values):
+    tests = [
+        document
+        for document in by_kind(documents, "Pod")
+        if document["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]
+    check(len(tests) == 1, f"{values}: no `helm test` Pod")
+    for test in tests:
+        pod = test["spec"]
+        check_pod_security("helm test", pod, values)
+        check(
+            pod["containers"][0]["command"][1:2] == ["health"],
+            f"{values}: `helm test` does not run pmpctl health",
+        )
+
+
 def check_disruption_budgets(documents, values):
     budgets = {component(document) for document in by_kind(documents, "PodDisruptionBudget")}
     for service in SERVICES:
@@ -214,6 +230,7 @@ def main():
         check_service_deployments(documents, name, tls)
         check_migrations(documents, name)
         check_disruption_budgets(documents, name)
+        check_helm_test(documents, name)
     check_schema_rejects_typos(helm, chart)
     check_network_policies(helm, chart)
     long_release = "r" * 53  # the longest release name helm accepts
