@@ -21,7 +21,7 @@
 //! Writes on this replica refresh the snapshot before the RPC answers; writes on other
 //! replicas move the version row, which a poller reads every few seconds. A refresh reads
 //! only the certificate rows stamped after the snapshot's version and applies them to a copy
-//! that shares everything else ([`incremental`]); changes a row cannot express (CA
+//! that shares everything else (module `incremental`); changes a row cannot express (CA
 //! certificates, CA-capable stored certificates, partner deactivation), or any version step
 //! no row accounts for, make it rebuild from all the data instead.
 
