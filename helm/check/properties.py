@@ -211,6 +211,34 @@ def check_network_policies(helm, chart):
         check(bool(metrics_rule.get("from")), f"network policies: anyone may scrape {service}")
 
 
+# Values documented as one row although they are maps.
+WHOLE_VALUES = ("resources", "autoscaling", "metricsFrom")
+
+
+def value_paths(values, prefix=""):
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value and not key.endswith(WHOLE_VALUES):
+            yield from value_paths(value, path)
+        else:
+            yield path
+
+
+def check_readme_matches_values(chart):
+    with open(f"{chart}/values.yaml", encoding="utf-8") as values_file:
+        values = set(value_paths(yaml.safe_load(values_file)))
+    with open(f"{chart}/README.md", encoding="utf-8") as readme:
+        documented = {
+            line.split("`")[1]
+            for line in readme
+            if line.startswith("| `") and line.count("`") >= 2
+        }
+    for path in sorted(values - documented):
+        failures.append(f"README.md does not document value {path}")
+    for path in sorted(documented - values):
+        failures.append(f"README.md documents {path}, which values.yaml does not have")
+
+
 def check_schema_rejects_typos(helm, chart):
     for typo in ("registry.replica=5", "shutdown.delaySecond=5", "tls.clientAuth=sometimes"):
         result = subprocess.run(
@@ -233,6 +261,7 @@ def main():
         check_helm_test(documents, name)
     check_schema_rejects_typos(helm, chart)
     check_network_policies(helm, chart)
+    check_readme_matches_values(chart)
     long_release = "r" * 53  # the longest release name helm accepts
     result = subprocess.run(
         [helm, "template", long_release, chart], capture_output=True, text=True, check=True
