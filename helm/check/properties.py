@@ -37,6 +37,18 @@ def objects(path):
         return [document for document in yaml.safe_load_all(rendered) if document]
 
 
+def render(helm, chart, *arguments, release="pmp"):
+    """The objects `helm template` renders for `release` with `arguments`."""
+    output = subprocess.run(
+        [helm, "template", release, chart, *arguments], capture_output=True, text=True, check=True
+    ).stdout
+    return [document for document in yaml.safe_load_all(output) if document]
+
+
+def environment_of(container):
+    return {entry["name"]: entry.get("value") for entry in container["env"]}
+
+
 def by_kind(documents, kind):
     return [document for document in documents if document["kind"] == kind]
 
@@ -108,7 +120,7 @@ def check_service_deployments(documents, values, tls):
         pod = deployment["spec"]["template"]["spec"]
         check_pod_security(service, pod, values)
         container = pod["containers"][0]
-        environment = {entry["name"]: entry.get("value") for entry in container["env"]}
+        environment = environment_of(container)
         prefix = next(key.split("__")[0] for key in environment if key.endswith("__SERVER__LISTEN"))
         check_database_url_is_a_file(service, environment, prefix, values)
         delay = int(environment[f"{prefix}__SERVER__SHUTDOWN_DELAY_SECONDS"])
@@ -147,7 +159,7 @@ def check_migrations(documents, values):
         )
         pod = job["spec"]["template"]["spec"]
         check_pod_security(f"{service}-migrate", pod, values)
-        environment = {entry["name"]: entry.get("value") for entry in pod["containers"][0]["env"]}
+        environment = environment_of(pod["containers"][0])
         prefix = next(key.split("__")[0] for key in environment if key.endswith("__TELEMETRY__LOG_LEVEL"))
         check_database_url_is_a_file(f"{service}-migrate", environment, prefix, values)
         command = pod["containers"][0]["command"]
@@ -188,13 +200,7 @@ GRPC_CALLERS = {
 
 
 def check_network_policies(helm, chart):
-    rendered = subprocess.run(
-        [helm, "template", "pmp", chart, "--set", "networkPolicy.enabled=true"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    documents = [document for document in yaml.safe_load_all(rendered) if document]
+    documents = render(helm, chart, "--set", "networkPolicy.enabled=true")
     policies = {component(document): document for document in by_kind(documents, "NetworkPolicy")}
     for service, expected in GRPC_CALLERS.items():
         policy = policies.get(service)
@@ -263,13 +269,9 @@ def main():
     check_network_policies(helm, chart)
     check_readme_matches_values(chart)
     long_release = "r" * 53  # the longest release name helm accepts
-    result = subprocess.run(
-        [helm, "template", long_release, chart], capture_output=True, text=True, check=True
-    )
-    for document in yaml.safe_load_all(result.stdout):
-        if document:
-            name = document["metadata"]["name"]
-            check(len(name) <= 63, f"release {long_release}: name {name} is too long")
+    for document in render(helm, chart, release=long_release):
+        name = document["metadata"]["name"]
+        check(len(name) <= 63, f"release {long_release}: name {name} is too long")
     if failures:
         print("chart properties violated:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)

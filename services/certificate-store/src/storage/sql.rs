@@ -166,6 +166,18 @@ async fn bump_version(
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound("trust_versions row is missing".into()))
 }
 
+/// The trust facts of stored certificates, in this order: domain, identity, partner id,
+/// trusted, CA-capable (what both a full rebuild and an incremental refresh read).
+fn trust_facts() -> sea_orm::Select<partner_certificates::Entity> {
+    partner_certificates::Entity::find()
+        .select_only()
+        .column(partner_certificates::Column::PartnerDomain)
+        .column(partner_certificates::Column::Identity)
+        .column(partner_certificates::Column::PartnerId)
+        .column(partner_certificates::Column::Trusted)
+        .column(partner_certificates::Column::IsCa)
+}
+
 /// Moves the version for a change of `model`'s trust facts and stamps the row with it; a
 /// CA-capable certificate changes the issuer pool, which only a full rebuild picks up.
 async fn stamp_trust_change(
@@ -472,13 +484,7 @@ impl CertificateRepository for SqlCertificateRepository {
             .into_tuple::<(String, String)>()
             .all(&self.connection)
             .await?;
-        let entries = partner_certificates::Entity::find()
-            .select_only()
-            .column(partner_certificates::Column::PartnerDomain)
-            .column(partner_certificates::Column::Identity)
-            .column(partner_certificates::Column::PartnerId)
-            .column(partner_certificates::Column::Trusted)
-            .column(partner_certificates::Column::IsCa)
+        let entries = trust_facts()
             .into_tuple::<(String, String, String, bool, bool)>()
             .all(&self.connection)
             .await?;
@@ -536,13 +542,7 @@ impl CertificateRepository for SqlCertificateRepository {
         if versions.structural_version > since || versions.version <= since {
             return Ok(changes);
         }
-        changes.changed = partner_certificates::Entity::find()
-            .select_only()
-            .column(partner_certificates::Column::PartnerDomain)
-            .column(partner_certificates::Column::Identity)
-            .column(partner_certificates::Column::PartnerId)
-            .column(partner_certificates::Column::Trusted)
-            .column(partner_certificates::Column::IsCa)
+        changes.changed = trust_facts()
             .column(partner_certificates::Column::TrustVersion)
             .filter(partner_certificates::Column::TrustVersion.gt(since))
             .filter(partner_certificates::Column::TrustVersion.lte(versions.version))
