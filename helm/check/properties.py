@@ -145,6 +145,38 @@ def check_service_deployments(documents, values, tls):
             )
 
 
+def check_callers_balance_over_replicas(documents, values):
+    """Every address a component is given is a headless Service selecting exactly the
+    callee's pods, so callers resolve every ready replica and spread their calls."""
+    services = {document["metadata"]["name"]: document for document in by_kind(documents, "Service")}
+    deployments = {component(document): document for document in by_kind(documents, "Deployment")}
+    addresses = 0
+    for deployment in deployments.values():
+        environment = environment_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        for key, value in environment.items():
+            if not (key.endswith(("__ADDRESS", "__REGISTRY_ADDRESS")) or key.startswith("PMP_PORTAL__SERVICES__")):
+                continue
+            if not isinstance(value, str) or "://" not in value:
+                continue
+            addresses += 1
+            host = value.split("://", 1)[1].rsplit(":", 1)[0]
+            service = services.get(host)
+            check(service is not None, f"{values}: {key} names {host}, which is no Service")
+            if service is None:
+                continue
+            check(
+                service["spec"].get("clusterIP") == "None",
+                f"{values}: {key} names {host}, which is not headless: a caller would stick to one pod",
+            )
+            callee = deployments.get(component(service))
+            check(
+                callee is not None
+                and service["spec"]["selector"] == callee["spec"]["selector"]["matchLabels"],
+                f"{values}: {host} does not select exactly the pods of {component(service)}",
+            )
+    check(addresses >= 8, f"{values}: only {addresses} service addresses found in the environments")
+
+
 def check_migrations(documents, values):
     jobs = {component(document): document for document in by_kind(documents, "Job")}
     for service in SERVICES:
@@ -263,6 +295,7 @@ def main():
         check_labels_and_names(documents, name)
         check_service_deployments(documents, name, tls)
         check_migrations(documents, name)
+        check_callers_balance_over_replicas(documents, name)
         check_disruption_budgets(documents, name)
         check_helm_test(documents, name)
     check_schema_rejects_typos(helm, chart)

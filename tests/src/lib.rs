@@ -65,6 +65,13 @@ impl Process {
         anyhow::bail!("{} did not stop within 10 s of SIGTERM", self.name)
     }
 
+    /// Kills the process (SIGKILL) and reaps it: a crash, or a node lost.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// A channel to the service (over TLS with the harness's own client certificate when
     /// the platform runs TLS).
     pub async fn channel(&self) -> anyhow::Result<Channel> {

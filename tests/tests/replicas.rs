@@ -244,3 +244,120 @@ async fn after_sigterm_a_replica_reports_not_serving_yet_answers_every_call_unti
         replica.log()
     );
 }
+
+/// Calls the FTM service's `GetFtmCertificate` (which reads the store) until `stop`; returns
+/// (succeeded, failed with their statuses).
+async fn read_certificates_until(
+    ftm_service: pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient<
+        tonic::transport::Channel,
+    >,
+    token: String,
+    ftm_id: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, Vec<tonic::Status>) {
+    let (mut succeeded, mut failed) = (0, Vec::new());
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let request = ftm::GetFtmCertificateRequest {
+            ftm_id: ftm_id.clone(),
+        };
+        match ftm_service
+            .clone()
+            .get_ftm_certificate(with_token(request, &token))
+            .await
+        {
+            Ok(_) => succeeded += 1,
+            Err(status) => failed.push(status),
+        }
+    }
+    (succeeded, failed)
+}
+
+/// How many successful `GetPartnerCertificate` calls a store process's access log records.
+fn certificate_reads(process: &Process) -> usize {
+    process
+        .log()
+        .lines()
+        .filter(|line| line.contains("CertificateStore/GetPartnerCertificate code=Ok"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_client_spreads_calls_over_store_replicas_and_loses_none_when_they_go() {
+    let platform = Platform::start("sqlite").await.expect("platform");
+    let clients = Clients::connect(&platform).await;
+    let pki = ftm_pki();
+    let (admin, partner_token) = onboard_partner(&clients, &pki).await;
+    let (approved, _) = approved_ftm(&clients, &pki, &admin, &partner_token, "Spread Chip").await;
+
+    // Two more store processes on the store's database, and an FTM service process that
+    // knows all three stores.
+    let delay = [("PMP_CERTSTORE__SERVER__SHUTDOWN_DELAY_SECONDS", "1")];
+    let mut killed = platform
+        .spawn_replica("certificate-store", &delay)
+        .expect("replica");
+    let mut drained = platform
+        .spawn_replica("certificate-store", &delay)
+        .expect("replica");
+    for replica in [&killed, &drained] {
+        replica.wait_serving().await.expect("replica serves");
+    }
+    let stores = [&platform.certstore, &killed, &drained]
+        .map(|store| store.address.as_str())
+        .join(",");
+    let balanced = platform
+        .spawn_replica(
+            "ftm-management",
+            &[("PMP_FTM__CERTIFICATE_STORE__ADDRESS", stores.as_str())],
+        )
+        .expect("FTM service");
+    balanced.wait_serving().await.expect("FTM service serves");
+    let ftm_service = pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient::new(
+        balanced.channel().await.expect("channel"),
+    );
+    let stores_before = [&platform.certstore, &killed, &drained].map(certificate_reads);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        load.spawn(read_certificates_until(
+            ftm_service.clone(),
+            partner_token.clone(),
+            approved.ftm_id.clone(),
+            stop.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spread = [&platform.certstore, &killed, &drained].map(certificate_reads);
+    for (index, (before, after)) in stores_before.iter().zip(spread).enumerate() {
+        assert!(
+            after > *before,
+            "store process {index} served none of the calls ({before} before, {after} after)\n{}",
+            [&platform.certstore, &killed, &drained][index].log()
+        );
+    }
+
+    // One replica dies abruptly, another shuts down as Kubernetes stops a pod.
+    killed.kill().expect("SIGKILL");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = drained.terminate().await.expect("drained replica stops");
+    assert!(status.success(), "{status:?}\n{}", drained.log());
+    let survivor_before = certificate_reads(&platform.certstore);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut succeeded, mut failed) = (0, Vec::new());
+    while let Some(joined) = load.join_next().await {
+        let (ok, errors) = joined.expect("load task");
+        succeeded += ok;
+        failed.extend(errors);
+    }
+    assert!(succeeded > 0, "the load ran");
+    assert!(
+        failed.is_empty(),
+        "calls failed: {failed:?}\n{}",
+        balanced.log()
+    );
+    assert!(
+        certificate_reads(&platform.certstore) > survivor_before,
+        "the surviving replica took the calls"
+    );
+}

@@ -4,6 +4,37 @@
 {{- printf "%s-%s" .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Name of a component's headless Service, which resolves to the addresses of its ready
+     pods: callers re-resolve it and spread their calls over every replica (one HTTP/2
+     connection to a ClusterIP Service would stick to one pod); dict: root, component. */}}
+{{- define "pmp.peersName" -}}
+{{- printf "%s-peers" (include "pmp.name" . | trunc 57 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* The URL at which callers reach every ready replica of a component; dict: root,
+     component, port. */}}
+{{- define "pmp.peersUrl" -}}
+{{- printf "%s://%s:%v" (include "pmp.scheme" .root) (include "pmp.peersName" .) .port -}}
+{{- end -}}
+
+{{/* A component's headless Service (see pmp.peersName); dict: root, component, port. */}}
+{{- define "pmp.peersService" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "pmp.peersName" . }}
+  labels: {{- include "pmp.labels" . | nindent 4 }}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: false
+  selector: {{- include "pmp.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ .port }}
+      targetPort: grpc
+      appProtocol: grpc
+{{- end -}}
+
 {{/* Labels that select a component's pods; dict: root, component. */}}
 {{- define "pmp.selectorLabels" -}}
 app.kubernetes.io/name: {{ .component }}

@@ -353,11 +353,35 @@ pub fn secure_or_local(address: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Checks a service's address setting: one http:// or https:// URL, or several separated by
+/// commas (replicas; see [`DependencySettings::address`]). `name` is the setting's path.
+pub fn validate_addresses(name: &str, addresses: &str) -> Result<(), String> {
+    let mut urls = addresses.split(',').map(str::trim);
+    if urls.all(|url| url.starts_with("http://") || url.starts_with("https://")) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} must be an http:// or https:// URL, or several separated by commas"
+        ))
+    }
+}
+
+/// Checks a re-resolution interval setting (milliseconds); `name` is the setting's path.
+pub fn validate_resolve_interval(name: &str, milliseconds: u64) -> Result<(), String> {
+    if (100..=600_000).contains(&milliseconds) {
+        Ok(())
+    } else {
+        Err(format!("{name} must be between 100 and 600000"))
+    }
+}
+
 /// Another platform service this one calls.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DependencySettings {
-    /// e.g. `http://127.0.0.1:50052`.
+    /// e.g. `http://127.0.0.1:50052`; several URLs separated by commas are replicas of one
+    /// service. Each host is resolved again every `resolve_interval_ms`, and calls spread
+    /// over every address it names (a Kubernetes headless Service names its ready pods).
     pub address: String,
     /// Deadline of every call, retries included.
     pub deadline_ms: u64,
@@ -365,10 +389,18 @@ pub struct DependencySettings {
     /// [`crate::client::RetryPolicy`].
     #[serde(default = "default_retry_attempts")]
     pub retry_attempts: u32,
+    /// How often the addresses' host names are resolved again, to follow replicas coming and
+    /// going.
+    #[serde(default = "default_resolve_interval_ms")]
+    pub resolve_interval_ms: u64,
 }
 
 fn default_retry_attempts() -> u32 {
     3
+}
+
+fn default_resolve_interval_ms() -> u64 {
+    5000
 }
 
 impl DependencySettings {
@@ -377,17 +409,24 @@ impl DependencySettings {
         std::time::Duration::from_millis(self.deadline_ms)
     }
 
+    /// The re-resolution interval as a duration.
+    pub fn resolve_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.resolve_interval_ms)
+    }
+
     /// Checks the address and deadline; `name` is the settings section, e.g. `registry`.
     pub fn validate_as(&self, name: &str) -> Result<(), String> {
-        if !self.address.starts_with("http") {
-            return Err(format!("{name}.address must be an http:// or https:// URL"));
-        }
+        validate_addresses(&format!("{name}.address"), &self.address)?;
         if !(100..=120_000).contains(&self.deadline_ms) {
             return Err(format!("{name}.deadline_ms must be between 100 and 120000"));
         }
         if !(1..=10).contains(&self.retry_attempts) {
             return Err(format!("{name}.retry_attempts must be between 1 and 10"));
         }
+        validate_resolve_interval(
+            &format!("{name}.resolve_interval_ms"),
+            self.resolve_interval_ms,
+        )?;
         Ok(())
     }
 }

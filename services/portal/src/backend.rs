@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
+use pmp_common::client::BalancedChannel;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1::partner_registry_client::PartnerRegistryClient;
@@ -113,9 +113,9 @@ impl Failure {
 /// Clients of the three services.
 #[derive(Debug, Clone)]
 pub struct Backend {
-    registry: PartnerRegistryClient<Channel>,
-    store: CertificateStoreClient<Channel>,
-    ftm: FtmManagementClient<Channel>,
+    registry: PartnerRegistryClient<BalancedChannel>,
+    store: CertificateStoreClient<BalancedChannel>,
+    ftm: FtmManagementClient<BalancedChannel>,
     deadline: Duration,
 }
 
@@ -127,12 +127,24 @@ impl Backend {
         tls: &pmp_common::tls::TlsSettings,
     ) -> anyhow::Result<Backend> {
         let connect_timeout = Duration::from_secs(2);
-        let channel =
-            |address: &str| pmp_common::client::lazy_channel(address, connect_timeout, tls);
+        let client_tls = tls.client()?;
+        let resolve_interval = Duration::from_millis(addresses.resolve_interval_ms);
+        let channel = |name: &str, address: &str| {
+            BalancedChannel::new(
+                name,
+                address,
+                connect_timeout,
+                client_tls.clone(),
+                resolve_interval,
+            )
+        };
         Ok(Backend {
-            registry: PartnerRegistryClient::new(channel(&addresses.registry)?),
-            store: CertificateStoreClient::new(channel(&addresses.certificate_store)?),
-            ftm: FtmManagementClient::new(channel(&addresses.ftm_management)?),
+            registry: PartnerRegistryClient::new(channel("partner registry", &addresses.registry)?),
+            store: CertificateStoreClient::new(channel(
+                "certificate store",
+                &addresses.certificate_store,
+            )?),
+            ftm: FtmManagementClient::new(channel("FTM management", &addresses.ftm_management)?),
             deadline: Duration::from_millis(addresses.deadline_ms),
         })
     }
@@ -143,7 +155,7 @@ impl Backend {
         &self,
         token: Option<&str>,
         message: T,
-        call: impl AsyncFnOnce(PartnerRegistryClient<Channel>, Request<T>) -> CallResult<R>,
+        call: impl AsyncFnOnce(PartnerRegistryClient<BalancedChannel>, Request<T>) -> CallResult<R>,
     ) -> Result<R, Failure> {
         let request = self.request(message, token);
         answer(
@@ -157,7 +169,7 @@ impl Backend {
         &self,
         token: Option<&str>,
         message: T,
-        call: impl AsyncFnOnce(CertificateStoreClient<Channel>, Request<T>) -> CallResult<R>,
+        call: impl AsyncFnOnce(CertificateStoreClient<BalancedChannel>, Request<T>) -> CallResult<R>,
     ) -> Result<R, Failure> {
         let request = self.request(message, token);
         answer(
@@ -171,7 +183,7 @@ impl Backend {
         &self,
         token: Option<&str>,
         message: T,
-        call: impl AsyncFnOnce(FtmManagementClient<Channel>, Request<T>) -> CallResult<R>,
+        call: impl AsyncFnOnce(FtmManagementClient<BalancedChannel>, Request<T>) -> CallResult<R>,
     ) -> Result<R, Failure> {
         let request = self.request(message, token);
         answer(

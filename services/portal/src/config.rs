@@ -78,7 +78,9 @@ pub struct PortalServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAddresses {
-    /// Partner registry.
+    /// Partner registry. Like the other two: one URL, or several separated by commas; each
+    /// host is resolved again every `resolve_interval_ms` and calls spread over every
+    /// address it names (a Kubernetes headless Service names its ready pods).
     pub registry: String,
     /// Certificate store.
     pub certificate_store: String,
@@ -86,6 +88,13 @@ pub struct ServiceAddresses {
     pub ftm_management: String,
     /// Deadline of every call.
     pub deadline_ms: u64,
+    /// How often the services' host names are resolved again.
+    #[serde(default = "default_resolve_interval_ms")]
+    pub resolve_interval_ms: u64,
+}
+
+fn default_resolve_interval_ms() -> u64 {
+    5000
 }
 
 /// The sealed session cookie.
@@ -130,10 +139,12 @@ impl Validate for PortalSettings {
             ),
             ("services.ftm_management", &self.services.ftm_management),
         ] {
-            if !address.starts_with("http://") && !address.starts_with("https://") {
-                return Err(format!("{name} must be an http:// or https:// URL"));
-            }
+            pmp_common::config::validate_addresses(name, address)?;
         }
+        pmp_common::config::validate_resolve_interval(
+            "services.resolve_interval_ms",
+            self.services.resolve_interval_ms,
+        )?;
         if !(100..=120_000).contains(&self.services.deadline_ms) {
             return Err("services.deadline_ms must be between 100 and 120000".into());
         }

@@ -414,6 +414,7 @@ impl Platform {
                 address: address.to_owned(),
                 deadline_ms: 3000,
                 retry_attempts: 1,
+                resolve_interval_ms: 5000,
             };
             PeerChannel::connect(name, &dependency, &signer, &tls).expect("peer")
         };

@@ -459,8 +459,9 @@ pub(crate) async fn deactivate(ctx: Ctx, Path(ftm_id): Path<String>, _form: Subm
     act(&ctx, &ftm_id, request, call, "ftm_deactivated").await
 }
 
-type Client =
-    pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient<tonic::transport::Channel>;
+type Client = pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient<
+    pmp_common::client::BalancedChannel,
+>;
 
 /// Makes one state-changing call on an FTM for the signed-in user, then shows its page.
 async fn act<T>(

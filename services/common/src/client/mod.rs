@@ -1,12 +1,44 @@
 //! Outgoing calls to other platform services: the generated tonic clients over a
 //! [`PeerChannel`], the one client stack that adds this service's identity, the end user's
-//! token, deadlines, trace propagation and retries to every call; and where the keys that
-//! verify end-user tokens come from.
+//! token, deadlines, trace propagation, retries and load balancing over replicas to every
+//! call; and where the keys that verify end-user tokens come from.
+
+/// Implements the tower service that generated clients call for a clonable channel type
+/// with `send(request)`: always ready, since each call waits for its own connection (on a
+/// clone), and each call runs `send` on a clone.
+macro_rules! always_ready_channel {
+    ($channel:ty) => {
+        impl tower::Service<http::Request<tonic::body::Body>> for $channel {
+            type Response = http::Response<tonic::body::Body>;
+            type Error = BoxError;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+            >;
+
+            fn poll_ready(
+                &mut self,
+                _context: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+                let channel = self.clone();
+                Box::pin(async move { channel.send(request).await })
+            }
+        }
+    };
+}
+
+mod backends;
+
+pub use self::backends::{BalancedChannel, BoxError};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
+
 use tonic::{Code, Request, Status};
 use tracing::Instrument;
 
@@ -57,7 +89,7 @@ pub fn request<T>(message: T, user: Option<&User>) -> Request<T> {
 /// How calls to another platform service are retried. Every internal RPC of the platform
 /// is idempotent (uploads of the same certificate by the same owner, trust flags, reads), so
 /// a call that found the callee unavailable is sent again, with exponential back-off, for as
-/// long as its deadline allows.
+/// long as its deadline allows; the next attempt goes to another replica when there is one.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
@@ -79,10 +111,11 @@ impl Default for RetryPolicy {
 /// `CertificateStoreClient<PeerChannel>`). Every call gets this service's token for the
 /// callee, the end user's token (see [`request`]), a deadline (`grpc-timeout`), a
 /// `grpc.client` span named after the RPC whose context is propagated as W3C `traceparent`,
-/// and retries by [`RetryPolicy`].
+/// retries by [`RetryPolicy`], and round-robin over the callee's replicas (every address
+/// its URLs resolve to; see [`DependencySettings::address`]).
 #[derive(Clone)]
 pub struct PeerChannel {
-    channel: Channel,
+    channel: BalancedChannel,
     /// The callee's service name, the audience of our tokens.
     audience: &'static str,
     signer: Arc<ServiceSigner>,
@@ -100,11 +133,10 @@ impl std::fmt::Debug for PeerChannel {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl PeerChannel {
     /// The stack to service `audience` at `dependency.address` (connected on first use, over
-    /// TLS when `tls` is set), signing with `signer`.
+    /// TLS when `tls` is set), signing with `signer`. Starts the task that follows the
+    /// callee's replicas, so it must be called within a Tokio runtime.
     pub fn connect(
         audience: &'static str,
         dependency: &DependencySettings,
@@ -112,7 +144,13 @@ impl PeerChannel {
         tls: &TlsSettings,
     ) -> anyhow::Result<Self> {
         Ok(PeerChannel {
-            channel: lazy_channel(&dependency.address, CONNECT_TIMEOUT, tls)?,
+            channel: BalancedChannel::new(
+                audience,
+                &dependency.address,
+                CONNECT_TIMEOUT,
+                tls.client()?,
+                dependency.resolve_interval(),
+            )?,
             audience,
             signer: Arc::clone(signer),
             deadline: dependency.deadline(),
@@ -196,9 +234,16 @@ impl PeerChannel {
         request
             .headers_mut()
             .insert("grpc-timeout", format!("{millis}m").parse()?);
-        let mut channel = self.channel.clone();
-        let ready = tower::ServiceExt::ready(&mut channel).await?;
-        Ok(tower::Service::call(ready, request).await?)
+        // The callee enforces the deadline too, but a replica that vanished without closing
+        // its connection would never answer.
+        match tokio::time::timeout(remaining, self.channel.send(request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Ok(Status::deadline_exceeded(format!(
+                "{} did not answer within the deadline",
+                self.audience
+            ))
+            .into_http()),
+        }
     }
 }
 
@@ -213,26 +258,7 @@ fn outcome_code(outcome: &Result<http::Response<tonic::body::Body>, BoxError>) -
     }
 }
 
-impl tower::Service<http::Request<tonic::body::Body>> for PeerChannel {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = BoxError;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        // Each call waits for the channel itself (a clone of it), so this stack is always
-        // ready to take one.
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(self.clone().send(request))
-    }
-}
+always_ready_channel!(PeerChannel);
 
 /// The partner registry's published keys (`GetTokenVerificationKeys`, as JWKS).
 struct RegistryKeys {
@@ -342,4 +368,129 @@ pub async fn load_user_token_keys(
     .await;
     verifier.spawn_refresher(Duration::from_secs(settings.refresh_interval_seconds));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::net::TcpListener;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+    use crate::auth::testing::untrusted_signer;
+    use crate::testing::Spawned;
+
+    /// A health server on `listener` that counts the calls it answers.
+    fn counting_replica(listener: TcpListener, calls: Arc<AtomicUsize>) -> Spawned {
+        Spawned::start_on(listener, move |listener, shutdown| async move {
+            let (_, health) = tonic_health::server::health_reporter();
+            let counted =
+                tonic::service::interceptor::InterceptedService::new(health, move |request| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok(request)
+                });
+            tonic::transport::Server::builder()
+                .add_service(counted)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    shutdown,
+                )
+                .await?;
+            Ok(())
+        })
+        .expect("replica")
+    }
+
+    async fn replica() -> (Spawned, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        (counting_replica(listener, Arc::clone(&calls)), calls)
+    }
+
+    fn peer(address: &str) -> HealthClient<PeerChannel> {
+        let dependency = DependencySettings {
+            address: address.to_owned(),
+            deadline_ms: 5000,
+            retry_attempts: 3,
+            resolve_interval_ms: 60_000,
+        };
+        let signer = Arc::new(untrusted_signer("ftm-management"));
+        let channel = PeerChannel::connect(
+            "certificate-store",
+            &dependency,
+            &signer,
+            &Default::default(),
+        )
+        .expect("peer channel");
+        HealthClient::new(channel)
+    }
+
+    /// `count` health checks through `client`; how many failed.
+    async fn checks(client: &HealthClient<PeerChannel>, count: usize) -> usize {
+        let mut failed = 0;
+        for _ in 0..count {
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            if client.clone().check(request).await.is_err() {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    #[tokio::test]
+    async fn calls_spread_over_replicas_and_none_is_lost_when_one_stops() {
+        let (first, first_calls) = replica().await;
+        let (second, second_calls) = replica().await;
+        let client = peer(&format!("{}, {}", first.address, second.address));
+
+        assert_eq!(checks(&client, 20).await, 0);
+        assert_eq!(first_calls.load(Ordering::SeqCst), 10, "round-robin");
+        assert_eq!(second_calls.load(Ordering::SeqCst), 10, "round-robin");
+
+        let first_address = first.address.clone();
+        first.stop().await.expect("first replica stops");
+        assert_eq!(
+            checks(&client, 20).await,
+            0,
+            "no call lost to the stopped replica"
+        );
+        assert_eq!(
+            second_calls.load(Ordering::SeqCst),
+            30,
+            "the survivor took them all"
+        );
+
+        // The stopped replica comes back on its address: once its ejection ends it takes
+        // calls again.
+        let port = first_address.rsplit(':').next().expect("port");
+        let listener = TcpListener::bind(format!("127.0.0.1:{port}"))
+            .await
+            .expect("rebind");
+        let back_calls = Arc::new(AtomicUsize::new(0));
+        let _back = counting_replica(listener, Arc::clone(&back_calls));
+        let returned = crate::testing::eventually(Duration::from_secs(10), || async {
+            checks(&client, 2).await == 0 && back_calls.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        assert!(returned, "the replica that came back gets traffic again");
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn with_no_replica_reachable_calls_fail_unavailable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        drop(listener);
+        let status = peer(&address)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect_err("nobody listens");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
 }
