@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod pagination;
 pub mod security;
 pub mod server;
+pub mod signing;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
