@@ -86,10 +86,10 @@ fn build_fixture() -> Fixture {
         .key(KeySpec::EcP256)
         .self_signed()
         .expect("platform signer");
-    let signer = PlatformSigner {
-        certificate: signer.certificate,
-        private_key: signer.private_key,
-    };
+    let key = pmp_common::signing::InMemoryKey::new(signer.private_key, "fuzz platform key")
+        .expect("supported key");
+    let signer =
+        PlatformSigner::new(signer.certificate, std::sync::Arc::new(key)).expect("matching key");
     let trust = TrustMaterial::build(
         vec![pki.root.certificate.clone()],
         vec![pki.intermediate.certificate.clone()],

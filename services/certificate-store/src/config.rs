@@ -82,6 +82,9 @@ pub struct CertStoreSettings {
     /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// The PKCS#11 token holding the keys configured by label (none by default).
+    #[serde(default)]
+    pub hsm: pmp_common::signing::HsmSettings,
     /// Domains, validity minimums, trust policies and trust-store refresh.
     pub certificates: CertificateSettings,
     /// The platform key that re-signs partner certificates.
@@ -120,6 +123,10 @@ pub struct PlatformSettings {
     pub signing_certificate_file: String,
     /// PEM private key of the signing certificate; never leaves its file and memory.
     pub signing_key_file: String,
+    /// Instead of the file: the label of the signing certificate's key pair in the HSM
+    /// (`hsm.*`); the certificate itself stays a file.
+    #[serde(default)]
+    pub signing_key_label: String,
     /// Generate a platform root and signing certificate (files 0600) on first start when
     /// the files do not exist. The root's private key is not kept.
     pub generate: bool,
@@ -163,6 +170,15 @@ impl Validate for CertStoreSettings {
         self.service_identity.validate()?;
         self.user_tokens.validate()?;
         self.tls.validate()?;
+        self.hsm.validate()?;
+        self.hsm.validate_label(
+            "service_identity.private_key_label",
+            &self.service_identity.private_key_label,
+        )?;
+        self.hsm.validate_label(
+            "platform.signing_key_label",
+            &self.platform.signing_key_label,
+        )?;
         let domains = &self.certificates.allowed_domains;
         if domains.is_empty()
             || domains
@@ -212,6 +228,11 @@ impl Validate for CertStoreSettings {
             if value.trim().is_empty() {
                 return Err(format!("{key} must be set"));
             }
+        }
+        if self.platform.generate && !self.platform.signing_key_label.trim().is_empty() {
+            return Err(
+                "platform.generate must be false when the signing key is in the HSM".into(),
+            );
         }
         Ok(())
     }

@@ -73,6 +73,9 @@ impl ServiceError for StoreError {
                     Disclosure::client(FailedPrecondition, error.reason())
                 }
                 ErrorClass::Internal => Disclosure::Internal,
+                ErrorClass::Unavailable => {
+                    Disclosure::client(Code::Unavailable, common_error::REASON_UNAVAILABLE)
+                }
             },
             StoreError::InvalidDomain => Disclosure::invalid("KER-PCM-011", "partner_domain"),
             StoreError::InvalidField { field, .. } => {

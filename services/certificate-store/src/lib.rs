@@ -69,7 +69,7 @@ impl PlatformService for CertificateStore {
         settings: CertStoreSettings,
         context: Context,
     ) -> anyhow::Result<CertStoreGrpcService> {
-        let signer = Arc::new(load_platform_signer(&settings.platform)?);
+        let signer = Arc::new(load_platform_signer(&settings.platform, &settings.hsm).await?);
         let authenticator = bootstrap::user_authenticator(
             SERVICE_NAME,
             &settings.user_tokens,
@@ -100,9 +100,27 @@ impl PlatformService for CertificateStore {
     }
 }
 
-/// Loads the platform signing certificate and key, generating a development platform PKI on
-/// first start when allowed. The private key is only ever in its 0600 file and in memory.
-fn load_platform_signer(settings: &PlatformSettings) -> anyhow::Result<PlatformSigner> {
+/// Loads the platform signing certificate and its key: the key pair labelled
+/// `platform.signing_key_label` in the HSM (waiting while it is unreachable), or the key
+/// file, a development platform PKI being generated on first start when allowed. A file key
+/// is only ever in its 0600 file and in memory.
+async fn load_platform_signer(
+    settings: &PlatformSettings,
+    hsm: &pmp_common::signing::HsmSettings,
+) -> anyhow::Result<PlatformSigner> {
+    let label = settings.signing_key_label.trim();
+    if !label.is_empty() {
+        let certificate = keys::read(Path::new(&settings.signing_certificate_file))?;
+        let certificate = openssl::x509::X509::from_pem(&certificate).map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not a PEM certificate",
+                settings.signing_certificate_file
+            )
+        })?;
+        let key = pmp_common::signing::open_when_reachable(hsm, label, "the platform signing key")
+            .await?;
+        return Ok(PlatformSigner::new(certificate, key)?);
+    }
     let certificate_path = Path::new(&settings.signing_certificate_file);
     let key_path = Path::new(&settings.signing_key_file);
     if settings.generate && !certificate_path.exists() && !key_path.exists() {

@@ -242,6 +242,9 @@ pub struct ServiceIdentitySettings {
     /// This service's EC P-256 private key (PEM) that signs its service tokens: a mounted
     /// Secret of its own in production.
     pub private_key_file: String,
+    /// Instead of the file: the label of the key pair in the service's HSM (`hsm.*`).
+    #[serde(default)]
+    pub private_key_label: String,
     /// Generate the key (mode 0600) on first start when the file does not exist, and publish
     /// its public key into `public_keys_dir`: convenient on one machine, wrong for a
     /// cluster, where keys are provisioned.
@@ -253,7 +256,9 @@ pub struct ServiceIdentitySettings {
 
 impl Validate for ServiceIdentitySettings {
     fn validate(&self) -> Result<(), String> {
-        if self.private_key_file.trim().is_empty() || self.public_keys_dir.trim().is_empty() {
+        let no_key =
+            self.private_key_file.trim().is_empty() && self.private_key_label.trim().is_empty();
+        if no_key || self.public_keys_dir.trim().is_empty() {
             return Err(
                 "service_identity.private_key_file and service_identity.public_keys_dir must be set"
                     .into(),

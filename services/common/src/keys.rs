@@ -65,6 +65,9 @@ pub enum KeyError {
     /// A JWK or JWKS document that does not parse.
     #[error("not a JWK document: {0}")]
     Document(#[from] serde_json::Error),
+    /// The key could not sign (an HSM unreachable) or is not usable.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 /// PEM output of OpenSSL as text (PEM is ASCII, so nothing is ever replaced).

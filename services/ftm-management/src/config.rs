@@ -73,6 +73,9 @@ pub struct FtmSettings {
     /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// The PKCS#11 token holding the keys configured by label (none by default).
+    #[serde(default)]
+    pub hsm: pmp_common::signing::HsmSettings,
     /// How callers' access tokens (the registry's, or an OpenID Connect issuer's) are verified.
     pub user_tokens: UserTokenSettings,
     /// The partner registry, where partners are looked up (`GetPartner`).
@@ -91,6 +94,11 @@ impl Validate for FtmSettings {
         self.metrics.validate()?;
         self.service_identity.validate()?;
         self.tls.validate()?;
+        self.hsm.validate()?;
+        self.hsm.validate_label(
+            "service_identity.private_key_label",
+            &self.service_identity.private_key_label,
+        )?;
         self.user_tokens.validate()?;
         self.registry.validate_as("registry")?;
         self.certificate_store.validate_as("certificate_store")?;

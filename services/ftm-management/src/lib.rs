@@ -79,7 +79,9 @@ impl PlatformService for FtmManagement {
             SERVICE_CALLERS,
         )
         .await?;
-        let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
+        let signer =
+            service_tokens::load_signer(SERVICE_NAME, &settings.service_identity, &settings.hsm)
+                .await?;
         let mut repository: Arc<dyn FtmRepository> =
             Arc::new(SqlFtmRepository::new(context.connection));
         if let Some(wrap) = self.wrapper {

@@ -94,6 +94,9 @@ pub struct RegistrySettings {
     /// TLS of the gRPC listener and of calls to peers; plain text when left out.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// The PKCS#11 token holding the keys configured by label (none by default).
+    #[serde(default)]
+    pub hsm: pmp_common::signing::HsmSettings,
     /// The bootstrap administrator account.
     pub admin: AdminSettings,
     /// Languages a partner may register with.
@@ -118,6 +121,9 @@ pub struct TokenSettings {
     pub lifetime_seconds: u64,
     /// PKCS#8 PEM private key (EC P-256/P-384 or RSA) that signs tokens.
     pub signing_key_file: String,
+    /// Instead of the file: the label of the signing key pair in the HSM (`hsm.*`).
+    #[serde(default)]
+    pub signing_key_label: String,
     /// Generate the key (mode 0600) on first start when the file does not exist.
     pub generate_signing_key: bool,
     /// Public keys (PEM files) of earlier signing keys, still published while tokens they
@@ -195,12 +201,21 @@ impl Validate for RegistrySettings {
         self.metrics.validate()?;
         self.service_identity.validate()?;
         self.tls.validate()?;
+        self.hsm.validate()?;
+        self.hsm.validate_label(
+            "service_identity.private_key_label",
+            &self.service_identity.private_key_label,
+        )?;
+        self.hsm
+            .validate_label("tokens.signing_key_label", &self.tokens.signing_key_label)?;
         self.limits.validate()?;
         if !(60..=86_400).contains(&self.tokens.lifetime_seconds) {
             return Err("tokens.lifetime_seconds must be between 60 and 86400".into());
         }
-        if self.tokens.signing_key_file.trim().is_empty() {
-            return Err("tokens.signing_key_file must be set".into());
+        if self.tokens.signing_key_file.trim().is_empty()
+            && self.tokens.signing_key_label.trim().is_empty()
+        {
+            return Err("tokens.signing_key_file or tokens.signing_key_label must be set".into());
         }
         if self.admin.username.trim().is_empty()
             || self.admin.username.chars().any(char::is_whitespace)

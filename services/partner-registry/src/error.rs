@@ -83,6 +83,9 @@ pub enum RegistryError {
     /// The database failed or refused a statement other than a known constraint.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The token signing key could not sign now (its HSM unreachable).
+    #[error("signing key unavailable: {0}")]
+    KeyStore(String),
     /// A fault of the registry itself (a corrupt stored value, a hashing failure).
     #[error("internal error: {0}")]
     Internal(String),
@@ -114,7 +117,7 @@ impl ServiceError for RegistryError {
             }
             RegistryError::Auth(error) => error.disclosure(),
             RegistryError::Page(error) => error.disclosure(),
-            RegistryError::Busy | RegistryError::Interrupted => {
+            RegistryError::Busy | RegistryError::Interrupted | RegistryError::KeyStore(_) => {
                 Disclosure::client(Unavailable, common_error::REASON_UNAVAILABLE)
             }
             RegistryError::LockedOut { retry_after } => {

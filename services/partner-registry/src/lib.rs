@@ -79,8 +79,10 @@ impl PlatformService for PartnerRegistry {
         settings: RegistrySettings,
         context: Context,
     ) -> anyhow::Result<RegistryGrpcService> {
-        let issuer = token_issuer(&settings)?;
-        let signer = service_tokens::load_signer(SERVICE_NAME, &settings.service_identity)?;
+        let issuer = token_issuer(&settings).await?;
+        let signer =
+            service_tokens::load_signer(SERVICE_NAME, &settings.service_identity, &settings.hsm)
+                .await?;
         let mut repository: Arc<dyn PartnerRepository> =
             Arc::new(SqlPartnerRepository::new(context.connection));
         if let Some(wrap) = self.wrapper {
@@ -132,17 +134,15 @@ impl PlatformService for PartnerRegistry {
     }
 }
 
-/// Loads (or generates) the token signing key, with the previous keys still published.
-fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>> {
-    let path = Path::new(&settings.tokens.signing_key_file);
-    let private_key = if settings.tokens.generate_signing_key {
-        let (key, generated) = keys::load_or_generate(path, keys::generate_ec_private_key_pem)?;
-        if generated {
-            tracing::info!(path = %path.display(), "generated a new token signing key");
-        }
-        key
+/// The token signing key: in the HSM by label (waiting while it is unreachable), or loaded
+/// (or generated) from its file; with the previous keys still published.
+async fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>> {
+    let label = settings.tokens.signing_key_label.trim();
+    let key: Arc<dyn pmp_common::signing::PrivateKey> = if label.is_empty() {
+        file_token_key(settings)?
     } else {
-        keys::read(path)?
+        pmp_common::signing::open_when_reachable(&settings.hsm, label, "the token signing key")
+            .await?
     };
     let previous = settings
         .tokens
@@ -153,8 +153,8 @@ fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>>
                 .map_err(|error| anyhow::anyhow!("cannot read {file}: {error}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let issuer = TokenIssuer::new(
-        &String::from_utf8(private_key)?,
+    let issuer = TokenIssuer::with_key(
+        key,
         &previous,
         &settings.tokens.issuer,
         &settings.tokens.audience,
@@ -162,6 +162,25 @@ fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>>
     )
     .map_err(anyhow::Error::msg)?;
     Ok(Arc::new(issuer))
+}
+
+/// The token signing key from its file, generated on first start when allowed.
+fn file_token_key(
+    settings: &RegistrySettings,
+) -> anyhow::Result<Arc<dyn pmp_common::signing::PrivateKey>> {
+    let path = Path::new(&settings.tokens.signing_key_file);
+    let private_key = if settings.tokens.generate_signing_key {
+        let (key, generated) = keys::load_or_generate(path, keys::generate_ec_private_key_pem)?;
+        if generated {
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+        }
+        key
+    } else {
+        keys::read(path)?
+    };
+    let key =
+        pmp_common::signing::InMemoryKey::from_pem(&private_key, &path.display().to_string())?;
+    Ok(Arc::new(key))
 }
 
 /// The registry verifies its own tokens with the keys it publishes.

@@ -88,10 +88,13 @@ pub fn reconciler(
     connection: sea_orm::DatabaseConnection,
     clock: pmp_common::time::SharedClock,
 ) -> anyhow::Result<crate::reconcile::Reconciler> {
-    let signer = pmp_common::auth::service_tokens::load_signer(
+    let pem = pmp_common::keys::read(std::path::Path::new(
+        &settings.service_identity.private_key_file,
+    ))?;
+    let signer = std::sync::Arc::new(pmp_common::auth::ServiceSigner::from_pem(
         crate::SERVICE_NAME,
-        &settings.service_identity,
-    )?;
+        &pem,
+    )?);
     let store = crate::upstream::CertificateStore::new(pmp_common::client::PeerChannel::connect(
         pmp_common::auth::CERTIFICATE_STORE,
         &settings.certificate_store,

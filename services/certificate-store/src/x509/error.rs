@@ -6,6 +6,8 @@ use openssl::error::ErrorStack;
 /// Reason the platform attaches to internal failures (same value as `pmp-common`'s
 /// `REASON_INTERNAL`; repeated here to keep this module free of service dependencies).
 const REASON_INTERNAL: &str = "PMS_INTERNAL";
+/// Reason of a temporary failure (as `pmp-common`'s `REASON_UNAVAILABLE`).
+const REASON_UNAVAILABLE: &str = "PMS_UNAVAILABLE";
 
 /// The gRPC status class of an error, so the service can map it without a table of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub enum ErrorClass {
     FailedPrecondition,
     /// `INTERNAL`: a cryptographic library failure; log the detail, answer generically.
     Internal,
+    /// `UNAVAILABLE`: the signing key's HSM could not be reached; retrying may succeed.
+    Unavailable,
 }
 
 /// Why a certificate was refused. Each variant is one rule of the contract; see
@@ -123,6 +127,9 @@ pub enum CertError {
     /// The cryptographic library failed; not the client's fault.
     #[error("certificate processing failed: {0}")]
     Internal(String),
+    /// The platform signing key could not sign now (its HSM unreachable).
+    #[error("platform signing key unavailable: {0}")]
+    SigningUnavailable(String),
 }
 
 impl From<ErrorStack> for CertError {
@@ -154,6 +161,7 @@ impl CertError {
             CertError::ChainNotFound { .. } => "KER-PCM-006",
             CertError::OrganisationMismatch => "KER-PCM-008",
             CertError::Internal(_) => REASON_INTERNAL,
+            CertError::SigningUnavailable(_) => REASON_UNAVAILABLE,
         }
     }
 
@@ -164,6 +172,7 @@ impl CertError {
                 ErrorClass::FailedPrecondition
             }
             CertError::Internal(_) => ErrorClass::Internal,
+            CertError::SigningUnavailable(_) => ErrorClass::Unavailable,
             _ => ErrorClass::InvalidArgument,
         }
     }
@@ -226,6 +235,9 @@ impl CertError {
             }
             CertError::OrganisationMismatch => "Partner Organization Name not Matched.".into(),
             CertError::Internal(_) => "internal error".into(),
+            CertError::SigningUnavailable(_) => {
+                "the platform signing key is unavailable, retry later".into()
+            }
         }
     }
 }

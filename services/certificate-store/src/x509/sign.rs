@@ -6,6 +6,8 @@ use openssl::asn1::{Asn1Object, Asn1OctetString};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
+use std::sync::Arc;
+
 use openssl::pkey::{Id, PKey, PKeyRef, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
@@ -14,6 +16,7 @@ use openssl::x509::extension::{
 use openssl::x509::{
     X509, X509Builder, X509Extension, X509Name, X509NameBuilder, X509NameRef, X509Ref,
 };
+use pmp_common::signing::{InMemoryKey, KeyAlgorithm, PrivateKey, SigningError};
 
 use super::{CertError, utc_to_asn1};
 
@@ -39,13 +42,16 @@ const COPIED_ATTRIBUTES: [Nid; 6] = [
 ];
 
 /// The platform's signing certificate and key, which issue the platform-signed copy of
-/// every accepted partner/FTM certificate.
+/// every accepted partner/FTM certificate. The key is in memory (a file) or in an HSM.
 #[derive(Clone)]
 pub struct PlatformSigner {
     /// The signing certificate (a CA issued by the platform root).
     pub certificate: X509,
     /// Its private key.
-    pub private_key: PKey<Private>,
+    key: Arc<dyn PrivateKey>,
+    /// For a key outside this process: a throw-away key of the same kind, with which OpenSSL
+    /// builds each copy (fixing its signature algorithm) before the real key signs it.
+    placeholder: Option<PKey<Private>>,
 }
 
 impl std::fmt::Debug for PlatformSigner {
@@ -101,10 +107,33 @@ impl PlatformSigner {
         Ok(GeneratedPlatformPki {
             root_certificate: root,
             root_private_key: root_key,
-            signer: PlatformSigner {
-                certificate: signer,
-                private_key: signer_key,
-            },
+            signer: PlatformSigner::new(
+                signer,
+                Arc::new(
+                    InMemoryKey::new(signer_key, "the generated platform signing key")
+                        .map_err(signing_error)?,
+                ),
+            )?,
+        })
+    }
+
+    /// A signer of `certificate` with `key` (in memory or in an HSM). Refuses a key that does
+    /// not belong to the certificate, which would otherwise only surface as unverifiable
+    /// copies.
+    pub fn new(certificate: X509, key: Arc<dyn PrivateKey>) -> Result<Self, CertError> {
+        if !certificate.public_key()?.public_eq(key.public_key()) {
+            return Err(CertError::Internal(
+                "platform signing key does not match its certificate".into(),
+            ));
+        }
+        let placeholder = match key.in_memory() {
+            Some(_) => None,
+            None => Some(placeholder_key(key.algorithm())?),
+        };
+        Ok(PlatformSigner {
+            certificate,
+            key,
+            placeholder,
         })
     }
 
@@ -115,17 +144,14 @@ impl PlatformSigner {
         let certificate = X509::from_pem(cert_pem.as_bytes()).map_err(|_| {
             CertError::Internal("platform signing certificate PEM does not parse".into())
         })?;
-        let private_key = PKey::private_key_from_pem(key_pem.as_bytes())
+        let key = InMemoryKey::from_pem(key_pem.as_bytes(), "platform signing key")
             .map_err(|_| CertError::Internal("platform signing key PEM does not parse".into()))?;
-        if !certificate.public_key()?.public_eq(&private_key) {
-            return Err(CertError::Internal(
-                "platform signing key does not match its certificate".into(),
-            ));
-        }
-        Ok(PlatformSigner {
-            certificate,
-            private_key,
-        })
+        Self::new(certificate, Arc::new(key))
+    }
+
+    /// Where the key is, for log lines.
+    pub fn describe_key(&self) -> String {
+        self.key.describe()
     }
 
     /// The signing certificate as PEM.
@@ -133,9 +159,14 @@ impl PlatformSigner {
         super::pem_string(&self.certificate)
     }
 
-    /// The private key as unencrypted PKCS#8 PEM, for persisting (protect the file).
+    /// The private key as unencrypted PKCS#8 PEM, for persisting a generated development key
+    /// (protect the file); an HSM key never leaves its token.
     pub fn private_key_pem(&self) -> Result<String, CertError> {
-        String::from_utf8(self.private_key.private_key_to_pem_pkcs8()?)
+        let key = self
+            .key
+            .in_memory()
+            .ok_or_else(|| CertError::Internal("the platform signing key is in an HSM".into()))?;
+        String::from_utf8(key.private_key_to_pem_pkcs8()?)
             .map_err(|e| CertError::Internal(format!("key PEM is not UTF-8: {e}")))
     }
 
@@ -181,9 +212,111 @@ impl PlatformSigner {
             .build(&builder.x509v3_context(Some(&self.certificate), None))?;
         builder.append_extension(akid)?;
 
-        builder.sign(&self.private_key, signing_digest(&self.private_key))?;
-        Ok(builder.build())
+        let digest = self.key.algorithm().digest();
+        match (self.key.in_memory(), &self.placeholder) {
+            (Some(key), _) => {
+                builder.sign(key, digest)?;
+                Ok(builder.build())
+            }
+            (None, Some(placeholder)) => {
+                builder.sign(placeholder, digest)?;
+                self.signed_by_key(&builder.build())
+            }
+            (None, None) => Err(CertError::Internal("no way to sign the copy".into())),
+        }
     }
+
+    /// `built` (signed by the placeholder) with its signature replaced by the real key's
+    /// over the same to-be-signed bytes; checked before it is returned, so a misbehaving
+    /// token can never produce a copy that does not verify.
+    fn signed_by_key(&self, built: &X509Ref) -> Result<X509, CertError> {
+        let der = built.to_der()?;
+        let malformed = || CertError::Internal("OpenSSL built a malformed certificate".into());
+        let (header, length) = der_header(&der).ok_or_else(malformed)?;
+        let body = der.get(header..header + length).ok_or_else(malformed)?;
+        let tbs_length = der_element_length(body).ok_or_else(malformed)?;
+        let (tbs, rest) = body.split_at(tbs_length);
+        let algorithm_length = der_element_length(rest).ok_or_else(malformed)?;
+        let algorithm = rest.get(..algorithm_length).ok_or_else(malformed)?;
+        let signature = self.key.sign(tbs).map_err(signing_error)?;
+        let mut bit_string = vec![0x00];
+        bit_string.extend(signature);
+        let mut content = tbs.to_vec();
+        content.extend(algorithm);
+        content.extend(der_element(0x03, &bit_string));
+        let certificate = X509::from_der(&der_element(0x30, &content))?;
+        if !certificate.verify(self.key.public_key())? {
+            return Err(CertError::Internal(
+                "the signing key produced a signature that does not verify".into(),
+            ));
+        }
+        Ok(certificate)
+    }
+}
+
+/// A throw-away private key of the same kind as `algorithm` (so that the signature algorithm
+/// OpenSSL writes into a certificate is the real key's).
+fn placeholder_key(algorithm: KeyAlgorithm) -> Result<PKey<Private>, CertError> {
+    let curve = |nid| -> Result<PKey<Private>, CertError> {
+        let group = openssl::ec::EcGroup::from_curve_name(nid)?;
+        Ok(PKey::from_ec_key(openssl::ec::EcKey::generate(&group)?)?)
+    };
+    match algorithm {
+        KeyAlgorithm::Rsa { .. } => Ok(PKey::from_rsa(Rsa::generate(2048)?)?),
+        KeyAlgorithm::EcP256 => curve(Nid::X9_62_PRIME256V1),
+        KeyAlgorithm::EcP384 => curve(Nid::SECP384R1),
+    }
+}
+
+/// A key that could not sign: `Unavailable` when its HSM could not be reached.
+fn signing_error(error: SigningError) -> CertError {
+    match error {
+        SigningError::Unavailable(reason) => CertError::SigningUnavailable(reason),
+        other => CertError::Internal(other.to_string()),
+    }
+}
+
+/// The header length and content length of the DER element at the start of `der`.
+pub(super) fn der_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let count = usize::from(first & 0x7f);
+    if count == 0 || count > 4 {
+        return None;
+    }
+    let length = der
+        .get(2..2 + count)?
+        .iter()
+        .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
+    Some((2 + count, length))
+}
+
+/// The whole length (header included) of the DER element at the start of `der`.
+pub(super) fn der_element_length(der: &[u8]) -> Option<usize> {
+    let (header, length) = der_header(der)?;
+    let total = header.checked_add(length)?;
+    (total <= der.len()).then_some(total)
+}
+
+/// A DER element with `tag` and `content`.
+pub(super) fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut element = vec![tag];
+    let length = content.len();
+    if length < 0x80 {
+        element.push(length as u8);
+    } else {
+        let bytes: Vec<u8> = length
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|byte| *byte == 0)
+            .collect();
+        element.push(0x80 | bytes.len() as u8);
+        element.extend(bytes);
+    }
+    element.extend(content);
+    element
 }
 
 /// Extensions copied verbatim from the original into its platform-signed copy: (DER
@@ -224,7 +357,7 @@ fn copied_subject(name: &X509NameRef) -> Result<X509Name, CertError> {
     Ok(builder.build())
 }
 
-fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
+pub(super) fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, PLATFORM_ORGANISATION)?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
@@ -269,7 +402,7 @@ fn build_ca(
     Ok(builder.build())
 }
 
-fn set_validity(
+pub(super) fn set_validity(
     builder: &mut X509Builder,
     from: DateTime<Utc>,
     days: i64,
@@ -286,7 +419,7 @@ fn set_validity(
 
 /// A random positive serial: 159 random bits with the top one set, so it is never zero,
 /// always 20 octets in DER and never negative (MOSIP's signed 64-bit serials could be).
-fn random_serial() -> Result<openssl::asn1::Asn1Integer, CertError> {
+pub(super) fn random_serial() -> Result<openssl::asn1::Asn1Integer, CertError> {
     let mut bn = BigNum::new()?;
     bn.rand(159, MsbOption::ONE, false)?;
     Ok(bn.to_asn1_integer()?)

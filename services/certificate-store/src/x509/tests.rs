@@ -1483,3 +1483,127 @@ fn verification_requests_carry_at_most_ten_certificates() {
         }
     );
 }
+
+// ---------------------------------------------------------------- platform key in an HSM
+
+/// A signing CA certificate for `public_key`, issued by the generated platform root.
+fn signing_certificate_for(public_key: &openssl::pkey::PKeyRef<openssl::pkey::Public>) -> X509 {
+    let root = &platform().root_certificate;
+    let mut builder = openssl::x509::X509Builder::new().expect("builder");
+    builder.set_version(2).expect("version");
+    builder
+        .set_serial_number(&sign::random_serial().expect("serial"))
+        .expect("serial");
+    let name = sign::platform_name("HSM Signing CA").expect("name");
+    builder.set_subject_name(&name).expect("subject");
+    builder
+        .set_issuer_name(root.subject_name())
+        .expect("issuer");
+    builder.set_pubkey(public_key).expect("key");
+    sign::set_validity(&mut builder, Utc::now(), 365).expect("validity");
+    let constraints = openssl::x509::extension::BasicConstraints::new()
+        .critical()
+        .ca()
+        .build()
+        .expect("bc");
+    builder.append_extension(constraints).expect("bc");
+    let skid = openssl::x509::extension::SubjectKeyIdentifier::new()
+        .build(&builder.x509v3_context(None, None))
+        .expect("skid");
+    builder.append_extension(skid).expect("skid");
+    builder
+        .sign(&platform().root_private_key, MessageDigest::sha256())
+        .expect("sign");
+    builder.build()
+}
+
+#[test]
+fn a_platform_key_in_an_hsm_signs_copies_that_verify_up_to_the_platform_root() {
+    use pmp_common::signing::testing::SoftHsm;
+    use pmp_common::signing::{KeyAlgorithm, Pkcs11Key};
+
+    let hsm = SoftHsm::start().expect("SoftHSM token");
+    let partner = &pki().partner.certificate;
+    for algorithm in [
+        KeyAlgorithm::Rsa { bits: 3072 },
+        KeyAlgorithm::EcP256,
+        KeyAlgorithm::EcP384,
+    ] {
+        let label = format!("platform-{algorithm:?}");
+        let public_key = hsm.generate(&label, algorithm).expect("generated");
+        let certificate = signing_certificate_for(&public_key);
+        let key = Pkcs11Key::open(&hsm.settings, &label).expect("opened");
+        let signer = PlatformSigner::new(certificate.clone(), std::sync::Arc::new(key))
+            .expect("the token's key matches its certificate");
+        assert!(
+            signer.private_key_pem().is_err(),
+            "an HSM key is never exported"
+        );
+
+        let copy = signer.resign(partner).expect("re-signed in the HSM");
+        assert!(copy.verify(&public_key).expect("verify"), "{algorithm:?}");
+        let expected = if algorithm == KeyAlgorithm::EcP384 {
+            openssl::nid::Nid::ECDSA_WITH_SHA384
+        } else if algorithm == KeyAlgorithm::EcP256 {
+            openssl::nid::Nid::ECDSA_WITH_SHA256
+        } else {
+            openssl::nid::Nid::SHA256WITHRSAENCRYPTION
+        };
+        assert_eq!(copy.signature_algorithm().object().nid(), expected);
+        assert!(
+            copy.public_key()
+                .expect("key")
+                .public_eq(&partner.public_key().expect("key"))
+        );
+
+        // The copy chains to the platform root as any verifier checks it.
+        let mut roots = openssl::x509::store::X509StoreBuilder::new().expect("store");
+        roots
+            .add_cert(platform().root_certificate.clone())
+            .expect("root");
+        let roots = roots.build();
+        let mut intermediates = openssl::stack::Stack::new().expect("stack");
+        intermediates.push(certificate).expect("push");
+        let mut context = openssl::x509::X509StoreContext::new().expect("context");
+        let verified = context
+            .init(&roots, &copy, &intermediates, |context| {
+                context.verify_cert()
+            })
+            .expect("verification ran");
+        assert!(verified, "{algorithm:?}: {}", context.error());
+    }
+
+    // A token key that is not the certificate's is refused at start-up.
+    hsm.generate("stranger", KeyAlgorithm::EcP256)
+        .expect("generated");
+    let stranger = Pkcs11Key::open(&hsm.settings, "stranger").expect("opened");
+    let error = PlatformSigner::new(
+        platform().signer.certificate.clone(),
+        std::sync::Arc::new(stranger),
+    )
+    .expect_err("mismatch");
+    assert_eq!(error.class(), ErrorClass::Internal);
+}
+
+#[test]
+fn der_lengths_round_trip_across_their_encodings() {
+    for length in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536] {
+        let content = vec![0xab; length];
+        let element = sign::der_element(0x30, &content);
+        assert_eq!(
+            sign::der_header(&element).map(|(_, size)| size),
+            Some(length)
+        );
+        assert_eq!(sign::der_element_length(&element), Some(element.len()));
+    }
+    assert_eq!(
+        sign::der_element_length(&[0x30, 0x05, 0x00]),
+        None,
+        "truncated"
+    );
+    assert_eq!(
+        sign::der_header(&[0x30, 0x85, 1, 1, 1, 1, 1]),
+        None,
+        "over-long length"
+    );
+}

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::verified::VerifiedTokens;
@@ -77,7 +77,7 @@ fn hex_of(bytes: &[u8]) -> String {
 /// This service's identity towards the others: its name and private key.
 pub struct ServiceSigner {
     name: String,
-    key: EncodingKey,
+    key: Arc<dyn crate::signing::PrivateKey>,
     kid: String,
     public_key_pem: String,
     cached: Mutex<HashMap<String, (String, u64)>>,
@@ -97,20 +97,25 @@ impl ServiceSigner {
     /// The identity of service `name`, signing with the EC P-256 private key `private_key_pem`
     /// (PKCS#8 or traditional PEM).
     pub fn from_pem(name: &str, private_key_pem: &[u8]) -> Result<Self, KeyError> {
-        let key = openssl::pkey::PKey::private_key_from_pem(private_key_pem)
+        let key = crate::signing::InMemoryKey::from_pem(private_key_pem, "the service key")
             .map_err(|_| KeyError::NotPem("the service key".into()))?;
-        if key.id() != openssl::pkey::Id::EC || key.bits() != 256 {
+        Self::new(name, Arc::new(key))
+    }
+
+    /// The identity of service `name`, signing with `key` (in memory or in an HSM), which
+    /// must be an EC P-256 key.
+    pub fn new(name: &str, key: Arc<dyn crate::signing::PrivateKey>) -> Result<Self, KeyError> {
+        if key.algorithm() != crate::signing::KeyAlgorithm::EcP256 {
             return Err(KeyError::Unsupported(
                 "the service key must be an EC P-256 key".into(),
             ));
         }
-        let pkcs8 = key.private_key_to_pem_pkcs8()?;
-        let public_der = key.public_key_to_der()?;
-        let public_key_pem = pem_text(key.public_key_to_pem()?);
+        let public_der = key.public_key().public_key_to_der()?;
+        let public_key_pem = pem_text(key.public_key().public_key_to_pem()?);
         Ok(ServiceSigner {
             name: name.to_owned(),
-            key: EncodingKey::from_ec_pem(&pkcs8)?,
             kid: key_id(name, &public_der),
+            key,
             public_key_pem,
             cached: Mutex::new(HashMap::new()),
         })
@@ -160,7 +165,11 @@ impl ServiceSigner {
             exp: expires,
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
-        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+        Ok(crate::signing::sign_jwt(
+            self.key.as_ref(),
+            &header,
+            &claims,
+        )?)
     }
 }
 
@@ -400,12 +409,21 @@ pub fn publish_public_key(directory: &str, signer: &ServiceSigner) -> std::io::R
     std::fs::rename(temporary, path)
 }
 
-/// This service's identity from `settings`: its key file, generated (and its public key
-/// published into the keys directory) on first start when `generate_key` is set.
-pub fn load_signer(
+/// This service's identity from `settings`: the key labelled
+/// `service_identity.private_key_label` in the HSM of `hsm` (waiting while the HSM is
+/// unreachable), or its key file, generated (and its public key published into the keys
+/// directory) on first start when `generate_key` is set.
+pub async fn load_signer(
     name: &str,
     settings: &crate::config::ServiceIdentitySettings,
+    hsm: &crate::signing::HsmSettings,
 ) -> anyhow::Result<std::sync::Arc<ServiceSigner>> {
+    let label = settings.private_key_label.trim();
+    if !label.is_empty() {
+        let key =
+            crate::signing::open_when_reachable(hsm, label, "the service identity key").await?;
+        return Ok(std::sync::Arc::new(ServiceSigner::new(name, key)?));
+    }
     let path = Path::new(&settings.private_key_file);
     let pem = if settings.generate_key {
         let (pem, generated) =

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::User;
@@ -442,7 +442,7 @@ fn user_from_claims(claims: IncomingClaims, token: &str) -> Result<User, UserTok
 
 /// A signing key of the issuer, with its key id.
 struct SigningKey {
-    key: EncodingKey,
+    key: std::sync::Arc<dyn crate::signing::PrivateKey>,
     algorithm: Algorithm,
     kid: String,
 }
@@ -526,16 +526,31 @@ impl TokenIssuer {
         audience: &str,
         lifetime: Duration,
     ) -> Result<Self, KeyError> {
-        let parsed = openssl::pkey::PKey::private_key_from_pem(private_key_pem.as_bytes())
-            .map_err(|_| KeyError::NotPem("the token signing key".into()))?;
-        let public_pem = pem_text(parsed.public_key_to_pem()?);
+        let key = crate::signing::InMemoryKey::from_pem(
+            private_key_pem.as_bytes(),
+            "the token signing key",
+        )
+        .map_err(|_| KeyError::NotPem("the token signing key".into()))?;
+        Self::with_key(
+            std::sync::Arc::new(key),
+            previous_public_keys_pem,
+            issuer,
+            audience,
+            lifetime,
+        )
+    }
+
+    /// An issuer signing with `key`, in memory or in an HSM (see [`TokenIssuer::new`]).
+    pub fn with_key(
+        key: std::sync::Arc<dyn crate::signing::PrivateKey>,
+        previous_public_keys_pem: &[String],
+        issuer: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<Self, KeyError> {
+        let public_pem = pem_text(key.public_key().public_key_to_pem()?);
         let (kid, jwk) = jwk_of_public_pem(&public_pem)?;
-        let pkcs8 = parsed.private_key_to_pem_pkcs8()?;
-        let algorithm = VerificationKey::from_pem(&public_pem)?.algorithm;
-        let key = match algorithm {
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pkcs8),
-            _ => EncodingKey::from_ec_pem(&pkcs8),
-        }?;
+        let algorithm = key.algorithm().jws_algorithm();
         let mut published = vec![(kid.clone(), jwk)];
         for pem in previous_public_keys_pem {
             let (previous_kid, previous) = jwk_of_public_pem(pem)?;
@@ -615,7 +630,11 @@ impl TokenIssuer {
     fn sign_serialisable(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
         let mut header = Header::new(self.signing.algorithm);
         header.kid = Some(self.signing.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.signing.key)?)
+        Ok(crate::signing::sign_jwt(
+            self.signing.key.as_ref(),
+            &header,
+            claims,
+        )?)
     }
 }
 
@@ -798,7 +817,7 @@ mod tests {
             let forged = jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),
                 &claims(now),
-                &EncodingKey::from_secret(secret).expect("key"),
+                &jsonwebtoken::EncodingKey::from_secret(secret).expect("key"),
             )
             .expect("token");
             assert!(verifier.verify(&forged).is_err(), "HS256 is never accepted");

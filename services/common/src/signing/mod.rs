@@ -138,8 +138,9 @@ impl InMemoryKey {
     /// The key in `pem` (PKCS#8 or traditional, unencrypted); `origin` says where it came
     /// from, for messages.
     pub fn from_pem(pem: &[u8], origin: &str) -> Result<InMemoryKey, SigningError> {
-        let key = PKey::private_key_from_pem(pem)
-            .map_err(|_| SigningError::Configuration(format!("{origin} is not a PEM private key")))?;
+        let key = PKey::private_key_from_pem(pem).map_err(|_| {
+            SigningError::Configuration(format!("{origin} is not a PEM private key"))
+        })?;
         Self::new(key, origin)
     }
 
@@ -203,6 +204,16 @@ impl HsmSettings {
         !self.module.trim().is_empty()
     }
 
+    /// Checks that a key configured by label (setting `setting`) has an HSM to be in.
+    pub fn validate_label(&self, setting: &str, label: &str) -> Result<(), String> {
+        if !label.trim().is_empty() && !self.enabled() {
+            return Err(format!(
+                "{setting} names an HSM key, but hsm.module is not set"
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that an enabled HSM names its token and PIN.
     pub fn validate(&self) -> Result<(), String> {
         if !self.enabled() {
@@ -218,19 +229,36 @@ impl HsmSettings {
     }
 }
 
-/// The key named by `label` in the HSM of `hsm` when `label` is set, else the PEM file at
-/// `file` (already read by the caller as `file_pem`, since files may be generated).
-pub fn load_key(
+/// The key pair labelled `label` in the HSM of `hsm` (`what` names it in messages). While
+/// the HSM cannot be reached the service waits, NOT_SERVING, logging each attempt; a
+/// configuration error (no HSM configured, wrong PIN, no such key) fails the start-up.
+pub async fn open_when_reachable(
     hsm: &HsmSettings,
     label: &str,
     what: &str,
-) -> Result<Arc<dyn PrivateKey>, SigningError> {
+) -> anyhow::Result<Arc<dyn PrivateKey>> {
     if !hsm.enabled() {
-        return Err(SigningError::Configuration(format!(
-            "{what} is configured as HSM key label {label:?}, but hsm.module is not set"
-        )));
+        anyhow::bail!("{what} is configured as HSM key {label:?}, but hsm.module is not set");
     }
-    Ok(Arc::new(Pkcs11Key::open(hsm, label.trim())?))
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        let (settings, owned_label) = (hsm.clone(), label.to_owned());
+        let opened =
+            tokio::task::spawn_blocking(move || Pkcs11Key::open(&settings, &owned_label)).await?;
+        match opened {
+            Ok(key) => {
+                tracing::info!(key = %key.describe(), "{what} is in the HSM");
+                return Ok(Arc::new(key));
+            }
+            Err(SigningError::Unavailable(reason)) => {
+                tracing::warn!(%reason, retry_in_ms = delay.as_millis() as u64,
+                    "HSM unreachable: cannot open {what}; not serving until it is");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+            Err(error) => anyhow::bail!("{what}: {error}"),
+        }
+    }
 }
 
 /// `signature` of `key` as a JWS carries it: RSA as is, ECDSA as raw `r || s`.
@@ -253,9 +281,9 @@ pub fn sign_jwt(
     use base64::Engine;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let json = |value: &dyn erased::Json| {
-        value
-            .to_json()
-            .map_err(|error| SigningError::Configuration(format!("token does not serialise: {error}")))
+        value.to_json().map_err(|error| {
+            SigningError::Configuration(format!("token does not serialise: {error}"))
+        })
     };
     let signing_input = format!("{}.{}", encode(&json(header)?), encode(&json(claims)?));
     let signature = jws_signature(key.algorithm(), key.sign(signing_input.as_bytes())?)?;

@@ -53,7 +53,9 @@ fn context_of(module: &str) -> Result<Pkcs11, SigningError> {
 fn slot_of(context: &Pkcs11, label: &str) -> Result<Slot, SigningError> {
     let slots = context
         .get_slots_with_initialized_token()
-        .map_err(|error| SigningError::Unavailable(format!("cannot list PKCS#11 slots: {error}")))?;
+        .map_err(|error| {
+            SigningError::Unavailable(format!("cannot list PKCS#11 slots: {error}"))
+        })?;
     for slot in slots {
         if let Ok(info) = context.get_token_info(slot)
             && info.label().trim() == label
@@ -88,9 +90,16 @@ fn user_session(context: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<Session, 
 }
 
 /// The only object of `class` labelled `label`.
-fn object(session: &Session, class: ObjectClass, label: &str) -> Result<ObjectHandle, SigningError> {
+fn object(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+) -> Result<ObjectHandle, SigningError> {
     let found = session
-        .find_objects(&[Attribute::Class(class), Attribute::Label(label.as_bytes().to_vec())])
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
         .map_err(|error| SigningError::Unavailable(format!("cannot search the token: {error}")))?;
     match found.as_slice() {
         [handle] => Ok(*handle),
@@ -137,19 +146,25 @@ fn public_key(session: &Session, label: &str) -> Result<PKey<Public>, SigningErr
         Some(KeyType::RSA) => {
             let n = openssl::bn::BigNum::from_slice(&modulus.ok_or_else(incomplete)?)?;
             let e = openssl::bn::BigNum::from_slice(&exponent.ok_or_else(incomplete)?)?;
-            Ok(PKey::from_rsa(openssl::rsa::Rsa::from_public_components(n, e)?)?)
+            Ok(PKey::from_rsa(openssl::rsa::Rsa::from_public_components(
+                n, e,
+            )?)?)
         }
         Some(KeyType::EC) => {
             let parameters = parameters.ok_or_else(incomplete)?;
             let point = point.ok_or_else(incomplete)?;
             let point = octet_string_contents(&point).ok_or_else(incomplete)?;
             let nid = curve_of(&parameters).ok_or_else(|| {
-                SigningError::Unsupported(format!("{label:?} is on a curve other than P-256 or P-384"))
+                SigningError::Unsupported(format!(
+                    "{label:?} is on a curve other than P-256 or P-384"
+                ))
             })?;
             let group = openssl::ec::EcGroup::from_curve_name(nid)?;
             let mut context = openssl::bn::BigNumContext::new()?;
             let point = openssl::ec::EcPoint::from_bytes(&group, point, &mut context)?;
-            Ok(PKey::from_ec_key(openssl::ec::EcKey::from_public_key(&group, &point)?)?)
+            Ok(PKey::from_ec_key(openssl::ec::EcKey::from_public_key(
+                &group, &point,
+            )?)?)
         }
         other => Err(SigningError::Unsupported(format!(
             "{label:?} is a {other:?} key (RSA or EC only)"
@@ -291,7 +306,7 @@ impl PrivateKey for Pkcs11Key {
 
 /// A raw `r || s` ECDSA signature (PKCS#11's form) as DER.
 fn der_of_raw_ecdsa(raw: &[u8]) -> Result<Vec<u8>, SigningError> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(SigningError::Unavailable(
             "the token returned a malformed ECDSA signature".into(),
         ));
@@ -375,11 +390,14 @@ pub fn generate_key_pair(
     };
     session
         .generate_key_pair(&mechanism, &public_template, &private_template)
-        .map_err(|error| SigningError::Unavailable(format!("cannot generate {label:?}: {error}")))?;
+        .map_err(|error| {
+            SigningError::Unavailable(format!("cannot generate {label:?}: {error}"))
+        })?;
     public_key(&session, label)
 }
 
-/// Shared by the tests: a fresh token in the module, for [`super::testing`].
+/// A fresh token in the module's free slot, for [`super::testing`].
+#[cfg(any(test, feature = "testing"))]
 pub(super) fn initialise_token(
     module: &str,
     token_label: &str,
@@ -393,7 +411,9 @@ pub(super) fn initialise_token(
         .map_err(unavailable)?
         .into_iter()
         .find(|slot| {
-            context.get_token_info(*slot).is_ok_and(|info| !info.token_initialized())
+            context
+                .get_token_info(*slot)
+                .is_ok_and(|info| !info.token_initialized())
         })
         .ok_or_else(|| SigningError::Unavailable("no free PKCS#11 slot".into()))?;
     let so_pin = AuthPin::new(so_pin.into());

@@ -56,10 +56,18 @@ impl RegistryService {
         {
             return Err(RegistryError::PartnerNotActive);
         }
-        let token = self
-            .tokens
-            .issue(&user.username, &user.roles)
-            .map_err(|error| RegistryError::Internal(error.to_string()))?;
+        // Signing may be an HSM round trip: off the async workers.
+        let tokens = std::sync::Arc::clone(&self.tokens);
+        let (subject, roles) = (user.username.clone(), user.roles.clone());
+        let token = tokio::task::spawn_blocking(move || tokens.issue(&subject, &roles))
+            .await
+            .map_err(|error| RegistryError::Internal(error.to_string()))?
+            .map_err(|error| match error {
+                pmp_common::keys::KeyError::Signing(
+                    pmp_common::signing::SigningError::Unavailable(reason),
+                ) => RegistryError::KeyStore(reason),
+                other => RegistryError::Internal(other.to_string()),
+            })?;
         Ok(AccessToken {
             token,
             lifetime: self.tokens.lifetime(),
