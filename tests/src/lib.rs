@@ -11,6 +11,7 @@
 //! to the test executable on first use (see [`binary_directory`]).
 
 pub mod inprocess;
+mod keys;
 pub mod otlp;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,9 @@ use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use pmp_common::auth::testing::ServiceKeyFiles;
+use pmp_common::signing::HsmSettings;
+
+use crate::keys::Keys;
 use pmp_common::db::testing::TestDatabase;
 pub use pmp_dev_certs::tls::TlsFiles;
 use pmp_proto::service_names;
@@ -63,6 +66,21 @@ impl Process {
         }
         self.child.kill()?;
         anyhow::bail!("{} did not stop within 10 s of SIGTERM", self.name)
+    }
+
+    /// The process's exit status if it exits within `patience` (a start-up refusal).
+    pub async fn exit_within(
+        &mut self,
+        patience: Duration,
+    ) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(None)
     }
 
     /// Kills the process (SIGKILL) and reaps it: a crash, or a node lost.
@@ -337,7 +355,16 @@ impl Platform {
 
     /// [`Platform::start`] with extra environment for every service (e.g. the OTLP endpoint).
     pub async fn start_with(backend: &str, extra: &[(&str, &str)]) -> anyhow::Result<Platform> {
-        Self::launch(backend, extra, None).await
+        Self::launch(backend, extra, None, None).await
+    }
+
+    /// [`Platform::start`] with every private key in the PKCS#11 token of `hsm`: generated
+    /// there by the harness (the key ceremony: each service's identity key, the registry's
+    /// token key, the platform signing key, RSA-3072, whose certificate a fresh platform
+    /// root issues and whose root key is discarded). Only public keys and certificates are
+    /// written to the platform's directory.
+    pub async fn start_hsm(backend: &str, hsm: &HsmSettings) -> anyhow::Result<Platform> {
+        Self::launch(backend, &[], None, Some(hsm)).await
     }
 
     /// [`Platform::start`] with every listener and every call between the services on
@@ -345,13 +372,14 @@ impl Platform {
     /// each service (see [`TlsFiles::generate`]); the harness connects with `tls`'s
     /// certificate `harness`, which names no service.
     pub async fn start_tls(backend: &str, tls: &TlsFiles) -> anyhow::Result<Platform> {
-        Self::launch(backend, &[], Some(tls)).await
+        Self::launch(backend, &[], Some(tls), None).await
     }
 
     async fn launch(
         backend: &str,
         extra: &[(&str, &str)],
         tls: Option<&TlsFiles>,
+        hsm: Option<&HsmSettings>,
     ) -> anyhow::Result<Platform> {
         let directory = tempfile::tempdir()?;
         let root = directory.path();
@@ -366,20 +394,11 @@ impl Platform {
                 urls.push(format!("sqlite://{}/{name}.db", root.display()));
             }
         }
-        let service_keys = ServiceKeyFiles::generate(&root.join("identities"))?;
-        let identity = |service: &str| {
-            vec![
-                (
-                    "SERVICE_IDENTITY__PRIVATE_KEY_FILE",
-                    service_keys.private_key_file(service).display().to_string(),
-                ),
-                ("SERVICE_IDENTITY__GENERATE_KEY", "false".to_owned()),
-                (
-                    "SERVICE_IDENTITY__PUBLIC_KEYS_DIR",
-                    service_keys.public_keys_dir.display().to_string(),
-                ),
-            ]
+        let keys = match hsm {
+            None => Keys::files(root)?,
+            Some(hsm) => Keys::in_hsm(root, hsm)?,
         };
+        let identity = |service: &str| keys.identity(service);
         let (registry_listener, store_listener, ftm_listener) =
             (listener()?, listener()?, listener()?);
         let (registry_port, store_port) = (registry_listener.1, store_listener.1);
@@ -398,29 +417,26 @@ impl Platform {
             &[
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[0].clone()),
-                (
-                    "TOKENS__SIGNING_KEY_FILE",
-                    root.join("registry-key.pem").display().to_string(),
-                ),
                 ("ADMIN__PASSWORD", ADMIN_PASSWORD.to_owned()),
                 ("CERTIFICATE_STORE__ADDRESS", store_address.clone()),
             ],
-            identity("partner-registry"),
+            identity("partner-registry")
+                .into_iter()
+                .chain(keys.token_key())
+                .collect(),
         );
-        let [platform_root, platform_certificate, platform_key] =
-            certificate_store::testing::provision_platform_pki(root)?;
         let store_environment = env(
             "PMP_CERTSTORE",
             &[
                 ("METRICS__LISTEN", String::new()),
                 ("DATABASE__URL", urls[1].clone()),
                 ("USER_TOKENS__REGISTRY_ADDRESS", registry_address.clone()),
-                ("PLATFORM__ROOT_CERTIFICATE_FILE", platform_root),
-                ("PLATFORM__SIGNING_CERTIFICATE_FILE", platform_certificate),
-                ("PLATFORM__SIGNING_KEY_FILE", platform_key),
                 ("PLATFORM__GENERATE", "false".to_owned()),
             ],
-            identity("certificate-store"),
+            identity("certificate-store")
+                .into_iter()
+                .chain(keys.platform_key()?)
+                .collect(),
         );
         let ftm_environment = env(
             "PMP_FTM",

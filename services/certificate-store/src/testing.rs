@@ -76,6 +76,28 @@ fn generate_platform_pki() -> anyhow::Result<[String; 3]> {
     ])
 }
 
+/// Writes a fresh platform root and a signing certificate it issues for `signing_key`
+/// (whose private half is elsewhere, e.g. in an HSM) into `directory` as
+/// `platform-root.pem` and `platform-signing.pem`; the root's private key is discarded, as
+/// an offline root's would be kept away. Returns the two paths.
+pub fn provision_platform_pki_for(
+    directory: &Path,
+    signing_key: &openssl::pkey::PKeyRef<openssl::pkey::Public>,
+) -> anyhow::Result<[String; 2]> {
+    let (root, signing) = crate::x509::PlatformSigner::issue_for_key(signing_key)?;
+    let mut paths = [String::new(), String::new()];
+    for ((name, certificate), path) in PLATFORM_PKI_FILES
+        .iter()
+        .zip([&root, &signing])
+        .zip(&mut paths)
+    {
+        let file = directory.join(name);
+        std::fs::write(&file, crate::x509::pem_string(certificate)?)?;
+        *path = file.display().to_string();
+    }
+    Ok(paths)
+}
+
 /// Runs the certificate store on `127.0.0.1:0`.
 pub async fn spawn(settings: CertStoreSettings) -> anyhow::Result<Spawned> {
     Spawned::service(crate::CertificateStore, settings).await

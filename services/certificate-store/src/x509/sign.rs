@@ -117,6 +117,35 @@ impl PlatformSigner {
         })
     }
 
+    /// A new platform root and a signing certificate it issues for `signing_key`, a public
+    /// key whose private half is elsewhere (an HSM's key ceremony); the root's private key is
+    /// dropped. For development and tests: production roots come from the authority's CA.
+    pub fn issue_for_key(
+        signing_key: &openssl::pkey::PKeyRef<openssl::pkey::Public>,
+    ) -> Result<(X509, X509), CertError> {
+        let now = Utc::now();
+        let root_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
+        let root_name = platform_name("Partner Management Platform Root CA")?;
+        let root = build_ca(
+            &root_name,
+            &root_key,
+            None,
+            &root_key,
+            now,
+            ROOT_VALIDITY_DAYS,
+        )?;
+        let signer_name = platform_name("Partner Management Platform Signing CA")?;
+        let signer = build_ca(
+            &signer_name,
+            signing_key,
+            Some(&root),
+            &root_key,
+            now,
+            SIGNER_VALIDITY_DAYS,
+        )?;
+        Ok((root, signer))
+    }
+
     /// A signer of `certificate` with `key` (in memory or in an HSM). Refuses a key that does
     /// not belong to the certificate, which would otherwise only surface as unverifiable
     /// copies.
@@ -365,9 +394,9 @@ pub(super) fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
 }
 
 /// Builds a platform CA certificate; self-signed when `issuer` is `None`.
-fn build_ca(
+fn build_ca<T: openssl::pkey::HasPublic>(
     subject: &X509NameRef,
-    key: &PKeyRef<Private>,
+    key: &PKeyRef<T>,
     issuer: Option<&X509>,
     issuer_key: &PKeyRef<Private>,
     now: DateTime<Utc>,

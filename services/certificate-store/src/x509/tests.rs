@@ -1486,37 +1486,6 @@ fn verification_requests_carry_at_most_ten_certificates() {
 
 // ---------------------------------------------------------------- platform key in an HSM
 
-/// A signing CA certificate for `public_key`, issued by the generated platform root.
-fn signing_certificate_for(public_key: &openssl::pkey::PKeyRef<openssl::pkey::Public>) -> X509 {
-    let root = &platform().root_certificate;
-    let mut builder = openssl::x509::X509Builder::new().expect("builder");
-    builder.set_version(2).expect("version");
-    builder
-        .set_serial_number(&sign::random_serial().expect("serial"))
-        .expect("serial");
-    let name = sign::platform_name("HSM Signing CA").expect("name");
-    builder.set_subject_name(&name).expect("subject");
-    builder
-        .set_issuer_name(root.subject_name())
-        .expect("issuer");
-    builder.set_pubkey(public_key).expect("key");
-    sign::set_validity(&mut builder, Utc::now(), 365).expect("validity");
-    let constraints = openssl::x509::extension::BasicConstraints::new()
-        .critical()
-        .ca()
-        .build()
-        .expect("bc");
-    builder.append_extension(constraints).expect("bc");
-    let skid = openssl::x509::extension::SubjectKeyIdentifier::new()
-        .build(&builder.x509v3_context(None, None))
-        .expect("skid");
-    builder.append_extension(skid).expect("skid");
-    builder
-        .sign(&platform().root_private_key, MessageDigest::sha256())
-        .expect("sign");
-    builder.build()
-}
-
 #[test]
 fn a_platform_key_in_an_hsm_signs_copies_that_verify_up_to_the_platform_root() {
     use pmp_common::signing::testing::SoftHsm;
@@ -1531,7 +1500,7 @@ fn a_platform_key_in_an_hsm_signs_copies_that_verify_up_to_the_platform_root() {
     ] {
         let label = format!("platform-{algorithm:?}");
         let public_key = hsm.generate(&label, algorithm).expect("generated");
-        let certificate = signing_certificate_for(&public_key);
+        let (root, certificate) = PlatformSigner::issue_for_key(&public_key).expect("issued");
         let key = Pkcs11Key::open(&hsm.settings, &label).expect("opened");
         let signer = PlatformSigner::new(certificate.clone(), std::sync::Arc::new(key))
             .expect("the token's key matches its certificate");
@@ -1558,9 +1527,7 @@ fn a_platform_key_in_an_hsm_signs_copies_that_verify_up_to_the_platform_root() {
 
         // The copy chains to the platform root as any verifier checks it.
         let mut roots = openssl::x509::store::X509StoreBuilder::new().expect("store");
-        roots
-            .add_cert(platform().root_certificate.clone())
-            .expect("root");
+        roots.add_cert(root).expect("root");
         let roots = roots.build();
         let mut intermediates = openssl::stack::Stack::new().expect("stack");
         intermediates.push(certificate).expect("push");

@@ -406,16 +406,29 @@ pub(super) fn initialise_token(
 ) -> Result<(), SigningError> {
     let context = context_of(module)?;
     let unavailable = |error: CryptokiError| SigningError::Unavailable(error.to_string());
-    let free = context
-        .get_slots_with_token()
-        .map_err(unavailable)?
-        .into_iter()
-        .find(|slot| {
-            context
-                .get_token_info(*slot)
-                .is_ok_and(|info| !info.token_initialized())
-        })
-        .ok_or_else(|| SigningError::Unavailable("no free PKCS#11 slot".into()))?;
+    // Two tests of one process must not initialise the same free slot; and the module adds
+    // its next free slot only once the previous one is taken.
+    static INITIALISING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INITIALISING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut free = None;
+    for _ in 0..40 {
+        free = context
+            .get_slots_with_token()
+            .map_err(unavailable)?
+            .into_iter()
+            .find(|slot| {
+                context
+                    .get_token_info(*slot)
+                    .is_ok_and(|info| !info.token_initialized())
+            });
+        if free.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let free = free.ok_or_else(|| SigningError::Unavailable("no free PKCS#11 slot".into()))?;
     let so_pin = AuthPin::new(so_pin.into());
     context
         .init_token(free, &so_pin, token_label)

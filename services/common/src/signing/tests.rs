@@ -207,7 +207,12 @@ fn hsm_settings_name_their_token_and_pin() {
         module: "/usr/lib/softhsm/libsofthsm2.so".into(),
         ..Default::default()
     };
-    assert!(module_only.validate().expect_err("refused").contains("token_label"));
+    assert!(
+        module_only
+            .validate()
+            .expect_err("refused")
+            .contains("token_label")
+    );
     let no_pin = HsmSettings {
         token_label: "pmp".into(),
         ..module_only
