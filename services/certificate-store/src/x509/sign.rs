@@ -83,27 +83,8 @@ impl PlatformSigner {
     /// Generates a platform root and a signing certificate issued by it (RSA-3072,
     /// SHA-256), so a new deployment needs no externally provisioned key material.
     pub fn generate() -> Result<GeneratedPlatformPki, CertError> {
-        let now = Utc::now();
-        let root_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
-        let root_name = platform_name("Partner Management Platform Root CA")?;
-        let root = build_ca(
-            &root_name,
-            &root_key,
-            None,
-            &root_key,
-            now,
-            ROOT_VALIDITY_DAYS,
-        )?;
         let signer_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
-        let signer_name = platform_name("Partner Management Platform Signing CA")?;
-        let signer = build_ca(
-            &signer_name,
-            &signer_key,
-            Some(&root),
-            &root_key,
-            now,
-            SIGNER_VALIDITY_DAYS,
-        )?;
+        let (root, root_key, signer) = issue_platform_pki(&signer_key)?;
         Ok(GeneratedPlatformPki {
             root_certificate: root,
             root_private_key: root_key,
@@ -123,26 +104,7 @@ impl PlatformSigner {
     pub fn issue_for_key(
         signing_key: &openssl::pkey::PKeyRef<openssl::pkey::Public>,
     ) -> Result<(X509, X509), CertError> {
-        let now = Utc::now();
-        let root_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
-        let root_name = platform_name("Partner Management Platform Root CA")?;
-        let root = build_ca(
-            &root_name,
-            &root_key,
-            None,
-            &root_key,
-            now,
-            ROOT_VALIDITY_DAYS,
-        )?;
-        let signer_name = platform_name("Partner Management Platform Signing CA")?;
-        let signer = build_ca(
-            &signer_name,
-            signing_key,
-            Some(&root),
-            &root_key,
-            now,
-            SIGNER_VALIDITY_DAYS,
-        )?;
+        let (root, _, signer) = issue_platform_pki(signing_key)?;
         Ok((root, signer))
     }
 
@@ -281,6 +243,34 @@ impl PlatformSigner {
         }
         Ok(certificate)
     }
+}
+
+/// A new self-signed platform root (RSA-3072, 10 years), its key, and the signing
+/// certificate (5 years) it issues for `signing_key`.
+fn issue_platform_pki<T: openssl::pkey::HasPublic>(
+    signing_key: &PKeyRef<T>,
+) -> Result<(X509, PKey<Private>, X509), CertError> {
+    let now = Utc::now();
+    let root_key = PKey::from_rsa(Rsa::generate(PLATFORM_RSA_BITS)?)?;
+    let root_name = platform_name("Partner Management Platform Root CA")?;
+    let root = build_ca(
+        &root_name,
+        &root_key,
+        None,
+        &root_key,
+        now,
+        ROOT_VALIDITY_DAYS,
+    )?;
+    let signer_name = platform_name("Partner Management Platform Signing CA")?;
+    let signer = build_ca(
+        &signer_name,
+        signing_key,
+        Some(&root),
+        &root_key,
+        now,
+        SIGNER_VALIDITY_DAYS,
+    )?;
+    Ok((root, root_key, signer))
 }
 
 /// A throw-away private key of the same kind as `algorithm` (so that the signature algorithm
