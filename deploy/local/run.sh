@@ -2,7 +2,8 @@
 # Starts the three services on this machine with SQLite databases under ./data/ and the
 # portal in front of them, runs the seed workflow once (deploy/local/demo.sh), then keeps
 # them in the foreground;
-# Ctrl-C (or SIGTERM) stops all of them gracefully. DEMO=0 skips the demo.
+# Ctrl-C (or SIGTERM) stops all of them gracefully. DEMO=0 skips the demo. HSM=softhsm keeps
+# every private key in a SoftHSM2 token instead of files (deploy/local/softhsm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,6 +17,13 @@ export PMP_REGISTRY__ADMIN__USERNAME=${PMP_REGISTRY__ADMIN__USERNAME:-admin}
 # Development only: the bootstrap admin's password. Set your own in any shared deployment.
 export PMP_REGISTRY__ADMIN__PASSWORD=${PMP_REGISTRY__ADMIN__PASSWORD:-admin-dev-password}
 mkdir -p data
+if [ "${HSM:-}" = softhsm ]; then
+  # shellcheck source=deploy/local/softhsm.sh
+  source ./deploy/local/softhsm.sh
+elif [ -n "${HSM:-}" ]; then
+  echo "HSM=$HSM: only HSM=softhsm is known" >&2
+  exit 2
+fi
 
 pids=()
 stopping=0

@@ -37,6 +37,50 @@ pub enum ServiceCommand {
     /// Replicas also migrate at start-up, under the same lock, so this is an ordering aid
     /// rather than a requirement.
     Migrate,
+    /// Generates a key pair in the configured HSM (`hsm.*`), the private key sensitive and
+    /// never extractable, and writes its public key (PEM) to `--public-key-out`: the first
+    /// step of a key ceremony.
+    GenerateHsmKey {
+        /// The key pair's label, which `*_key_label` settings name.
+        #[arg(long)]
+        label: String,
+        /// Where to write the public key.
+        #[arg(long)]
+        public_key_out: PathBuf,
+        /// `ec-p256` (service identities, tokens), `ec-p384`, `rsa-2048` or `rsa-3072`.
+        #[arg(long, default_value = "ec-p256", value_parser = parse_algorithm)]
+        algorithm: crate::signing::KeyAlgorithm,
+    },
+}
+
+fn parse_algorithm(text: &str) -> Result<crate::signing::KeyAlgorithm, String> {
+    use crate::signing::KeyAlgorithm;
+    match text {
+        "ec-p256" => Ok(KeyAlgorithm::EcP256),
+        "ec-p384" => Ok(KeyAlgorithm::EcP384),
+        "rsa-2048" => Ok(KeyAlgorithm::Rsa { bits: 2048 }),
+        "rsa-3072" => Ok(KeyAlgorithm::Rsa { bits: 3072 }),
+        other => Err(format!(
+            "{other}: expected ec-p256, ec-p384, rsa-2048 or rsa-3072"
+        )),
+    }
+}
+
+/// Runs [`ServiceCommand::GenerateHsmKey`].
+fn generate_hsm_key(
+    hsm: &crate::signing::HsmSettings,
+    label: &str,
+    algorithm: crate::signing::KeyAlgorithm,
+    public_key_out: &std::path::Path,
+) -> anyhow::Result<()> {
+    if !hsm.enabled() {
+        anyhow::bail!("hsm.module is not set: there is no HSM to generate a key in");
+    }
+    let public = crate::signing::generate_key_pair(hsm, label, algorithm)?;
+    std::fs::write(public_key_out, public.public_key_to_pem()?)
+        .map_err(|error| anyhow::anyhow!("cannot write {}: {error}", public_key_out.display()))?;
+    tracing::info!(label, ?algorithm, token = %hsm.token_label, "generated a key pair in the HSM");
+    Ok(())
 }
 
 /// The listening socket on standard input (`--listener-on-stdin`), for every binary of the
@@ -86,10 +130,23 @@ where
         };
     }
     let telemetry = crate::telemetry::init(service_name, settings.telemetry_mut())?;
-    if let Some(ServiceCommand::Migrate) = cli.command {
-        let result = crate::bootstrap::migrate::<P>(&settings).await;
-        telemetry.shutdown();
-        return result;
+    match &cli.command {
+        Some(ServiceCommand::Migrate) => {
+            let result = crate::bootstrap::migrate::<P>(&settings).await;
+            telemetry.shutdown();
+            return result;
+        }
+        Some(ServiceCommand::GenerateHsmKey {
+            label,
+            public_key_out,
+            algorithm,
+        }) => {
+            let result =
+                generate_hsm_key(settings.base().hsm, label, *algorithm, public_key_out);
+            telemetry.shutdown();
+            return result;
+        }
+        None => {}
     }
     let listener = if cli.listener_on_stdin {
         inherited_listener()?

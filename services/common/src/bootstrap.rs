@@ -38,6 +38,8 @@ pub struct BaseSettings<'a> {
     pub metrics: &'a MetricsSettings,
     /// `tls`.
     pub tls: &'a TlsSettings,
+    /// `hsm`.
+    pub hsm: &'a crate::signing::HsmSettings,
 }
 
 /// What the start-up needs to know about a service's settings.
@@ -79,6 +81,7 @@ macro_rules! service_settings {
                     database: &self.database,
                     metrics: &self.metrics,
                     tls: &self.tls,
+                    hsm: &self.hsm,
                 }
             }
 
