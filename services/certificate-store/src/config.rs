@@ -116,8 +116,9 @@ pub struct CertificateSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlatformSettings {
-    /// PEM of the platform root, the anchor platform-signed copies verify against; the
-    /// service only writes it, when `generate` creates a development PKI.
+    /// PEM of the platform root, the anchor platform-signed copies verify against (written
+    /// when `generate` creates a development PKI): a signing certificate added for a
+    /// rotation must be issued by it.
     pub root_certificate_file: String,
     /// PEM of the certificate that issues the platform-signed copies.
     pub signing_certificate_file: String,

@@ -6,11 +6,15 @@ use pmp_common::pagination;
 use pmp_common::time::timestamp;
 use pmp_proto::certstore::v1 as proto;
 
-use crate::domain::{CaCertificate, CaType, Owner, PartnerCertificate};
+use crate::domain::{
+    CaCertificate, CaType, KeyLocation, Owner, PartnerCertificate, PlatformKeyRecord,
+    PlatformKeyState,
+};
 use crate::error::StoreError;
 use crate::service::{
-    CaList, CaLookup, CaUpload, CaUploadResult, ListCa, PartnerDeactivation, PartnerLookup,
-    SetTrusted, TrustPath, UploadCa, UploadPartner, UploadStatus, VerifyTrust,
+    AddPlatformKey, CaList, CaLookup, CaUpload, CaUploadResult, ListCa, ListPlatformKeys,
+    PartnerDeactivation, PartnerLookup, PlatformKeyLookup, PublishedPlatformKeys, SetTrusted,
+    TrustPath, UploadCa, UploadPartner, UploadStatus, VerifyTrust, published_until,
 };
 use crate::trust::Verdict;
 
@@ -316,6 +320,82 @@ impl From<&Verdict> for proto::VerifyCertificateTrustResponse {
                 .map(|pem| pem.to_string())
                 .collect(),
             reason: verdict.reason.clone(),
+        }
+    }
+}
+
+impl TryFrom<proto::AddPlatformSigningKeyRequest> for AddPlatformKey {
+    type Error = StoreError;
+
+    fn try_from(request: proto::AddPlatformSigningKeyRequest) -> Result<Self, StoreError> {
+        required("certificate_pem", &request.certificate_pem)?;
+        let (label, file) = (request.key_label.trim(), request.key_file.trim());
+        let location = match (label.is_empty(), file.is_empty()) {
+            (false, true) => KeyLocation::Hsm(label.to_owned()),
+            (true, false) => KeyLocation::File(file.to_owned()),
+            _ => {
+                return Err(StoreError::InvalidField {
+                    field: "key_label",
+                    message: "exactly one of key_label and key_file is required".into(),
+                });
+            }
+        };
+        Ok(AddPlatformKey {
+            certificate_pem: request.certificate_pem,
+            location,
+        })
+    }
+}
+
+impl TryFrom<proto::ActivatePlatformSigningKeyRequest> for PlatformKeyLookup {
+    type Error = StoreError;
+
+    fn try_from(request: proto::ActivatePlatformSigningKeyRequest) -> Result<Self, StoreError> {
+        required("key_id", &request.key_id)?;
+        Ok(PlatformKeyLookup {
+            key_id: request.key_id,
+        })
+    }
+}
+
+impl TryFrom<proto::ListPlatformSigningKeysRequest> for ListPlatformKeys {
+    type Error = StoreError;
+
+    fn try_from(_: proto::ListPlatformSigningKeysRequest) -> Result<Self, StoreError> {
+        Ok(ListPlatformKeys)
+    }
+}
+
+impl From<PlatformKeyState> for proto::PlatformSigningKeyState {
+    fn from(state: PlatformKeyState) -> Self {
+        match state {
+            PlatformKeyState::Next => proto::PlatformSigningKeyState::Next,
+            PlatformKeyState::Active => proto::PlatformSigningKeyState::Active,
+            PlatformKeyState::Previous => proto::PlatformSigningKeyState::Previous,
+        }
+    }
+}
+
+impl From<PlatformKeyRecord> for proto::PlatformSigningKey {
+    fn from(key: PlatformKeyRecord) -> Self {
+        let published_until = published_until(&key).map(timestamp);
+        proto::PlatformSigningKey {
+            state: proto::PlatformSigningKeyState::from(key.state) as i32,
+            key_location: key.location.to_string(),
+            not_after: Some(timestamp(key.not_after)),
+            activated_at: key.activated_at.map(timestamp),
+            published_until,
+            key_id: key.key_id,
+            certificate_pem: key.certificate_pem,
+        }
+    }
+}
+
+impl From<PublishedPlatformKeys> for proto::ListPlatformSigningKeysResponse {
+    fn from(published: PublishedPlatformKeys) -> Self {
+        proto::ListPlatformSigningKeysResponse {
+            root_certificate_pem: published.root_certificate_pem,
+            keys: published.keys.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -144,4 +144,31 @@ impl CertificateStore for StoreGrpc {
         let verdict = self.api.verify(&caller, input).await?;
         Ok(Response::new(verdict.as_ref().into()))
     }
+
+    async fn add_platform_signing_key(
+        &self,
+        request: Request<proto::AddPlatformSigningKeyRequest>,
+    ) -> Result<Response<proto::PlatformSigningKey>, Status> {
+        let (caller, input) = accept(request, "AddPlatformSigningKey").await?;
+        let added = self.api.platform_keys().add(&caller, input).await?;
+        Ok(Response::new(added.into()))
+    }
+
+    async fn activate_platform_signing_key(
+        &self,
+        request: Request<proto::ActivatePlatformSigningKeyRequest>,
+    ) -> Result<Response<proto::PlatformSigningKey>, Status> {
+        let (caller, input) = accept(request, "ActivatePlatformSigningKey").await?;
+        let activated = self.api.platform_keys().activate(&caller, input).await?;
+        Ok(Response::new(activated.into()))
+    }
+
+    async fn list_platform_signing_keys(
+        &self,
+        request: Request<proto::ListPlatformSigningKeysRequest>,
+    ) -> Result<Response<proto::ListPlatformSigningKeysResponse>, Status> {
+        let (caller, input) = accept(request, "ListPlatformSigningKeys").await?;
+        let published = self.api.platform_keys().list(&caller, input).await?;
+        Ok(Response::new(published.into()))
+    }
 }

@@ -37,9 +37,10 @@ use pmp_common::keys;
 use pmp_proto::certstore::v1::certificate_store_server::CertificateStoreServer;
 
 use crate::config::{CertStoreSettings, PlatformSettings};
+use crate::domain::KeyLocation;
 use crate::grpc::SERVICE_CALLERS;
 use crate::grpc::StoreGrpc;
-use crate::service::CertificateStoreService;
+use crate::service::{CertificateStoreService, PlatformKeys};
 use crate::storage::{CertificateRepository, SqlCertificateRepository};
 use crate::trust::TrustStore;
 use crate::x509::{PlatformSigner, ValidationPolicy};
@@ -91,12 +92,33 @@ impl PlatformService for CertificateStore {
             partner_min_validity_days: i64::from(settings.certificates.partner_min_validity_days),
             ..ValidationPolicy::default()
         };
-        let service = CertificateStoreService::new(repository, trust, signer, policy, domains);
+        let platform = PlatformKeys::start(
+            Arc::clone(&repository),
+            signer,
+            configured_key_location(&settings.platform),
+            String::from_utf8(keys::read(Path::new(
+                &settings.platform.root_certificate_file,
+            ))?)?,
+            settings.hsm.clone(),
+            Duration::from_millis(settings.certificates.trust_refresh_interval_ms),
+        )
+        .await?;
+        let service = CertificateStoreService::new(repository, trust, platform, policy, domains);
         Ok(bootstrap::authenticated(
             CertificateStoreServer::new(StoreGrpc::new(service))
                 .max_decoding_message_size(settings.server.max_message_bytes),
             authenticator,
         ))
+    }
+}
+
+/// Where the configured platform signing key is.
+fn configured_key_location(settings: &PlatformSettings) -> KeyLocation {
+    let label = settings.signing_key_label.trim();
+    if label.is_empty() {
+        KeyLocation::File(settings.signing_key_file.clone())
+    } else {
+        KeyLocation::Hsm(label.to_owned())
     }
 }
 

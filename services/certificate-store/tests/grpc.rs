@@ -46,6 +46,15 @@ impl Store {
     }
 
     async fn start_with(metrics_listen: &str, ftm_policy: TrustPolicy) -> Store {
+        Self::start_adjusted(metrics_listen, ftm_policy, Box::new(|_| {})).await
+    }
+
+    /// A store whose settings `more` adjusts further.
+    async fn start_adjusted(
+        metrics_listen: &str,
+        ftm_policy: TrustPolicy,
+        more: StoreAdjust,
+    ) -> Store {
         let key_directory = tempfile::tempdir().expect("tempdir");
         let tokens = TestTokens::new();
         let key_file = key_directory.path().join("user-token-key.pem");
@@ -57,6 +66,7 @@ impl Store {
             settings.user_tokens.public_key_files = vec![key_file.display().to_string()];
             settings.user_tokens.registry_address = String::new();
             settings.metrics.listen = metrics_listen;
+            more(settings);
         });
         let services = InProcessPlatform::start(Options {
             ftm_policy,
@@ -1347,4 +1357,260 @@ async fn metrics_are_scraped_and_parsed() {
     assert!(value("pmp_verify_cache_bytes", &[service]) > 0.0);
     assert!(value("pmp_db_pool_connections", &[service, ("state", "open")]) >= 1.0);
     assert_eq!(value("pmp_grpc_requests_in_flight", &[service]), 0.0);
+}
+
+// ---------------------------------------------------------------- platform key rotation
+
+async fn list_keys(store: &Store) -> ListPlatformSigningKeysResponse {
+    let token = store.tokens.token("some-partner", &["DEVICE_PROVIDER"]);
+    store
+        .client()
+        .list_platform_signing_keys(with_token(ListPlatformSigningKeysRequest {}, &token))
+        .await
+        .expect("anyone authenticated may list")
+        .into_inner()
+}
+
+fn states(listed: &ListPlatformSigningKeysResponse) -> Vec<(String, PlatformSigningKeyState)> {
+    listed
+        .keys
+        .iter()
+        .map(|key| (key.key_id.clone(), key.state()))
+        .collect()
+}
+
+/// The platform-signed copy of a freshly uploaded partner certificate.
+async fn fresh_copy(store: &Store, pki: &Pki, partner: &str) -> openssl::x509::X509 {
+    let uploaded = store
+        .upload_partner(partner, ORG, &pem(&leaf(pki, ORG)))
+        .await
+        .expect("uploaded");
+    openssl::x509::X509::from_pem(uploaded.platform_signed_certificate_pem.as_bytes())
+        .expect("copy")
+}
+
+fn public_key_of(pem: &str) -> openssl::pkey::PKey<openssl::pkey::Public> {
+    openssl::x509::X509::from_pem(pem.as_bytes())
+        .expect("certificate")
+        .public_key()
+        .expect("key")
+}
+
+#[tokio::test]
+async fn the_platform_signing_key_rotates_into_the_hsm_without_losing_earlier_copies() {
+    use certificate_store::x509::PlatformSigner;
+    use pmp_common::signing::KeyAlgorithm;
+    use pmp_common::signing::testing::SoftHsm;
+
+    // The store starts on a file key under a root whose key the test keeps (the authority).
+    let authority = PlatformSigner::generate().expect("platform PKI");
+    let directory = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, content: String| {
+        let path = directory.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        path.display().to_string()
+    };
+    let root_file = file(
+        "root.pem",
+        x509::pem_string(&authority.root_certificate).expect("pem"),
+    );
+    let certificate_file = file(
+        "signing.pem",
+        authority.signer.certificate_pem().expect("pem"),
+    );
+    let key_file = file(
+        "signing-key.pem",
+        authority.signer.private_key_pem().expect("pem"),
+    );
+    let hsm = SoftHsm::start().expect("SoftHSM token");
+    let hsm_settings = hsm.settings.clone();
+    let adjust: StoreAdjust = Box::new(move |settings| {
+        settings.platform.root_certificate_file = root_file;
+        settings.platform.signing_certificate_file = certificate_file;
+        settings.platform.signing_key_file = key_file;
+        settings.platform.generate = false;
+        settings.hsm = hsm_settings;
+    });
+    let (store, pki) =
+        with_pki(Store::start_adjusted("", TrustPolicy::Registered, adjust).await).await;
+
+    let initial = list_keys(&store).await;
+    assert_eq!(
+        initial.root_certificate_pem,
+        x509::pem_string(&authority.root_certificate).expect("pem")
+    );
+    assert_eq!(initial.keys.len(), 1);
+    let old = initial.keys[0].clone();
+    assert_eq!(old.state(), PlatformSigningKeyState::Active);
+    assert!(
+        old.key_location.starts_with("file "),
+        "{}",
+        old.key_location
+    );
+    let old_key = public_key_of(&old.certificate_pem);
+    let before = fresh_copy(&store, &pki, "partner-before").await;
+    assert!(before.verify(&old_key).expect("verify"));
+
+    // Key ceremony: a new key in the HSM, certified by the platform root.
+    let new_public = hsm
+        .generate("platform-2027", KeyAlgorithm::EcP384)
+        .expect("generated");
+    let new_certificate = PlatformSigner::issue_signing_certificate(
+        &authority.root_certificate,
+        &authority.root_private_key,
+        &new_public,
+    )
+    .expect("issued");
+    let new_pem = x509::pem_string(&new_certificate).expect("pem");
+    let add =
+        |certificate_pem: &str, key_label: &str, key_file: &str| AddPlatformSigningKeyRequest {
+            certificate_pem: certificate_pem.into(),
+            key_label: key_label.into(),
+            key_file: key_file.into(),
+        };
+
+    // Refused: not an admin; not issued by the platform root; a key that is not the
+    // certificate's; both or neither key location.
+    let partner = store.tokens.token("acme", &["FTM_PROVIDER"]);
+    assert_error(
+        store
+            .client()
+            .add_platform_signing_key(with_token(add(&new_pem, "platform-2027", ""), &partner))
+            .await,
+        Code::PermissionDenied,
+        "KER-ATH-403",
+    );
+    let stranger = PlatformSigner::generate().expect("another PKI");
+    let foreign = PlatformSigner::issue_signing_certificate(
+        &stranger.root_certificate,
+        &stranger.root_private_key,
+        &new_public,
+    )
+    .expect("issued");
+    let foreign_pem = x509::pem_string(&foreign).expect("pem");
+    hsm.generate("unrelated", KeyAlgorithm::EcP256)
+        .expect("generated");
+    for (request, field) in [
+        (add(&foreign_pem, "platform-2027", ""), "certificate_pem"),
+        (add(&new_pem, "unrelated", ""), "key_label"),
+        (
+            add(&new_pem, "platform-2027", "/some/file.pem"),
+            "key_label",
+        ),
+        (add(&new_pem, "", ""), "key_label"),
+        (
+            add("not a certificate", "platform-2027", ""),
+            "certificate_pem",
+        ),
+    ] {
+        let refused = store
+            .client()
+            .add_platform_signing_key(with_token(request, &store.admin))
+            .await;
+        let status = refused.expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_eq!(
+            pmp_common::error::reason_of(&status).as_deref(),
+            Some("PMS_COR_001")
+        );
+        let violations = tonic_types::StatusExt::get_details_bad_request(&status)
+            .expect("the field at fault")
+            .field_violations;
+        assert_eq!(violations[0].field, field, "{status:?}");
+    }
+
+    // Step 1: added and published, but the old key still signs.
+    let added = store
+        .client()
+        .add_platform_signing_key(with_token(add(&new_pem, "platform-2027", ""), &store.admin))
+        .await
+        .expect("added")
+        .into_inner();
+    assert_eq!(added.state(), PlatformSigningKeyState::Next);
+    assert_eq!(added.key_location, "PKCS#11 label platform-2027");
+    assert_error(
+        store
+            .client()
+            .add_platform_signing_key(with_token(add(&new_pem, "platform-2027", ""), &store.admin))
+            .await,
+        Code::AlreadyExists,
+        "KER-PCM-003",
+    );
+    assert_eq!(
+        states(&list_keys(&store).await),
+        [
+            (old.key_id.clone(), PlatformSigningKeyState::Active),
+            (added.key_id.clone(), PlatformSigningKeyState::Next)
+        ]
+    );
+    assert!(
+        fresh_copy(&store, &pki, "partner-during")
+            .await
+            .verify(&old_key)
+            .expect("verify")
+    );
+
+    // Step 2: activated; new copies are signed in the HSM, the old key stays published.
+    let activate = |key_id: &str| ActivatePlatformSigningKeyRequest {
+        key_id: key_id.into(),
+    };
+    let activated = store
+        .client()
+        .activate_platform_signing_key(with_token(activate(&added.key_id), &store.admin))
+        .await
+        .expect("activated")
+        .into_inner();
+    assert_eq!(activated.state(), PlatformSigningKeyState::Active);
+    let after = fresh_copy(&store, &pki, "partner-after").await;
+    assert!(
+        after.verify(&new_public).expect("verify"),
+        "signed by the HSM key"
+    );
+    assert!(
+        !after.verify(&old_key).unwrap_or(false),
+        "not by the old key"
+    );
+    assert_eq!(
+        after.signature_algorithm().object().nid(),
+        openssl::nid::Nid::ECDSA_WITH_SHA384
+    );
+    let listed = list_keys(&store).await;
+    assert_eq!(
+        states(&listed),
+        [
+            (old.key_id.clone(), PlatformSigningKeyState::Previous),
+            (added.key_id.clone(), PlatformSigningKeyState::Active)
+        ]
+    );
+    let previous = &listed.keys[0];
+    let until = previous
+        .published_until
+        .expect("published until its copies expire");
+    assert!(
+        until.seconds >= chrono::Utc::now().timestamp() + 364 * 86_400,
+        "the previous key is published for the life of its copies"
+    );
+    // The copy signed before the rotation still verifies with what is published.
+    assert!(
+        before
+            .verify(&public_key_of(&previous.certificate_pem))
+            .expect("verify")
+    );
+
+    // Idempotent; unknown keys are not found.
+    let again = store
+        .client()
+        .activate_platform_signing_key(with_token(activate(&added.key_id), &store.admin))
+        .await
+        .expect("idempotent")
+        .into_inner();
+    assert_eq!(again.activated_at, activated.activated_at);
+    assert_error(
+        store
+            .client()
+            .activate_platform_signing_key(with_token(activate("no-such-key"), &store.admin))
+            .await,
+        Code::NotFound,
+        "KER-PCM-012",
+    );
 }

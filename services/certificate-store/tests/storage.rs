@@ -11,7 +11,8 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use certificate_store::domain::{
-    AuditEvent, CaCertificate, CaFilter, CaType, Owner, PartnerCertificate, TrustPolicy,
+    AuditEvent, CaCertificate, CaFilter, CaType, KeyLocation, Owner, PartnerCertificate,
+    PlatformKeyRecord, PlatformKeyState, TrustPolicy,
 };
 use certificate_store::error::StoreError;
 use certificate_store::storage::{CertificateRepository, SqlCertificateRepository};
@@ -1815,7 +1816,7 @@ async fn the_trust_model_migration_moves_data_of_the_first_schema() {
         assert_eq!(store.snapshot().size().0, 2, "{backend}");
 
         // Back to the first schema: this migration and every later one.
-        Migrator::down(&database.connection, Some(2))
+        Migrator::down(&database.connection, Some(3))
             .await
             .expect("down");
         let kinds = database
@@ -2048,4 +2049,154 @@ async fn the_verdict_cache_is_bounded_and_least_recently_used_goes_first() {
         (hits + 1, misses + 1),
         "an old verdict was evicted"
     );
+}
+
+fn platform_key(key_id: &str, location: KeyLocation, state: PlatformKeyState) -> PlatformKeyRecord {
+    let time = now();
+    PlatformKeyRecord {
+        key_id: key_id.into(),
+        certificate_pem: format!("certificate of {key_id}"),
+        location,
+        state,
+        not_after: time + chrono::Duration::days(1825),
+        added_at: time,
+        activated_at: (state == PlatformKeyState::Active).then_some(time),
+        retired_at: None,
+    }
+}
+
+#[tokio::test]
+async fn platform_keys_are_adopted_once_added_and_activated_one_at_a_time() {
+    for backend in backends() {
+        let (database, repository) = repository(backend).await;
+        let other_replica = replica_repository(&database).await;
+        let configured = platform_key(
+            "first",
+            KeyLocation::File("/secrets/platform/key.pem".into()),
+            PlatformKeyState::Active,
+        );
+        // Two replicas adopt their configured key at once: one row.
+        let (a, b) = tokio::join!(
+            repository.adopt_initial_platform_key(&configured),
+            other_replica.adopt_initial_platform_key(&configured)
+        );
+        a.expect("adopted");
+        b.expect("adopted");
+        assert_eq!(
+            repository.platform_keys().await.expect("keys"),
+            std::slice::from_ref(&configured),
+            "{backend}"
+        );
+
+        let next = platform_key(
+            "second",
+            KeyLocation::Hsm("platform-2027".into()),
+            PlatformKeyState::Next,
+        );
+        repository
+            .insert_platform_key(&next, audit("PLATFORM_SIGNING_KEY_ADDED", "second", "NEXT"))
+            .await
+            .expect("added");
+        let again = repository
+            .insert_platform_key(&next, audit("PLATFORM_SIGNING_KEY_ADDED", "second", "NEXT"))
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::DuplicateCa)),
+            "{backend}: {again:?}"
+        );
+        // Once keys exist, a replica's configured key is no longer adopted.
+        let stale = platform_key(
+            "stale",
+            KeyLocation::File("/old.pem".into()),
+            PlatformKeyState::Active,
+        );
+        other_replica
+            .adopt_initial_platform_key(&stale)
+            .await
+            .expect("nothing to do");
+        assert_eq!(
+            repository.platform_keys().await.expect("keys").len(),
+            2,
+            "{backend}"
+        );
+
+        let at = now() + chrono::Duration::seconds(5);
+        let activated = repository
+            .activate_platform_key(
+                "second",
+                at,
+                audit("PLATFORM_SIGNING_KEY_ACTIVATED", "second", "ACTIVE"),
+            )
+            .await
+            .expect("activated");
+        assert_eq!(activated.state, PlatformKeyState::Active);
+        assert_eq!(activated.activated_at, Some(at));
+        assert_eq!(activated.location, KeyLocation::Hsm("platform-2027".into()));
+        let keys = other_replica.platform_keys().await.expect("keys");
+        let states: Vec<_> = keys
+            .iter()
+            .map(|key| (key.key_id.as_str(), key.state, key.retired_at))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("first", PlatformKeyState::Previous, Some(at)),
+                ("second", PlatformKeyState::Active, None)
+            ],
+            "{backend}"
+        );
+
+        // Activating the active key again changes nothing and records nothing.
+        let later = at + chrono::Duration::seconds(5);
+        let same = repository
+            .activate_platform_key(
+                "second",
+                later,
+                audit("PLATFORM_SIGNING_KEY_ACTIVATED", "second", "ACTIVE"),
+            )
+            .await
+            .expect("idempotent");
+        assert_eq!(same.activated_at, Some(at), "{backend}");
+        let recorded = repository.audit_events("second").await.expect("audit");
+        let actions: Vec<_> = recorded.iter().map(|event| event.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "PLATFORM_SIGNING_KEY_ADDED",
+                "PLATFORM_SIGNING_KEY_ACTIVATED"
+            ],
+            "{backend}"
+        );
+
+        // Back to the first key: the second becomes previous.
+        repository
+            .activate_platform_key(
+                "first",
+                later,
+                audit("PLATFORM_SIGNING_KEY_ACTIVATED", "first", "ACTIVE"),
+            )
+            .await
+            .expect("rolled back");
+        let active: Vec<_> = repository
+            .platform_keys()
+            .await
+            .expect("keys")
+            .into_iter()
+            .filter(|key| key.state == PlatformKeyState::Active)
+            .map(|key| key.key_id)
+            .collect();
+        assert_eq!(active, ["first"], "{backend}: exactly one active key");
+
+        let unknown = repository
+            .activate_platform_key(
+                "nobody",
+                later,
+                audit("PLATFORM_SIGNING_KEY_ACTIVATED", "nobody", "ACTIVE"),
+            )
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::CertificateNotFound)),
+            "{backend}: {unknown:?}"
+        );
+    }
 }

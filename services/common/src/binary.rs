@@ -141,8 +141,7 @@ where
             public_key_out,
             algorithm,
         }) => {
-            let result =
-                generate_hsm_key(settings.base().hsm, label, *algorithm, public_key_out);
+            let result = generate_hsm_key(settings.base().hsm, label, *algorithm, public_key_out);
             telemetry.shutdown();
             return result;
         }

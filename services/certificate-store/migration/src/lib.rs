@@ -1,7 +1,8 @@
 //! Schema of the certificate store's own database: the CA trust store, partner and FTM chip
 //! certificates with their identity, owner and trust flag, the deactivated partners, the
 //! trust-store version that replicas poll (with the version at which each certificate's
-//! trust last changed, for incremental refresh), and the audit trail.
+//! trust last changed, for incremental refresh), the platform signing keys (for rotation),
+//! and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -9,6 +10,7 @@ pub mod identity;
 mod m20261130_000001_initial;
 mod m20261202_000002_trust_model;
 mod m20261208_000003_trust_change_versions;
+mod m20261209_000004_platform_signing_keys;
 
 /// Applies the certificate store's migrations in order.
 pub struct Migrator;
@@ -20,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261202_000002_trust_model::Migration),
             Box::new(m20261208_000003_trust_change_versions::Migration),
+            Box::new(m20261209_000004_platform_signing_keys::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod ca;
 mod inputs;
 mod outputs;
 mod partner;
+mod platform;
 mod verify;
 
 use std::sync::Arc;
@@ -28,13 +29,17 @@ use crate::domain::OwnerType;
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
 use crate::trust::TrustStore;
-use crate::x509::{self, PlatformSigner, ValidationPolicy};
+use crate::x509::{self, ValidationPolicy};
 
 pub(crate) use inputs::{
     CaLookup, Input, ListCa, PartnerDeactivation, PartnerLookup, SetTrusted, UploadCa,
     UploadPartner, VerifyTrust,
 };
 pub(crate) use outputs::{CaList, CaUpload, CaUploadResult, TrustPath, UploadStatus};
+pub(crate) use platform::{
+    AddPlatformKey, ListPlatformKeys, PlatformKeyLookup, PlatformKeys, PublishedPlatformKeys,
+    published_until,
+};
 
 /// Who may make a request, beyond being let through by `grpc::SERVICE_CALLERS`. Checked before
 /// the request is decoded (a caller without the right is refused whatever it sent) and again
@@ -92,7 +97,7 @@ fn require_owner_type(caller: &Caller, owner_type: OwnerType) -> Result<(), Stor
 pub(crate) struct CertificateStoreService {
     repository: Arc<dyn CertificateRepository>,
     trust: Arc<TrustStore>,
-    signer: Arc<PlatformSigner>,
+    platform: Arc<PlatformKeys>,
     policy: ValidationPolicy,
     domains: Vec<String>,
 }
@@ -114,17 +119,22 @@ impl CertificateStoreService {
     pub(crate) fn new(
         repository: Arc<dyn CertificateRepository>,
         trust: Arc<TrustStore>,
-        signer: Arc<PlatformSigner>,
+        platform: Arc<PlatformKeys>,
         policy: ValidationPolicy,
         domains: Vec<String>,
     ) -> Self {
         CertificateStoreService {
             repository,
             trust,
-            signer,
+            platform,
             policy,
             domains,
         }
+    }
+
+    /// The platform signing keys (rotation).
+    pub(crate) fn platform_keys(&self) -> &PlatformKeys {
+        &self.platform
     }
 
     /// The canonical (upper-case) form of an allowed domain, else KER-PCM-011.

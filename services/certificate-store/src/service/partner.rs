@@ -1,8 +1,6 @@
 //! Partner and FTM chip certificates: upload (parse → rules → store), lookup, the owning
 //! service's trust flag, and partner deactivation.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use openssl::x509::X509;
 
@@ -114,7 +112,7 @@ impl CertificateStoreService {
         certificate: X509,
         chain: Vec<X509>,
     ) -> Result<PartnerCertificate, StoreError> {
-        let signer = Arc::clone(&self.signer);
+        let signer = self.platform.signer();
         let platform_signed = blocking(move || Ok(signer.resign(&certificate)?)).await?;
         Ok(PartnerCertificate {
             certificate_id: uuid::Uuid::now_v7().to_string(),

@@ -111,3 +111,31 @@ pub mod deactivated_partners {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `platform_signing_keys`: the platform's signing certificates and where their keys are.
+#[allow(missing_docs)]
+pub mod platform_signing_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "platform_signing_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_id: String,
+        pub certificate_pem: String,
+        /// Empty unless the key is in the HSM.
+        pub key_label: String,
+        /// Empty unless the key is a file.
+        pub key_file: String,
+        pub state: String,
+        pub not_after: DateTimeUtc,
+        pub added_at: DateTimeUtc,
+        pub activated_at: Option<DateTimeUtc>,
+        pub retired_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

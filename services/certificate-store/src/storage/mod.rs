@@ -12,7 +12,8 @@ use async_trait::async_trait;
 pub use sql::SqlCertificateRepository;
 
 use crate::domain::{
-    AuditEvent, CaCertificate, CaFilter, PartnerCertificate, TrustChanges, TrustData,
+    AuditEvent, CaCertificate, CaFilter, PartnerCertificate, PlatformKeyRecord, TrustChanges,
+    TrustData,
 };
 use crate::error::StoreError;
 
@@ -119,4 +120,29 @@ pub trait CertificateRepository: Send + Sync {
     /// The audit rows written about `entity_id`, for tests to check what was recorded.
     #[cfg(feature = "testing")]
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Every platform signing key, oldest first.
+    async fn platform_keys(&self) -> Result<Vec<PlatformKeyRecord>, StoreError>;
+
+    /// Records the configured key as the active one when no key is recorded yet (the first
+    /// start of a store, or of its first release with rotation); otherwise does nothing.
+    /// Several replicas may do this at once.
+    async fn adopt_initial_platform_key(&self, key: &PlatformKeyRecord) -> Result<(), StoreError>;
+
+    /// Adds a key (state `NEXT`) with its audit row; `DuplicateCa` when it was added before.
+    async fn insert_platform_key(
+        &self,
+        key: &PlatformKeyRecord,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Makes `key_id` the active key at `now`, the active one `PREVIOUS`, in one transaction
+    /// with `audit` (written only when something changed); `CertificateNotFound` for an
+    /// unknown key. Returns the key.
+    async fn activate_platform_key(
+        &self,
+        key_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        audit: AuditEvent,
+    ) -> Result<PlatformKeyRecord, StoreError>;
 }

@@ -9,12 +9,14 @@ use sea_orm::{
 };
 
 use super::entities::{
-    ca_certificates, deactivated_partners, partner_certificates, trust_versions,
+    ca_certificates, deactivated_partners, partner_certificates, platform_signing_keys,
+    trust_versions,
 };
 use super::{CaPage, CertificateRepository};
 use crate::domain::{
-    AuditEvent, CaCertificate, CaFilter, CaType, Owner, OwnerType, PartnerCertificate,
-    StoredTrustChange, StoredTrustEntry, TrustChanges, TrustData,
+    AuditEvent, CaCertificate, CaFilter, CaType, KeyLocation, Owner, OwnerType, PartnerCertificate,
+    PlatformKeyRecord, PlatformKeyState, StoredTrustChange, StoredTrustEntry, TrustChanges,
+    TrustData,
 };
 use crate::error::StoreError;
 
@@ -570,6 +572,192 @@ impl CertificateRepository for SqlCertificateRepository {
     async fn audit_events(&self, entity_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(pmp_common::audit::events_of(&self.connection, entity_id).await?)
     }
+
+    async fn platform_keys(&self) -> Result<Vec<PlatformKeyRecord>, StoreError> {
+        platform_signing_keys::Entity::find()
+            .order_by_asc(platform_signing_keys::Column::AddedAt)
+            .order_by_asc(platform_signing_keys::Column::KeyId)
+            .all(&self.connection)
+            .await?
+            .into_iter()
+            .map(platform_key_to_domain)
+            .collect()
+    }
+
+    async fn adopt_initial_platform_key(&self, key: &PlatformKeyRecord) -> Result<(), StoreError> {
+        // One statement, `INSERT … SELECT … WHERE NOT EXISTS`, so that SQLite takes its
+        // write lock at once (a read-then-write transaction of two replicas would deadlock).
+        use sea_orm::sea_query::{Alias, Query};
+        let (key_label, key_file) = key_location_columns(&key.location);
+        let table = Alias::new("platform_signing_keys");
+        let values: Vec<sea_orm::sea_query::SimpleExpr> = vec![
+            Expr::val(key.key_id.clone()),
+            Expr::val(key.certificate_pem.clone()),
+            Expr::val(key_label),
+            Expr::val(key_file),
+            Expr::val(key.state.as_str()),
+            Expr::val(key.not_after),
+            Expr::val(key.added_at),
+            Expr::val(key.activated_at),
+            Expr::val(key.retired_at),
+        ];
+        let nothing_recorded = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(table.clone())
+                .to_owned(),
+        )
+        .not();
+        let select = Query::select()
+            .exprs(values)
+            .and_where(nothing_recorded)
+            .to_owned();
+        let insert = Query::insert()
+            .into_table(table)
+            .columns([
+                platform_signing_keys::Column::KeyId,
+                platform_signing_keys::Column::CertificatePem,
+                platform_signing_keys::Column::KeyLabel,
+                platform_signing_keys::Column::KeyFile,
+                platform_signing_keys::Column::State,
+                platform_signing_keys::Column::NotAfter,
+                platform_signing_keys::Column::AddedAt,
+                platform_signing_keys::Column::ActivatedAt,
+                platform_signing_keys::Column::RetiredAt,
+            ])
+            .select_from(select)
+            .map_err(|error| StoreError::Internal(error.to_string()))?
+            .to_owned();
+        match self.connection.execute(&insert).await {
+            // Another replica adopted its configured key first.
+            Err(error) if pmp_common::db::is_unique_violation(&error) => Ok(()),
+            other => {
+                other?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn insert_platform_key(
+        &self,
+        key: &PlatformKeyRecord,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let result: Result<(), sea_orm::DbErr> = async {
+            let transaction = self.connection.begin().await?;
+            platform_key_to_active(key).insert(&transaction).await?;
+            pmp_common::audit::record(&transaction, audit).await?;
+            transaction.commit().await
+        }
+        .await;
+        match result {
+            Err(error) if pmp_common::db::is_unique_violation(&error) => {
+                Err(StoreError::DuplicateCa)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn activate_platform_key(
+        &self,
+        key_id: &str,
+        now: chrono::DateTime<Utc>,
+        audit: AuditEvent,
+    ) -> Result<PlatformKeyRecord, StoreError> {
+        let transaction = self.connection.begin().await?;
+        // A write first, so that the transaction holds the write lock (SQLite) or the row
+        // (PostgreSQL) before it reads.
+        let claimed = platform_signing_keys::Entity::update_many()
+            .col_expr(
+                platform_signing_keys::Column::State,
+                Expr::col(platform_signing_keys::Column::State),
+            )
+            .filter(platform_signing_keys::Column::KeyId.eq(key_id))
+            .exec(&transaction)
+            .await?;
+        if claimed.rows_affected == 0 {
+            return Err(StoreError::CertificateNotFound);
+        }
+        let target = platform_signing_keys::Entity::find_by_id(key_id.to_owned())
+            .one(&transaction)
+            .await?
+            .ok_or(StoreError::CertificateNotFound)?;
+        if target.state == PlatformKeyState::Active.as_str() {
+            transaction.rollback().await?;
+            return platform_key_to_domain(target);
+        }
+        platform_signing_keys::Entity::update_many()
+            .col_expr(
+                platform_signing_keys::Column::State,
+                Expr::value(PlatformKeyState::Previous.as_str()),
+            )
+            .col_expr(platform_signing_keys::Column::RetiredAt, Expr::value(now))
+            .filter(platform_signing_keys::Column::State.eq(PlatformKeyState::Active.as_str()))
+            .exec(&transaction)
+            .await?;
+        let mut active: platform_signing_keys::ActiveModel = target.into();
+        active.state = Set(PlatformKeyState::Active.as_str().to_owned());
+        active.activated_at = Set(Some(now));
+        active.retired_at = Set(None);
+        let activated = active.update(&transaction).await?;
+        pmp_common::audit::record(&transaction, audit).await?;
+        transaction.commit().await?;
+        platform_key_to_domain(activated)
+    }
+}
+
+/// The `key_label` and `key_file` columns of a key location (one of them empty).
+fn key_location_columns(location: &KeyLocation) -> (String, String) {
+    match location {
+        KeyLocation::Hsm(label) => (label.clone(), String::new()),
+        KeyLocation::File(path) => (String::new(), path.clone()),
+    }
+}
+
+fn platform_key_to_active(key: &PlatformKeyRecord) -> platform_signing_keys::ActiveModel {
+    let (key_label, key_file) = key_location_columns(&key.location);
+    platform_signing_keys::ActiveModel {
+        key_id: Set(key.key_id.clone()),
+        certificate_pem: Set(key.certificate_pem.clone()),
+        key_label: Set(key_label),
+        key_file: Set(key_file),
+        state: Set(key.state.as_str().to_owned()),
+        not_after: Set(key.not_after),
+        added_at: Set(key.added_at),
+        activated_at: Set(key.activated_at),
+        retired_at: Set(key.retired_at),
+    }
+}
+
+fn platform_key_to_domain(
+    row: platform_signing_keys::Model,
+) -> Result<PlatformKeyRecord, StoreError> {
+    let state = PlatformKeyState::parse(&row.state).ok_or_else(|| {
+        StoreError::Internal(format!(
+            "platform key {} has state {:?}",
+            row.key_id, row.state
+        ))
+    })?;
+    let location = match (row.key_label.is_empty(), row.key_file.is_empty()) {
+        (false, true) => KeyLocation::Hsm(row.key_label),
+        (true, false) => KeyLocation::File(row.key_file),
+        _ => {
+            return Err(StoreError::Internal(format!(
+                "platform key {} names no single key location",
+                row.key_id
+            )));
+        }
+    };
+    Ok(PlatformKeyRecord {
+        key_id: row.key_id,
+        certificate_pem: row.certificate_pem,
+        location,
+        state,
+        not_after: row.not_after,
+        added_at: row.added_at,
+        activated_at: row.activated_at,
+        retired_at: row.retired_at,
+    })
 }
 
 #[cfg(test)]

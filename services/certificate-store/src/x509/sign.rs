@@ -108,6 +108,24 @@ impl PlatformSigner {
         Ok((root, signer))
     }
 
+    /// A signing certificate (CA, 5 years) for `signing_key` issued by the platform root
+    /// `root` with its key: what the authority does in a key ceremony or a rotation.
+    pub fn issue_signing_certificate<T: openssl::pkey::HasPublic>(
+        root: &X509,
+        root_key: &PKeyRef<Private>,
+        signing_key: &PKeyRef<T>,
+    ) -> Result<X509, CertError> {
+        let signer_name = platform_name("Partner Management Platform Signing CA")?;
+        build_ca(
+            &signer_name,
+            signing_key,
+            Some(root),
+            root_key,
+            Utc::now(),
+            SIGNER_VALIDITY_DAYS,
+        )
+    }
+
     /// A signer of `certificate` with `key` (in memory or in an HSM). Refuses a key that does
     /// not belong to the certificate, which would otherwise only surface as unverifiable
     /// copies.

@@ -251,6 +251,27 @@ fn not_found() -> Status {
 
 #[tonic::async_trait]
 impl CertificateStore for FakeStore {
+    async fn add_platform_signing_key(
+        &self,
+        _request: Request<AddPlatformSigningKeyRequest>,
+    ) -> Result<Response<PlatformSigningKey>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn activate_platform_signing_key(
+        &self,
+        _request: Request<ActivatePlatformSigningKeyRequest>,
+    ) -> Result<Response<PlatformSigningKey>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_platform_signing_keys(
+        &self,
+        _request: Request<ListPlatformSigningKeysRequest>,
+    ) -> Result<Response<ListPlatformSigningKeysResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn upload_ca_certificate(
         &self,
         _request: Request<UploadCaCertificateRequest>,
