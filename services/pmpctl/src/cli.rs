@@ -149,6 +149,9 @@ pub enum Command {
     /// FTMs (secure chips) and their review.
     #[command(subcommand)]
     Ftm(FtmCommand),
+    /// Platform signing keys: list them, and rotate (add, then activate) (admin).
+    #[command(subcommand)]
+    PlatformKey(PlatformKeyCommand),
     /// Check whether a certificate (or PEM chain, leaf first) is trusted in a domain now.
     Verify(VerifyArgs),
     /// Show the public keys, issuer and audience of the registry's access tokens.
@@ -158,6 +161,41 @@ pub enum Command {
     Dev(DevCommand),
     /// gRPC health of the three services; exit 7 unless all are SERVING.
     Health(HealthArgs),
+}
+
+/// `pmpctl platform-key ...`.
+#[derive(Debug, Subcommand)]
+pub enum PlatformKeyCommand {
+    /// The platform root and every published signing key (what verifies platform-signed
+    /// copies).
+    List {
+        /// Also write the platform root certificate (PEM) to this file.
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Rotation step 1: add a signing certificate issued by the platform root, with where
+    /// its key is; it is published at once and signs nothing until activated.
+    Add {
+        /// The signing certificate (PEM).
+        certificate: PathBuf,
+        /// The key pair's label in the certificate store's HSM.
+        #[arg(
+            long,
+            conflicts_with = "key_path",
+            required_unless_present = "key_path"
+        )]
+        key_label: Option<String>,
+        /// Or: a PEM key file at this path on every certificate-store replica (`--key-file`
+        /// is pmpctl's own TLS key).
+        #[arg(long)]
+        key_path: Option<String>,
+    },
+    /// Rotation step 2: sign every new platform-signed copy with this key; the key it
+    /// replaces stays published until the copies it signed expire.
+    Activate {
+        /// The key id (`platform-key list`).
+        key_id: String,
+    },
 }
 
 /// `pmpctl health`.

@@ -7,6 +7,7 @@ mod dev;
 mod ftm;
 mod health;
 mod partner;
+mod platform_key;
 mod verify;
 
 use std::io::BufRead;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ca(command) => ca::run(&context, command).await?,
         Command::Partner(command) => partner::run(&context, command).await?,
         Command::Ftm(command) => ftm::run(&context, command).await?,
+        Command::PlatformKey(command) => platform_key::run(&context, command).await?,
         Command::Verify(args) => verify::run(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
         Command::Health(args) => health::run(&context, args).await?,

@@ -52,6 +52,23 @@ impl Platform {
         }
     }
 
+    /// The platform with the certificate store's settings changed by `adjust` (e.g. a
+    /// platform PKI whose root key the test keeps).
+    pub async fn start_with_store(adjust: pmp_e2e::inprocess::StoreAdjust) -> Platform {
+        let services = InProcessPlatform::start(Options {
+            store_adjust: Some(adjust),
+            ..Options::on("sqlite")
+        })
+        .await
+        .expect("platform");
+        Platform {
+            registry_address: services.registry.address.clone(),
+            store_address: services.store_address.clone(),
+            ftm_address: None,
+            services,
+        }
+    }
+
     /// The platform, FTM management included.
     pub async fn start_with_ftm() -> Platform {
         let mut platform = Platform::start().await;
