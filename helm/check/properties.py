@@ -177,6 +177,36 @@ def check_callers_balance_over_replicas(documents, values):
     check(addresses >= 8, f"{values}: only {addresses} service addresses found in the environments")
 
 
+def check_hsm_keys(documents, values, hsm):
+    """With the HSM on, every key is named by label and no Secret with a private key is
+    mounted; with it off, every key is a mounted file."""
+    deployments = {component(document): document for document in by_kind(documents, "Deployment")}
+    for service in SERVICES:
+        deployment = deployments.get(service)
+        if deployment is None:
+            continue
+        pod = deployment["spec"]["template"]["spec"]
+        environment = environment_of(pod["containers"][0])
+        volumes = {volume["name"] for volume in pod.get("volumes", [])}
+        labels = [key for key in environment if key.endswith("_KEY_LABEL")]
+        key_files = [
+            key for key in environment
+            if key.endswith(("PRIVATE_KEY_FILE", "SIGNING_KEY_FILE"))
+        ]
+        if hsm:
+            check(not key_files, f"{values}: {service} still reads key files {key_files}")
+            check("identity" not in volumes and "token-key" not in volumes,
+                  f"{values}: {service} mounts a private key Secret with the HSM on")
+            check("hsm-pin" in volumes, f"{values}: {service} does not mount the HSM PIN")
+            expected = {"partner-registry": 2, "certificate-store": 2, "ftm-management": 1}[service]
+            check(len(labels) == expected, f"{values}: {service} names keys {labels}")
+            check(any(key.endswith("__HSM__PIN_FILE") for key in environment),
+                  f"{values}: {service} has no HSM PIN file")
+        else:
+            check(not labels, f"{values}: {service} names HSM keys {labels} with the HSM off")
+            check("identity" in volumes, f"{values}: {service} mounts no identity key")
+
+
 def check_migrations(documents, values):
     jobs = {component(document): document for document in by_kind(documents, "Job")}
     for service in SERVICES:
@@ -290,12 +320,14 @@ def check_schema_rejects_typos(helm, chart):
 
 def main():
     helm, chart, default, production = sys.argv[1:5]
-    for path, name, tls in ((default, "default values", False), (production, "production values", True)):
+    # The production example turns on TLS and the HSM; the defaults neither.
+    for path, name, is_production in ((default, "default values", False), (production, "production values", True)):
         documents = objects(path)
         check_labels_and_names(documents, name)
-        check_service_deployments(documents, name, tls)
+        check_service_deployments(documents, name, is_production)
         check_migrations(documents, name)
         check_callers_balance_over_replicas(documents, name)
+        check_hsm_keys(documents, name, is_production)
         check_disruption_budgets(documents, name)
         check_helm_test(documents, name)
     check_schema_rejects_typos(helm, chart)

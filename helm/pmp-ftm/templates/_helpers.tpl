@@ -95,9 +95,21 @@ topologySpreadConstraints:
 {{- if .Values.tls.enabled }}https{{ else }}http{{ end -}}
 {{- end -}}
 
-{{/* Service identity and TLS environment; dict: prefix (e.g. PMP_REGISTRY), root. */}}
+{{/* Service identity, HSM and TLS environment; dict: prefix (e.g. PMP_REGISTRY), component
+     (registry, certstore or ftm), root. With hsm.enabled the identity key is a key pair in
+     the token, by label, and no private key is mounted. */}}
 {{- define "pmp.identityEnv" -}}
+{{- if .root.Values.hsm.enabled }}
+- { name: {{ .prefix }}__SERVICE_IDENTITY__PRIVATE_KEY_LABEL, value: {{ index .root.Values.hsm.identityKeyLabels .component | quote }} }
+- { name: {{ .prefix }}__HSM__MODULE, value: {{ .root.Values.hsm.module | quote }} }
+- { name: {{ .prefix }}__HSM__TOKEN_LABEL, value: {{ .root.Values.hsm.tokenLabel | quote }} }
+- { name: {{ .prefix }}__HSM__PIN_FILE, value: /secrets/hsm/pin }
+{{- range .root.Values.hsm.moduleEnv }}
+- { name: {{ .name }}, value: {{ .value | quote }} }
+{{- end }}
+{{- else }}
 - { name: {{ .prefix }}__SERVICE_IDENTITY__PRIVATE_KEY_FILE, value: /secrets/identity/service-key.pem }
+{{- end }}
 - { name: {{ .prefix }}__SERVICE_IDENTITY__GENERATE_KEY, value: "false" }
 - { name: {{ .prefix }}__SERVICE_IDENTITY__PUBLIC_KEYS_DIR, value: /etc/pmp/service-keys }
 {{- if .root.Values.tls.enabled }}
@@ -115,9 +127,17 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
-{{/* Mounts of the identity key, the public keys and the TLS files. */}}
+{{/* Mounts of the identity key (or the HSM's PIN and configuration), the public keys and
+     the TLS files. */}}
 {{- define "pmp.identityMounts" -}}
+{{- if .Values.hsm.enabled }}
+- { name: hsm-pin, mountPath: /secrets/hsm, readOnly: true }
+{{- if .Values.hsm.configSecret }}
+- { name: hsm-config, mountPath: /etc/pmp/hsm, readOnly: true }
+{{- end }}
+{{- else }}
 - { name: identity, mountPath: /secrets/identity, readOnly: true }
+{{- end }}
 - { name: service-keys, mountPath: /etc/pmp/service-keys, readOnly: true }
 {{- if .Values.tls.enabled }}
 - { name: tls, mountPath: /secrets/tls, readOnly: true }
@@ -126,8 +146,17 @@ topologySpreadConstraints:
 
 {{/* Volumes of pmp.identityMounts; dict: keySecret, tlsSecret, root. */}}
 {{- define "pmp.identityVolumes" -}}
+{{- if .root.Values.hsm.enabled }}
+- name: hsm-pin
+  secret: { secretName: {{ .root.Values.hsm.pinSecret }}, defaultMode: 0400 }
+{{- if .root.Values.hsm.configSecret }}
+- name: hsm-config
+  secret: { secretName: {{ .root.Values.hsm.configSecret }}, defaultMode: 0440 }
+{{- end }}
+{{- else }}
 - name: identity
   secret: { secretName: {{ .keySecret }}, defaultMode: 0400 }
+{{- end }}
 - name: service-keys
   configMap: { name: {{ .root.Values.serviceIdentity.publicKeysConfigMap }} }
 {{- if .root.Values.tls.enabled }}
