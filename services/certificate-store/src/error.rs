@@ -110,3 +110,21 @@ impl From<StoreError> for Status {
         common_error::status_of(&error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signing_key_that_cannot_sign_now_is_unavailable_without_its_reason() {
+        let status = Status::from(StoreError::Certificate(CertError::SigningUnavailable(
+            "token pmp: CKR_DEVICE_REMOVED".into(),
+        )));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            common_error::reason_of(&status).as_deref(),
+            Some(common_error::REASON_UNAVAILABLE)
+        );
+        assert!(!status.message().contains("CKR_"), "{}", status.message());
+    }
+}

@@ -1574,3 +1574,46 @@ fn der_lengths_round_trip_across_their_encodings() {
         "over-long length"
     );
 }
+
+/// A key whose HSM has gone away.
+#[derive(Debug)]
+struct UnreachableKey {
+    public: openssl::pkey::PKey<openssl::pkey::Public>,
+}
+
+impl pmp_common::signing::PrivateKey for UnreachableKey {
+    fn public_key(&self) -> &openssl::pkey::PKey<openssl::pkey::Public> {
+        &self.public
+    }
+
+    fn algorithm(&self) -> pmp_common::signing::KeyAlgorithm {
+        pmp_common::signing::KeyAlgorithm::of(&self.public).expect("supported")
+    }
+
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, pmp_common::signing::SigningError> {
+        Err(pmp_common::signing::SigningError::Unavailable(
+            "CKR_DEVICE_REMOVED".into(),
+        ))
+    }
+
+    fn describe(&self) -> String {
+        "a token that went away".into()
+    }
+}
+
+#[test]
+fn a_copy_the_hsm_cannot_sign_now_fails_as_unavailable() {
+    let certificate = platform().signer.certificate.clone();
+    let public = certificate.public_key().expect("public key");
+    let signer = PlatformSigner::new(certificate, std::sync::Arc::new(UnreachableKey { public }))
+        .expect("the key matches");
+    let error = signer
+        .resign(&pki().partner.certificate)
+        .expect_err("no signature");
+    assert!(
+        matches!(error, CertError::SigningUnavailable(_)),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::Unavailable);
+    assert_eq!(error.reason(), "PMS_UNAVAILABLE");
+}
