@@ -366,13 +366,11 @@ impl TryFrom<proto::ListPlatformSigningKeysRequest> for ListPlatformKeys {
     }
 }
 
-impl From<PlatformKeyState> for proto::PlatformSigningKeyState {
-    fn from(state: PlatformKeyState) -> Self {
-        match state {
-            PlatformKeyState::Next => proto::PlatformSigningKeyState::Next,
-            PlatformKeyState::Active => proto::PlatformSigningKeyState::Active,
-            PlatformKeyState::Previous => proto::PlatformSigningKeyState::Previous,
-        }
+fn platform_key_state(state: PlatformKeyState) -> proto::PlatformSigningKeyState {
+    match state {
+        PlatformKeyState::Next => proto::PlatformSigningKeyState::Next,
+        PlatformKeyState::Active => proto::PlatformSigningKeyState::Active,
+        PlatformKeyState::Previous => proto::PlatformSigningKeyState::Previous,
     }
 }
 
@@ -380,7 +378,7 @@ impl From<PlatformKeyRecord> for proto::PlatformSigningKey {
     fn from(key: PlatformKeyRecord) -> Self {
         let published_until = published_until(&key).map(timestamp);
         proto::PlatformSigningKey {
-            state: proto::PlatformSigningKeyState::from(key.state) as i32,
+            state: platform_key_state(key.state) as i32,
             key_location: key.location.to_string(),
             not_after: Some(timestamp(key.not_after)),
             activated_at: key.activated_at.map(timestamp),

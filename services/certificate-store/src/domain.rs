@@ -268,55 +268,7 @@ impl TrustPolicy {
     }
 }
 
-/// Where a platform signing key's private half is: never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyLocation {
-    /// A key pair in the store's HSM, by label.
-    Hsm(String),
-    /// A PEM key file, at the same path on every replica.
-    File(String),
-}
-
-impl std::fmt::Display for KeyLocation {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            KeyLocation::Hsm(label) => write!(formatter, "PKCS#11 label {label}"),
-            KeyLocation::File(path) => write!(formatter, "file {path}"),
-        }
-    }
-}
-
-/// The life of a platform signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlatformKeyState {
-    /// Published, not signing yet.
-    Next,
-    /// Signs new platform-signed copies (one key at a time).
-    Active,
-    /// Replaced; published until the copies it signed expire.
-    Previous,
-}
-
-impl PlatformKeyState {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlatformKeyState::Next => "NEXT",
-            PlatformKeyState::Active => "ACTIVE",
-            PlatformKeyState::Previous => "PREVIOUS",
-        }
-    }
-
-    /// The state of a stored name.
-    pub fn parse(stored: &str) -> Option<Self> {
-        match stored {
-            "NEXT" => Some(PlatformKeyState::Next),
-            "ACTIVE" => Some(PlatformKeyState::Active),
-            "PREVIOUS" => Some(PlatformKeyState::Previous),
-            _ => None,
-        }
-    }
-}
+pub use pmp_common::signing::{KeyLocation, KeyState as PlatformKeyState};
 
 /// A platform signing certificate and where its key is.
 #[derive(Debug, Clone, PartialEq, Eq)]

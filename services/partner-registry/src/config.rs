@@ -131,6 +131,13 @@ pub struct TokenSettings {
     /// signing key.
     #[serde(default, deserialize_with = "pmp_common::config::list")]
     pub previous_public_key_files: Vec<String>,
+    /// How often replicas look for a token key activated elsewhere (rotation).
+    #[serde(default = "default_key_refresh_interval_ms")]
+    pub key_refresh_interval_ms: u64,
+}
+
+fn default_key_refresh_interval_ms() -> u64 {
+    5000
 }
 
 /// The bootstrap administrator; nothing is created without a password. Its user name is

@@ -190,3 +190,38 @@ impl From<VerificationKeys> for proto::GetTokenVerificationKeysResponse {
         }
     }
 }
+
+/// The key location of an `AddTokenSigningKey` request: exactly one of label and file.
+pub(crate) fn key_location(
+    request: proto::AddTokenSigningKeyRequest,
+) -> Result<pmp_common::signing::KeyLocation, RegistryError> {
+    let (label, file) = (request.key_label.trim(), request.key_file.trim());
+    pmp_common::signing::KeyLocation::from_columns(label.to_owned(), file.to_owned()).ok_or_else(
+        || RegistryError::InvalidField {
+            field: "key_label",
+            message: "exactly one of key_label and key_file is required".into(),
+        },
+    )
+}
+
+/// A token signing key on the wire.
+pub(crate) fn token_key(
+    key: crate::storage::TokenKeyRecord,
+    lifetime: std::time::Duration,
+) -> proto::TokenSigningKey {
+    use pmp_common::signing::KeyState;
+    let state = match key.state {
+        KeyState::Next => proto::TokenSigningKeyState::Next,
+        KeyState::Active => proto::TokenSigningKeyState::Active,
+        KeyState::Previous => proto::TokenSigningKeyState::Previous,
+    };
+    proto::TokenSigningKey {
+        published_until: crate::service::published_until(&key, lifetime)
+            .map(pmp_common::time::timestamp),
+        state: state as i32,
+        key_location: key.location.to_string(),
+        activated_at: key.activated_at.map(pmp_common::time::timestamp),
+        key_id: key.key_id,
+        public_key_pem: key.public_key_pem,
+    }
+}

@@ -83,6 +83,21 @@ pub enum RegistryError {
     /// The database failed or refused a statement other than a known constraint.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// A token signing key added before.
+    #[error("this token signing key was added before")]
+    KeyExists,
+    /// No token signing key has this id.
+    #[error("no token signing key has this id")]
+    KeyNotFound,
+    /// A token signing key the registry cannot use (unknown label, unreadable file, a key of
+    /// the wrong type or size).
+    #[error("{message}")]
+    UnusableKey {
+        /// `key_label` or `key_file`.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The token signing key could not sign now (its HSM unreachable).
     #[error("signing key unavailable: {0}")]
     KeyStore(String),
@@ -117,6 +132,11 @@ impl ServiceError for RegistryError {
             }
             RegistryError::Auth(error) => error.disclosure(),
             RegistryError::Page(error) => error.disclosure(),
+            RegistryError::KeyExists => Disclosure::client(AlreadyExists, "PMS_KEY_EXISTS"),
+            RegistryError::KeyNotFound => Disclosure::client(NotFound, "PMS_KEY_NOT_FOUND"),
+            RegistryError::UnusableKey { field, .. } => {
+                Disclosure::invalid(common_error::REASON_INVALID_FIELD, field)
+            }
             RegistryError::Busy | RegistryError::Interrupted | RegistryError::KeyStore(_) => {
                 Disclosure::client(Unavailable, common_error::REASON_UNAVAILABLE)
             }

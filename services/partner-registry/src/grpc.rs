@@ -14,6 +14,7 @@ use pmp_proto::partner::v1::partner_registry_server::PartnerRegistry;
 use crate::domain::RegistrationInput;
 use crate::service::{
     Activation, CertificateUpload, Credentials, PartnerLookup, PartnerQuery, RegistryService,
+    TokenKeys,
 };
 
 /// Which platform services may call which RPCs; everything else refuses service callers.
@@ -23,11 +24,12 @@ pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[("GetPartner", &[FTM_
 /// The registry's RPCs, served by [`crate::PartnerRegistry`].
 pub struct RegistryGrpc {
     api: RegistryService,
+    token_keys: std::sync::Arc<TokenKeys>,
 }
 
 impl RegistryGrpc {
-    pub(crate) fn new(api: RegistryService) -> Self {
-        RegistryGrpc { api }
+    pub(crate) fn new(api: RegistryService, token_keys: std::sync::Arc<TokenKeys>) -> Self {
+        RegistryGrpc { api, token_keys }
     }
 }
 
@@ -115,5 +117,49 @@ impl PartnerRegistry for RegistryGrpc {
         _request: Request<proto::GetTokenVerificationKeysRequest>,
     ) -> Result<Response<proto::GetTokenVerificationKeysResponse>, Status> {
         Ok(Response::new(self.api.verification_keys().into()))
+    }
+
+    async fn add_token_signing_key(
+        &self,
+        request: Request<proto::AddTokenSigningKeyRequest>,
+    ) -> Result<Response<proto::TokenSigningKey>, Status> {
+        let caller = caller(&request, "AddTokenSigningKey").await?;
+        caller
+            .require_admin()
+            .map_err(crate::error::RegistryError::from)?;
+        let location = crate::convert::key_location(request.into_inner())?;
+        let added = self.token_keys.add(&caller, location).await?;
+        Ok(Response::new(crate::convert::token_key(
+            added,
+            self.token_keys.lifetime(),
+        )))
+    }
+
+    async fn activate_token_signing_key(
+        &self,
+        request: Request<proto::ActivateTokenSigningKeyRequest>,
+    ) -> Result<Response<proto::TokenSigningKey>, Status> {
+        let caller = caller(&request, "ActivateTokenSigningKey").await?;
+        let key_id = request.into_inner().key_id;
+        let activated = self.token_keys.activate(&caller, &key_id).await?;
+        Ok(Response::new(crate::convert::token_key(
+            activated,
+            self.token_keys.lifetime(),
+        )))
+    }
+
+    async fn list_token_signing_keys(
+        &self,
+        request: Request<proto::ListTokenSigningKeysRequest>,
+    ) -> Result<Response<proto::ListTokenSigningKeysResponse>, Status> {
+        let caller = caller(&request, "ListTokenSigningKeys").await?;
+        let lifetime = self.token_keys.lifetime();
+        let keys = self.token_keys.list(&caller).await?;
+        Ok(Response::new(proto::ListTokenSigningKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|key| crate::convert::token_key(key, lifetime))
+                .collect(),
+        }))
     }
 }

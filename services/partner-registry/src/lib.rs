@@ -41,8 +41,8 @@ use crate::config::RegistrySettings;
 use crate::grpc::{RegistryGrpc, SERVICE_CALLERS};
 use crate::limits::Limits;
 use crate::password::PasswordHasher;
-use crate::service::{RegistryParts, RegistryService};
-use crate::storage::{PartnerRepository, SqlPartnerRepository};
+use crate::service::{RegistryParts, RegistryService, TokenKeys};
+use crate::storage::{PartnerRepository, SqlPartnerRepository, SqlTokenKeyRepository};
 use crate::upstream::CertificateStore;
 
 /// Name of this service in traces, logs and service tokens.
@@ -79,7 +79,27 @@ impl PlatformService for PartnerRegistry {
         settings: RegistrySettings,
         context: Context,
     ) -> anyhow::Result<RegistryGrpcService> {
-        let issuer = token_issuer(&settings).await?;
+        let configured = configured_token_key(&settings).await?;
+        let issuer = Arc::new(
+            TokenIssuer::with_key(
+                Arc::clone(&configured.key),
+                &configured.previous,
+                &settings.tokens.issuer,
+                &settings.tokens.audience,
+                Duration::from_secs(settings.tokens.lifetime_seconds),
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
+        let token_keys = TokenKeys::start(
+            Arc::new(SqlTokenKeyRepository::new(context.connection.clone())),
+            Arc::clone(&issuer),
+            configured.key,
+            configured.location,
+            settings.hsm.clone(),
+            configured.previous,
+            Duration::from_millis(settings.tokens.key_refresh_interval_ms),
+        )
+        .await?;
         let signer =
             service_tokens::load_signer(SERVICE_NAME, &settings.service_identity, &settings.hsm)
                 .await?;
@@ -109,7 +129,11 @@ impl PlatformService for PartnerRegistry {
         tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
         let authenticator = Authenticator::new(
             SERVICE_NAME,
-            own_verifier(&issuer)?,
+            {
+                let verifier = own_verifier(&issuer).await?;
+                token_keys.follow(&verifier);
+                verifier
+            },
             service_tokens::load_service_keys(SERVICE_NAME, &settings.service_identity)?,
             SERVICE_CALLERS,
         );
@@ -127,22 +151,36 @@ impl PlatformService for PartnerRegistry {
         })
         .await?;
         Ok(bootstrap::authenticated(
-            PartnerRegistryServer::new(RegistryGrpc::new(service))
+            PartnerRegistryServer::new(RegistryGrpc::new(service, token_keys))
                 .max_decoding_message_size(settings.server.max_message_bytes),
             authenticator,
         ))
     }
 }
 
-/// The token signing key: in the HSM by label (waiting while it is unreachable), or loaded
-/// (or generated) from its file; with the previous keys still published.
-async fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIssuer>> {
+/// The token signing key the configuration names, where it is, and the public keys of
+/// earlier keys to keep publishing.
+struct ConfiguredTokenKey {
+    key: Arc<dyn pmp_common::signing::PrivateKey>,
+    location: pmp_common::signing::KeyLocation,
+    previous: Vec<String>,
+}
+
+/// The configured token signing key: in the HSM by label (waiting while it is
+/// unreachable), or loaded (or generated) from its file.
+async fn configured_token_key(settings: &RegistrySettings) -> anyhow::Result<ConfiguredTokenKey> {
     let label = settings.tokens.signing_key_label.trim();
-    let key: Arc<dyn pmp_common::signing::PrivateKey> = if label.is_empty() {
-        file_token_key(settings)?
+    let (key, location): (Arc<dyn pmp_common::signing::PrivateKey>, _) = if label.is_empty() {
+        (
+            file_token_key(settings)?,
+            pmp_common::signing::KeyLocation::File(settings.tokens.signing_key_file.clone()),
+        )
     } else {
-        pmp_common::signing::open_when_reachable(&settings.hsm, label, "the token signing key")
-            .await?
+        (
+            pmp_common::signing::open_when_reachable(&settings.hsm, label, "the token signing key")
+                .await?,
+            pmp_common::signing::KeyLocation::Hsm(label.to_owned()),
+        )
     };
     let previous = settings
         .tokens
@@ -153,15 +191,11 @@ async fn token_issuer(settings: &RegistrySettings) -> anyhow::Result<Arc<TokenIs
                 .map_err(|error| anyhow::anyhow!("cannot read {file}: {error}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let issuer = TokenIssuer::with_key(
+    Ok(ConfiguredTokenKey {
         key,
-        &previous,
-        &settings.tokens.issuer,
-        &settings.tokens.audience,
-        Duration::from_secs(settings.tokens.lifetime_seconds),
-    )
-    .map_err(anyhow::Error::msg)?;
-    Ok(Arc::new(issuer))
+        location,
+        previous,
+    })
 }
 
 /// The token signing key from its file, generated on first start when allowed.
@@ -183,20 +217,36 @@ fn file_token_key(
     Ok(Arc::new(key))
 }
 
-/// The registry verifies its own tokens with the keys it publishes.
-fn own_verifier(issuer: &TokenIssuer) -> anyhow::Result<Arc<UserTokenVerifier>> {
-    let keys = issuer
-        .public_keys_pem()
-        .iter()
-        .map(|pem| VerificationKey::from_pem(pem).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Arc::new(UserTokenVerifier::new(
+/// The registry verifies its own tokens with the keys it publishes, read from the issuer
+/// again when a token names a key it does not know (after a rotation on another replica).
+async fn own_verifier(issuer: &Arc<TokenIssuer>) -> anyhow::Result<Arc<UserTokenVerifier>> {
+    let verifier = Arc::new(UserTokenVerifier::new(
         issuer.issuer(),
         issuer.audience(),
         30,
-        keys,
-        None,
-    )))
+        Vec::new(),
+        Some(Arc::new(PublishedKeys(Arc::clone(issuer)))),
+    ));
+    verifier.refresh(false).await?;
+    Ok(verifier)
+}
+
+/// The issuer's published keys as a key source of the registry's own verifier.
+struct PublishedKeys(Arc<TokenIssuer>);
+
+#[async_trait::async_trait]
+impl pmp_common::auth::user_tokens::KeySource for PublishedKeys {
+    async fn fetch(&self) -> anyhow::Result<Vec<VerificationKey>> {
+        self.0
+            .public_keys_pem()
+            .iter()
+            .map(|pem| VerificationKey::from_pem(pem).map_err(anyhow::Error::msg))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        "the registry's own token keys".into()
+    }
 }
 
 /// Creates the configured `PARTNER_ADMIN` account when a password is configured, and sets

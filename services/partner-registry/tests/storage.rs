@@ -1,15 +1,19 @@
 //! The registry's repository, run once on SQLite and once on PostgreSQL (when
 //! `PMP_TEST_POSTGRES_URL` names a server): same test functions on both backends.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use pmp_common::lease::LeaseStore;
 use sea_orm_migration::MigratorTrait;
 
 use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use partner_registry::error::RegistryError;
-use partner_registry::storage::{PartnerRepository, SqlPartnerRepository};
+use partner_registry::storage::{
+    PartnerRepository, SqlPartnerRepository, SqlTokenKeyRepository, TokenKeyRecord,
+    TokenKeyRepository,
+};
 use partner_registry_migration::Migrator;
 use pmp_common::db::testing::{TestDatabase, backends};
+use pmp_common::signing::{KeyLocation, KeyState};
 
 async fn repository(backend: &str) -> (TestDatabase, SqlPartnerRepository) {
     let database = TestDatabase::new(backend).await.expect("database");
@@ -587,5 +591,122 @@ async fn the_trust_model_migration_marks_partners_for_reconciliation() {
         Migrator::up(&database.connection, None)
             .await
             .expect("up again");
+    }
+}
+
+fn token_key(key_id: &str, location: KeyLocation, state: KeyState) -> TokenKeyRecord {
+    let now = Utc::now().trunc_subsecs(3);
+    TokenKeyRecord {
+        key_id: key_id.into(),
+        public_key_pem: format!("public key of {key_id}"),
+        location,
+        state,
+        added_at: now,
+        activated_at: (state == KeyState::Active).then_some(now),
+        retired_at: None,
+    }
+}
+
+fn key_audit(action: &str, key_id: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "tester".into(),
+        action: action.into(),
+        entity_id: key_id.into(),
+        before_state: None,
+        after_state: Some("x".into()),
+        trace_id: "0123456789abcdef0123456789abcdef".into(),
+    }
+}
+
+#[tokio::test]
+async fn token_keys_are_adopted_once_added_and_activated_one_at_a_time() {
+    for backend in backends() {
+        let (database, _) = repository(backend).await;
+        let keys = SqlTokenKeyRepository::new(database.connection.clone());
+        let other = SqlTokenKeyRepository::new(
+            pmp_common::db::connect(&database.settings)
+                .await
+                .expect("second pool"),
+        );
+        let configured = token_key(
+            "first",
+            KeyLocation::File("/secrets/token/key.pem".into()),
+            KeyState::Active,
+        );
+        let (a, b) = tokio::join!(
+            keys.adopt_initial_token_key(&configured),
+            other.adopt_initial_token_key(&configured)
+        );
+        a.expect("adopted");
+        b.expect("adopted");
+        assert_eq!(
+            keys.token_keys().await.expect("keys"),
+            std::slice::from_ref(&configured),
+            "{backend}"
+        );
+        let next = token_key(
+            "second",
+            KeyLocation::Hsm("tokens-2027".into()),
+            KeyState::Next,
+        );
+        keys.insert_token_key(&next, key_audit("TOKEN_SIGNING_KEY_ADDED", "second"))
+            .await
+            .expect("added");
+        let again = keys
+            .insert_token_key(&next, key_audit("TOKEN_SIGNING_KEY_ADDED", "second"))
+            .await;
+        assert!(
+            matches!(again, Err(RegistryError::KeyExists)),
+            "{backend}: {again:?}"
+        );
+
+        let at = Utc::now().trunc_subsecs(3);
+        let activated = keys
+            .activate_token_key(
+                "second",
+                at,
+                key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "second"),
+            )
+            .await
+            .expect("activated");
+        assert_eq!(
+            (activated.state, activated.activated_at),
+            (KeyState::Active, Some(at))
+        );
+        let states: Vec<_> = other
+            .token_keys()
+            .await
+            .expect("keys")
+            .into_iter()
+            .map(|key| (key.key_id, key.state, key.retired_at))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("first".to_owned(), KeyState::Previous, Some(at)),
+                ("second".to_owned(), KeyState::Active, None)
+            ],
+            "{backend}"
+        );
+        let same = keys
+            .activate_token_key(
+                "second",
+                at + chrono::Duration::seconds(9),
+                key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "second"),
+            )
+            .await
+            .expect("idempotent");
+        assert_eq!(same.activated_at, Some(at), "{backend}");
+        let unknown = keys
+            .activate_token_key(
+                "nobody",
+                at,
+                key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "nobody"),
+            )
+            .await;
+        assert!(
+            matches!(unknown, Err(RegistryError::KeyNotFound)),
+            "{backend}: {unknown:?}"
+        );
     }
 }

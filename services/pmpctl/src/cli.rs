@@ -152,6 +152,9 @@ pub enum Command {
     /// Platform signing keys: list them, and rotate (add, then activate) (admin).
     #[command(subcommand)]
     PlatformKey(PlatformKeyCommand),
+    /// The registry's token signing keys: list them, and rotate (add, then activate) (admin).
+    #[command(subcommand)]
+    TokenKey(TokenKeyCommand),
     /// Check whether a certificate (or PEM chain, leaf first) is trusted in a domain now.
     Verify(VerifyArgs),
     /// Show the public keys, issuer and audience of the registry's access tokens.
@@ -194,6 +197,33 @@ pub enum PlatformKeyCommand {
     /// replaces stays published until the copies it signed expire.
     Activate {
         /// The key id (`platform-key list`).
+        key_id: String,
+    },
+}
+
+/// `pmpctl token-key ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenKeyCommand {
+    /// Every recorded token signing key and its state.
+    List,
+    /// Rotation step 1: add a key (published at once, so every service holds it before it
+    /// signs; activate after `user_tokens.refresh_interval_seconds`).
+    Add {
+        /// The key pair's label in the registry's HSM.
+        #[arg(
+            long,
+            conflicts_with = "key_path",
+            required_unless_present = "key_path"
+        )]
+        key_label: Option<String>,
+        /// Or: a PEM key file at this path on every registry replica.
+        #[arg(long)]
+        key_path: Option<String>,
+    },
+    /// Rotation step 2: sign every new token with this key; the key it replaces stays
+    /// published until its tokens expire.
+    Activate {
+        /// The key id (`token-key list`), the `kid` of the tokens it signs.
         key_id: String,
     },
 }

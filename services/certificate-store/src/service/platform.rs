@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use openssl::x509::X509;
 
 use pmp_common::auth::Caller;
-use pmp_common::signing::{HsmSettings, InMemoryKey, Pkcs11Key, PrivateKey, SigningError};
+use pmp_common::signing::{HsmSettings, SigningError};
 
 use super::{authorize, blocking};
 use crate::domain::{AuditEvent, KeyLocation, PlatformKeyRecord, PlatformKeyState};
@@ -330,28 +330,11 @@ fn open_signer(
     hsm: &HsmSettings,
 ) -> Result<PlatformSigner, StoreError> {
     let certificate = X509::from_pem(certificate_pem.as_bytes()).map_err(CertError::from)?;
-    let (field, key): (&'static str, Result<Arc<dyn PrivateKey>, SigningError>) = match location {
-        KeyLocation::Hsm(label) => (
-            "key_label",
-            if hsm.enabled() {
-                Pkcs11Key::open(hsm, label).map(|key| Arc::new(key) as Arc<dyn PrivateKey>)
-            } else {
-                Err(SigningError::Configuration(
-                    "this store has no HSM configured".into(),
-                ))
-            },
-        ),
-        KeyLocation::File(path) => (
-            "key_file",
-            std::fs::read(path)
-                .map_err(|error| {
-                    SigningError::Configuration(format!("cannot read {path}: {error}"))
-                })
-                .and_then(|pem| InMemoryKey::from_pem(&pem, path))
-                .map(|key| Arc::new(key) as Arc<dyn PrivateKey>),
-        ),
+    let field = match location {
+        KeyLocation::Hsm(_) => "key_label",
+        KeyLocation::File(_) => "key_file",
     };
-    let key = key.map_err(|error| match error {
+    let key = location.open(hsm).map_err(|error| match error {
         SigningError::Unavailable(reason) => CertError::SigningUnavailable(reason).into(),
         other => StoreError::InvalidField {
             field,

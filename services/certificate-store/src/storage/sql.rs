@@ -588,7 +588,7 @@ impl CertificateRepository for SqlCertificateRepository {
         // One statement, `INSERT … SELECT … WHERE NOT EXISTS`, so that SQLite takes its
         // write lock at once (a read-then-write transaction of two replicas would deadlock).
         use sea_orm::sea_query::{Alias, Query};
-        let (key_label, key_file) = key_location_columns(&key.location);
+        let (key_label, key_file) = key.location.columns();
         let table = Alias::new("platform_signing_keys");
         let values: Vec<sea_orm::sea_query::SimpleExpr> = vec![
             Expr::val(key.key_id.clone()),
@@ -706,16 +706,8 @@ impl CertificateRepository for SqlCertificateRepository {
     }
 }
 
-/// The `key_label` and `key_file` columns of a key location (one of them empty).
-fn key_location_columns(location: &KeyLocation) -> (String, String) {
-    match location {
-        KeyLocation::Hsm(label) => (label.clone(), String::new()),
-        KeyLocation::File(path) => (String::new(), path.clone()),
-    }
-}
-
 fn platform_key_to_active(key: &PlatformKeyRecord) -> platform_signing_keys::ActiveModel {
-    let (key_label, key_file) = key_location_columns(&key.location);
+    let (key_label, key_file) = key.location.columns();
     platform_signing_keys::ActiveModel {
         key_id: Set(key.key_id.clone()),
         certificate_pem: Set(key.certificate_pem.clone()),
@@ -738,16 +730,12 @@ fn platform_key_to_domain(
             row.key_id, row.state
         ))
     })?;
-    let location = match (row.key_label.is_empty(), row.key_file.is_empty()) {
-        (false, true) => KeyLocation::Hsm(row.key_label),
-        (true, false) => KeyLocation::File(row.key_file),
-        _ => {
-            return Err(StoreError::Internal(format!(
-                "platform key {} names no single key location",
-                row.key_id
-            )));
-        }
-    };
+    let location = KeyLocation::from_columns(row.key_label, row.key_file).ok_or_else(|| {
+        StoreError::Internal(format!(
+            "platform key {} names no single key location",
+            row.key_id
+        ))
+    })?;
     Ok(PlatformKeyRecord {
         key_id: row.key_id,
         certificate_pem: row.certificate_pem,

@@ -447,11 +447,44 @@ struct SigningKey {
     kid: String,
 }
 
-/// Signs end-user tokens (the registry's `Login`) and publishes the keys that verify them.
-pub struct TokenIssuer {
+/// The key that signs and the keys that are published, replaced together on a rotation.
+struct IssuerKeys {
     signing: SigningKey,
-    /// Public keys published besides the signing key's (earlier keys during a rotation).
+    /// The signing key's public key first, then the others published with it (earlier keys
+    /// whose tokens are still valid, the next key of a rotation).
     published: Vec<(String, Jwk)>,
+}
+
+impl IssuerKeys {
+    fn new(
+        key: std::sync::Arc<dyn crate::signing::PrivateKey>,
+        other_public_keys_pem: &[String],
+    ) -> Result<Self, KeyError> {
+        let public_pem = pem_text(key.public_key().public_key_to_pem()?);
+        let (kid, jwk) = jwk_of_public_pem(&public_pem)?;
+        let algorithm = key.algorithm().jws_algorithm();
+        let mut published = vec![(kid.clone(), jwk)];
+        for pem in other_public_keys_pem {
+            let (other_kid, other) = jwk_of_public_pem(pem)?;
+            if published.iter().all(|(known, _)| *known != other_kid) {
+                published.push((other_kid, other));
+            }
+        }
+        Ok(IssuerKeys {
+            signing: SigningKey {
+                key,
+                algorithm,
+                kid,
+            },
+            published,
+        })
+    }
+}
+
+/// Signs end-user tokens (the registry's `Login`) and publishes the keys that verify them.
+/// The keys can be replaced while it serves ([`TokenIssuer::rotate`]).
+pub struct TokenIssuer {
+    keys: arc_swap::ArcSwap<IssuerKeys>,
     issuer: String,
     audience: String,
     lifetime: Duration,
@@ -461,7 +494,7 @@ impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("TokenIssuer")
-            .field("kid", &self.signing.kid)
+            .field("kid", &self.keys.load().signing.kid)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -548,27 +581,32 @@ impl TokenIssuer {
         audience: &str,
         lifetime: Duration,
     ) -> Result<Self, KeyError> {
-        let public_pem = pem_text(key.public_key().public_key_to_pem()?);
-        let (kid, jwk) = jwk_of_public_pem(&public_pem)?;
-        let algorithm = key.algorithm().jws_algorithm();
-        let mut published = vec![(kid.clone(), jwk)];
-        for pem in previous_public_keys_pem {
-            let (previous_kid, previous) = jwk_of_public_pem(pem)?;
-            if previous_kid != kid {
-                published.push((previous_kid, previous));
-            }
-        }
         Ok(TokenIssuer {
-            signing: SigningKey {
-                key,
-                algorithm,
-                kid,
-            },
-            published,
+            keys: arc_swap::ArcSwap::from_pointee(IssuerKeys::new(key, previous_public_keys_pem)?),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             lifetime,
         })
+    }
+
+    /// From now on, signs with `key` and publishes its public key and
+    /// `other_public_keys_pem` (a rotation: the next key before it signs, earlier keys while
+    /// their tokens live).
+    pub fn rotate(
+        &self,
+        key: std::sync::Arc<dyn crate::signing::PrivateKey>,
+        other_public_keys_pem: &[String],
+    ) -> Result<(), KeyError> {
+        self.keys.store(std::sync::Arc::new(IssuerKeys::new(
+            key,
+            other_public_keys_pem,
+        )?));
+        Ok(())
+    }
+
+    /// The key id (`kid`) of the signing key.
+    pub fn signing_key_id(&self) -> String {
+        self.keys.load().signing.kid.clone()
     }
 
     /// Lifetime of issued tokens.
@@ -588,13 +626,16 @@ impl TokenIssuer {
 
     /// The published verification keys as a JWKS document.
     pub fn jwks(&self) -> String {
-        let keys: Vec<&Jwk> = self.published.iter().map(|(_, jwk)| jwk).collect();
+        let current = self.keys.load();
+        let keys: Vec<&Jwk> = current.published.iter().map(|(_, jwk)| jwk).collect();
         serde_json::json!({ "keys": keys }).to_string()
     }
 
     /// The published verification keys as PEM.
     pub fn public_keys_pem(&self) -> Vec<String> {
-        self.published
+        self.keys
+            .load()
+            .published
             .iter()
             .filter_map(|(_, jwk)| jwk_to_pem(jwk))
             .collect()
@@ -628,10 +669,11 @@ impl TokenIssuer {
     }
 
     fn sign_serialisable(&self, claims: &impl serde::Serialize) -> Result<String, KeyError> {
-        let mut header = Header::new(self.signing.algorithm);
-        header.kid = Some(self.signing.kid.clone());
+        let current = self.keys.load();
+        let mut header = Header::new(current.signing.algorithm);
+        header.kid = Some(current.signing.kid.clone());
         Ok(crate::signing::sign_jwt(
-            self.signing.key.as_ref(),
+            current.signing.key.as_ref(),
             &header,
             claims,
         )?)

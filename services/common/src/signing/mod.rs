@@ -19,6 +19,91 @@ use serde::Deserialize;
 
 pub use self::pkcs11::{Pkcs11Key, generate_key_pair};
 
+/// Where a signing key's private half is (recorded for rotation): never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A key pair in the service's HSM, by label.
+    Hsm(String),
+    /// A PEM key file, at the same path on every replica.
+    File(String),
+}
+
+impl std::fmt::Display for KeyLocation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyLocation::Hsm(label) => write!(formatter, "PKCS#11 label {label}"),
+            KeyLocation::File(path) => write!(formatter, "file {path}"),
+        }
+    }
+}
+
+impl KeyLocation {
+    /// The key at this location, opened (blocking: an HSM log-in).
+    pub fn open(&self, hsm: &HsmSettings) -> Result<Arc<dyn PrivateKey>, SigningError> {
+        match self {
+            KeyLocation::Hsm(label) if hsm.enabled() => Ok(Arc::new(Pkcs11Key::open(hsm, label)?)),
+            KeyLocation::Hsm(_) => Err(SigningError::Configuration(
+                "this service has no HSM configured (hsm.module)".into(),
+            )),
+            KeyLocation::File(path) => {
+                let pem = std::fs::read(path).map_err(|error| {
+                    SigningError::Configuration(format!("cannot read {path}: {error}"))
+                })?;
+                Ok(Arc::new(InMemoryKey::from_pem(&pem, path)?))
+            }
+        }
+    }
+
+    /// The `(label, file)` columns that store it, one of them empty.
+    pub fn columns(&self) -> (String, String) {
+        match self {
+            KeyLocation::Hsm(label) => (label.clone(), String::new()),
+            KeyLocation::File(path) => (String::new(), path.clone()),
+        }
+    }
+
+    /// The location stored as `(label, file)`, if exactly one is set.
+    pub fn from_columns(label: String, file: String) -> Option<KeyLocation> {
+        match (label.is_empty(), file.is_empty()) {
+            (false, true) => Some(KeyLocation::Hsm(label)),
+            (true, false) => Some(KeyLocation::File(file)),
+            _ => None,
+        }
+    }
+}
+
+/// The life of a signing key in a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// Signs (one key at a time).
+    Active,
+    /// Replaced; published until what it signed expires.
+    Previous,
+}
+
+impl KeyState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "NEXT",
+            KeyState::Active => "ACTIVE",
+            KeyState::Previous => "PREVIOUS",
+        }
+    }
+
+    /// The state of a stored name.
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "NEXT" => Some(KeyState::Next),
+            "ACTIVE" => Some(KeyState::Active),
+            "PREVIOUS" => Some(KeyState::Previous),
+            _ => None,
+        }
+    }
+}
+
 /// The kinds of keys the platform signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {

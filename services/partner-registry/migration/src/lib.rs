@@ -1,11 +1,12 @@
 //! Schema of the partner registry's own database: users (credentials and roles), partners,
-//! the partner-type seed list, and the audit trail.
+//! the partner-type seed list, the token signing keys (for rotation), and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
 mod m20261130_000001_initial;
 mod m20261202_000002_trust_sync;
 mod m20261207_000003_status_index;
+mod m20261209_000004_token_signing_keys;
 
 /// Applies the registry's migrations in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261202_000002_trust_sync::Migration),
             Box::new(m20261207_000003_status_index::Migration),
+            Box::new(m20261209_000004_token_signing_keys::Migration),
         ]
     }
 }

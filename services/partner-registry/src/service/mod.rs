@@ -33,6 +33,7 @@ mod lease;
 mod query;
 mod registration;
 mod session;
+mod token_keys;
 
 use pmp_common::time::SharedClock;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub(crate) use activation::Activation;
 pub(crate) use certificate::{CertificateUpload, UploadedCertificate};
 pub(crate) use query::{PartnerList, PartnerLookup, PartnerQuery};
 pub(crate) use session::{AccessToken, Credentials, VerificationKeys};
+pub(crate) use token_keys::{TokenKeys, published_until};
 
 /// Everything the registry's use cases need.
 pub(crate) struct RegistryService {

@@ -78,3 +78,30 @@ pub mod partner_types {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `token_signing_keys`: the keys that sign access tokens and where they are.
+pub mod token_signing_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "token_signing_keys")]
+    pub struct Model {
+        /// The `kid` of the tokens it signs.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_id: String,
+        pub public_key_pem: String,
+        /// Empty unless the key is in the HSM.
+        pub key_label: String,
+        /// Empty unless the key is a file.
+        pub key_file: String,
+        pub state: String,
+        pub added_at: DateTimeUtc,
+        pub activated_at: Option<DateTimeUtc>,
+        pub retired_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -2,12 +2,14 @@
 
 pub mod entities;
 mod sql;
+mod token_keys;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use pmp_common::lease::LeaseStore;
 
 pub use sql::SqlPartnerRepository;
+pub use token_keys::{SqlTokenKeyRepository, TokenKeyRecord, TokenKeyRepository};
 
 use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
 use crate::error::RegistryError;

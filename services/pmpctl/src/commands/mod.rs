@@ -8,6 +8,7 @@ mod ftm;
 mod health;
 mod partner;
 mod platform_key;
+mod token_key;
 mod verify;
 
 use std::io::BufRead;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Partner(command) => partner::run(&context, command).await?,
         Command::Ftm(command) => ftm::run(&context, command).await?,
         Command::PlatformKey(command) => platform_key::run(&context, command).await?,
+        Command::TokenKey(command) => token_key::run(&context, command).await?,
         Command::Verify(args) => verify::run(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
         Command::Health(args) => health::run(&context, args).await?,

@@ -1,5 +1,6 @@
-//! `pmpctl platform-key`: a rotation of the platform signing key driven from the command
-//! line against a real certificate store (list, add, activate), and its refusals.
+//! `pmpctl platform-key` and `pmpctl token-key`: rotations of the platform signing key and
+//! of the registry's token key driven from the command line against real services (list,
+//! add, activate), and their refusals.
 
 mod common;
 
@@ -134,4 +135,49 @@ async fn an_admin_rotates_the_platform_signing_key_from_the_command_line() {
     );
     let table = admin.run(&["platform-key", "list"]).await;
     assert!(table.ok().contains("PUBLISHED UNTIL"), "{}", table.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_rotates_the_token_signing_key_from_the_command_line() {
+    let platform = Platform::start().await;
+    let admin = platform.user();
+    admin.become_admin().await;
+    let states = |listed: &serde_json::Value| -> Vec<String> {
+        let keys = match listed.as_array() {
+            Some(keys) => keys.clone(),
+            None => vec![listed.clone()],
+        };
+        keys.iter()
+            .map(|key| key["state"].as_str().expect("state").to_owned())
+            .collect()
+    };
+    let before = admin.run(&["token-key", "list", "-o", "json"]).await.json();
+    assert_eq!(states(&before), ["ACTIVE"]);
+
+    let directory = tempfile::tempdir().expect("tempdir");
+    let key_file = directory.path().join("tokens-2027.pem");
+    let key = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("curve"),
+    )
+    .expect("key");
+    std::fs::write(&key_file, key.private_key_to_pem().expect("pem")).expect("write");
+
+    admin
+        .run(&["token-key", "add", "--key-path", "/no/such/key.pem"])
+        .await
+        .fails_with(5, &["INVALID_ARGUMENT", "PMS_COR_001"]);
+    let added = admin
+        .run(&["token-key", "add", "--key-path", &arg(&key_file), "-q"])
+        .await;
+    let key_id = added.ok().trim().to_owned();
+    assert!(!key_id.is_empty());
+    admin
+        .run(&["token-key", "activate", "no-such-key"])
+        .await
+        .fails_with(4, &["NOT_FOUND", "PMS_KEY_NOT_FOUND"]);
+    admin.run(&["token-key", "activate", &key_id]).await.ok();
+    let after = admin.run(&["token-key", "list", "-o", "json"]).await.json();
+    assert_eq!(states(&after), ["PREVIOUS", "ACTIVE"]);
+    // The admin's saved token came from the old key and still works.
+    admin.run(&["token-key", "list"]).await.ok();
 }
