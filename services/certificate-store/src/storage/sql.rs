@@ -19,6 +19,10 @@ use crate::domain::{
     TrustData,
 };
 use crate::error::StoreError;
+use pmp_common::signing::rotation::{self, Activation};
+
+/// The table of platform signing keys (see `pmp_common::signing::rotation`).
+const PLATFORM_KEYS: &str = "platform_signing_keys";
 
 /// Repository over an injected sea-orm connection.
 #[derive(Debug, Clone)]
@@ -585,12 +589,8 @@ impl CertificateRepository for SqlCertificateRepository {
     }
 
     async fn adopt_initial_platform_key(&self, key: &PlatformKeyRecord) -> Result<(), StoreError> {
-        // One statement, `INSERT … SELECT … WHERE NOT EXISTS`, so that SQLite takes its
-        // write lock at once (a read-then-write transaction of two replicas would deadlock).
-        use sea_orm::sea_query::{Alias, Query};
         let (key_label, key_file) = key.location.columns();
-        let table = Alias::new("platform_signing_keys");
-        let values: Vec<sea_orm::sea_query::SimpleExpr> = vec![
+        let values = vec![
             Expr::val(key.key_id.clone()),
             Expr::val(key.certificate_pem.clone()),
             Expr::val(key_label),
@@ -601,41 +601,18 @@ impl CertificateRepository for SqlCertificateRepository {
             Expr::val(key.activated_at),
             Expr::val(key.retired_at),
         ];
-        let nothing_recorded = Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(table.clone())
-                .to_owned(),
-        )
-        .not();
-        let select = Query::select()
-            .exprs(values)
-            .and_where(nothing_recorded)
-            .to_owned();
-        let insert = Query::insert()
-            .into_table(table)
-            .columns([
-                platform_signing_keys::Column::KeyId,
-                platform_signing_keys::Column::CertificatePem,
-                platform_signing_keys::Column::KeyLabel,
-                platform_signing_keys::Column::KeyFile,
-                platform_signing_keys::Column::State,
-                platform_signing_keys::Column::NotAfter,
-                platform_signing_keys::Column::AddedAt,
-                platform_signing_keys::Column::ActivatedAt,
-                platform_signing_keys::Column::RetiredAt,
-            ])
-            .select_from(select)
-            .map_err(|error| StoreError::Internal(error.to_string()))?
-            .to_owned();
-        match self.connection.execute(&insert).await {
-            // Another replica adopted its configured key first.
-            Err(error) if pmp_common::db::is_unique_violation(&error) => Ok(()),
-            other => {
-                other?;
-                Ok(())
-            }
-        }
+        let columns = [
+            "key_id",
+            "certificate_pem",
+            "key_label",
+            "key_file",
+            "state",
+            "not_after",
+            "added_at",
+            "activated_at",
+            "retired_at",
+        ];
+        Ok(rotation::adopt_initial(&self.connection, PLATFORM_KEYS, &columns, values).await?)
     }
 
     async fn insert_platform_key(
@@ -665,44 +642,19 @@ impl CertificateRepository for SqlCertificateRepository {
         audit: AuditEvent,
     ) -> Result<PlatformKeyRecord, StoreError> {
         let transaction = self.connection.begin().await?;
-        // A write first, so that the transaction holds the write lock (SQLite) or the row
-        // (PostgreSQL) before it reads.
-        let claimed = platform_signing_keys::Entity::update_many()
-            .col_expr(
-                platform_signing_keys::Column::State,
-                Expr::col(platform_signing_keys::Column::State),
-            )
-            .filter(platform_signing_keys::Column::KeyId.eq(key_id))
-            .exec(&transaction)
-            .await?;
-        if claimed.rows_affected == 0 {
-            return Err(StoreError::CertificateNotFound);
+        match rotation::activate(&transaction, PLATFORM_KEYS, key_id, now).await? {
+            Activation::Unknown => return Err(StoreError::CertificateNotFound),
+            Activation::AlreadyActive => transaction.rollback().await?,
+            Activation::Activated => {
+                pmp_common::audit::record(&transaction, audit).await?;
+                transaction.commit().await?;
+            }
         }
-        let target = platform_signing_keys::Entity::find_by_id(key_id.to_owned())
-            .one(&transaction)
+        let row = platform_signing_keys::Entity::find_by_id(key_id.to_owned())
+            .one(&self.connection)
             .await?
             .ok_or(StoreError::CertificateNotFound)?;
-        if target.state == PlatformKeyState::Active.as_str() {
-            transaction.rollback().await?;
-            return platform_key_to_domain(target);
-        }
-        platform_signing_keys::Entity::update_many()
-            .col_expr(
-                platform_signing_keys::Column::State,
-                Expr::value(PlatformKeyState::Previous.as_str()),
-            )
-            .col_expr(platform_signing_keys::Column::RetiredAt, Expr::value(now))
-            .filter(platform_signing_keys::Column::State.eq(PlatformKeyState::Active.as_str()))
-            .exec(&transaction)
-            .await?;
-        let mut active: platform_signing_keys::ActiveModel = target.into();
-        active.state = Set(PlatformKeyState::Active.as_str().to_owned());
-        active.activated_at = Set(Some(now));
-        active.retired_at = Set(None);
-        let activated = active.update(&transaction).await?;
-        pmp_common::audit::record(&transaction, audit).await?;
-        transaction.commit().await?;
-        platform_key_to_domain(activated)
+        platform_key_to_domain(row)
     }
 }
 

@@ -10,6 +10,7 @@
 //! with the key.
 
 mod pkcs11;
+pub mod rotation;
 
 use std::sync::Arc;
 

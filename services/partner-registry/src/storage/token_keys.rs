@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, Set, TransactionTrait,
 };
 
+use pmp_common::signing::rotation::{self, Activation};
 use pmp_common::signing::{KeyLocation, KeyState};
 
 use super::entities::token_signing_keys;
@@ -73,15 +73,18 @@ impl SqlTokenKeyRepository {
     }
 }
 
-const COLUMNS: [token_signing_keys::Column; 8] = [
-    token_signing_keys::Column::KeyId,
-    token_signing_keys::Column::PublicKeyPem,
-    token_signing_keys::Column::KeyLabel,
-    token_signing_keys::Column::KeyFile,
-    token_signing_keys::Column::State,
-    token_signing_keys::Column::AddedAt,
-    token_signing_keys::Column::ActivatedAt,
-    token_signing_keys::Column::RetiredAt,
+/// The table (see `pmp_common::signing::rotation`) and its columns, in insertion order.
+const TABLE: &str = "token_signing_keys";
+
+const COLUMNS: [&str; 8] = [
+    "key_id",
+    "public_key_pem",
+    "key_label",
+    "key_file",
+    "state",
+    "added_at",
+    "activated_at",
+    "retired_at",
 ];
 
 #[async_trait]
@@ -98,9 +101,7 @@ impl TokenKeyRepository for SqlTokenKeyRepository {
     }
 
     async fn adopt_initial_token_key(&self, key: &TokenKeyRecord) -> Result<(), RegistryError> {
-        // One `INSERT … SELECT … WHERE NOT EXISTS`: SQLite takes its write lock at once.
         let (label, file) = key.location.columns();
-        let table = Alias::new("token_signing_keys");
         let values = vec![
             Expr::val(key.key_id.clone()),
             Expr::val(key.public_key_pem.clone()),
@@ -111,30 +112,7 @@ impl TokenKeyRepository for SqlTokenKeyRepository {
             Expr::val(key.activated_at),
             Expr::val(key.retired_at),
         ];
-        let nothing_recorded = Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from(table.clone())
-                .to_owned(),
-        )
-        .not();
-        let select = Query::select()
-            .exprs(values)
-            .and_where(nothing_recorded)
-            .to_owned();
-        let insert = Query::insert()
-            .into_table(table)
-            .columns(COLUMNS)
-            .select_from(select)
-            .map_err(|error| RegistryError::Internal(error.to_string()))?
-            .to_owned();
-        match self.connection.execute(&insert).await {
-            Err(error) if pmp_common::db::is_unique_violation(&error) => Ok(()),
-            other => {
-                other?;
-                Ok(())
-            }
-        }
+        Ok(rotation::adopt_initial(&self.connection, TABLE, &COLUMNS, values).await?)
     }
 
     async fn insert_token_key(
@@ -164,44 +142,19 @@ impl TokenKeyRepository for SqlTokenKeyRepository {
         audit: AuditEvent,
     ) -> Result<TokenKeyRecord, RegistryError> {
         let transaction = self.connection.begin().await?;
-        // A write first: the transaction holds the write lock (SQLite) or the row before it
-        // reads.
-        let claimed = token_signing_keys::Entity::update_many()
-            .col_expr(
-                token_signing_keys::Column::State,
-                Expr::col(token_signing_keys::Column::State),
-            )
-            .filter(token_signing_keys::Column::KeyId.eq(key_id))
-            .exec(&transaction)
-            .await?;
-        if claimed.rows_affected == 0 {
-            return Err(RegistryError::KeyNotFound);
+        match rotation::activate(&transaction, TABLE, key_id, now).await? {
+            Activation::Unknown => return Err(RegistryError::KeyNotFound),
+            Activation::AlreadyActive => transaction.rollback().await?,
+            Activation::Activated => {
+                pmp_common::audit::record(&transaction, audit).await?;
+                transaction.commit().await?;
+            }
         }
-        let target = token_signing_keys::Entity::find_by_id(key_id.to_owned())
-            .one(&transaction)
+        let row = token_signing_keys::Entity::find_by_id(key_id.to_owned())
+            .one(&self.connection)
             .await?
             .ok_or(RegistryError::KeyNotFound)?;
-        if target.state == KeyState::Active.as_str() {
-            transaction.rollback().await?;
-            return to_domain(target);
-        }
-        token_signing_keys::Entity::update_many()
-            .col_expr(
-                token_signing_keys::Column::State,
-                Expr::val(KeyState::Previous.as_str()),
-            )
-            .col_expr(token_signing_keys::Column::RetiredAt, Expr::val(now))
-            .filter(token_signing_keys::Column::State.eq(KeyState::Active.as_str()))
-            .exec(&transaction)
-            .await?;
-        let mut active: token_signing_keys::ActiveModel = target.into();
-        active.state = Set(KeyState::Active.as_str().to_owned());
-        active.activated_at = Set(Some(now));
-        active.retired_at = Set(None);
-        let activated = active.update(&transaction).await?;
-        pmp_common::audit::record(&transaction, audit).await?;
-        transaction.commit().await?;
-        to_domain(activated)
+        to_domain(row)
     }
 }
 
