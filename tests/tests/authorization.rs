@@ -59,6 +59,9 @@ PartnerRegistry/ListPartners          401  401  401  401  401  401  401  401  40
 PartnerRegistry/UploadPartnerCertificate 401 401 401 401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 PartnerRegistry/GetPartnerCertificate 401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 PartnerRegistry/SetPartnerActive      401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
+PartnerRegistry/AddTokenSigningKey    401  401  401  401  401  401  401  401  401  403  403  inv  403  403  403  403  401  401
+PartnerRegistry/ActivateTokenSigningKey 401 401 401  401  401  401  401  401  401  403  403  nkey 403  403  403  403  401  401
+PartnerRegistry/ListTokenSigningKeys  401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
 CertificateStore/UploadCaCertificate  401  401  401  401  401  401  401  401  401  403  403  dup  403  403  403  403  401  401
 CertificateStore/ListCaCertificates   401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
 CertificateStore/GetCaCertificate     401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
@@ -68,6 +71,9 @@ CertificateStore/GetPartnerCertificate 401 401  401  401  401  401  401  401  40
 CertificateStore/SetCertificateTrusted 401 401  401  401  401  401  401  401  401  403  403  403  ok   ok   403  403  401  401
 CertificateStore/SetPartnerDeactivated 401 401  401  401  401  401  401  401  401  403  403  403  ok   ok   403  403  401  401
 CertificateStore/VerifyCertificateTrust 401 401 401  401  401  401  401  401  401  ok   ok   ok   ok   ok   403  ok   401  401
+CertificateStore/AddPlatformSigningKey 401 401  401  401  401  401  401  401  401  403  403  inv  403  403  403  403  401  401
+CertificateStore/ActivatePlatformSigningKey 401 401 401 401 401 401  401  401  401  403  403  ncrt 403  403  403  403  401  401
+CertificateStore/ListPlatformSigningKeys 401 401 401 401  401  401  401  401  401  ok   ok   ok   403  403  403  403  401  401
 FtmManagement/CreateFtm               401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 FtmManagement/UploadFtmCertificate    401  401  401  401  401  401  401  401  401  pend 403  pend 403  403  403  403  401  401
 FtmManagement/ApproveFtm              401  401  401  401  401  401  401  401  401  403  403  appr 403  403  403  403  401  401
@@ -79,7 +85,7 @@ FtmManagement/GetFtmCertificate       401  401  401  401  401  401  401  401  40
 ";
 
 /// Outcomes other than `ok`: label → (code, reason).
-const LEGEND: [(&str, Code, &str); 6] = [
+const LEGEND: [(&str, Code, &str); 9] = [
     ("401", Code::Unauthenticated, "KER-ATH-401"),
     ("403", Code::PermissionDenied, "KER-ATH-403"),
     // Re-uploading the root CA: the duplicate is reported after authorization.
@@ -90,6 +96,12 @@ const LEGEND: [(&str, Code, &str); 6] = [
     ("appr", Code::FailedPrecondition, "PMS_FTM_ERROR_012"),
     // Deactivating a REJECTED FTM.
     ("rejd", Code::FailedPrecondition, "PMS_FTM_ERROR_010"),
+    // Adding a signing key without saying where it is (checked after authorization).
+    ("inv", Code::InvalidArgument, "PMS_COR_001"),
+    // Activating a token signing key nobody added.
+    ("nkey", Code::NotFound, "PMS_KEY_NOT_FOUND"),
+    // Activating a platform signing key nobody added.
+    ("ncrt", Code::NotFound, "KER-PCM-012"),
 ];
 
 /// One way of presenting credentials (a column of [`EXPECTED`]).
@@ -458,6 +470,26 @@ impl Fixture {
                 }))
                 .await
                 .map(drop),
+            "AddTokenSigningKey" => client
+                .add_token_signing_key(
+                    credentials.request(partner::AddTokenSigningKeyRequest::default()),
+                )
+                .await
+                .map(drop),
+            "ActivateTokenSigningKey" => client
+                .activate_token_signing_key(credentials.request(
+                    partner::ActivateTokenSigningKeyRequest {
+                        key_id: "no-such-key".into(),
+                    },
+                ))
+                .await
+                .map(drop),
+            "ListTokenSigningKeys" => client
+                .list_token_signing_keys(
+                    credentials.request(partner::ListTokenSigningKeysRequest::default()),
+                )
+                .await
+                .map(drop),
             other => panic!("no such registry RPC {other}"),
         }
     }
@@ -532,6 +564,26 @@ impl Fixture {
                         partner_domain: "FTM".into(),
                     },
                 ))
+                .await
+                .map(drop),
+            "AddPlatformSigningKey" => client
+                .add_platform_signing_key(
+                    credentials.request(store::AddPlatformSigningKeyRequest::default()),
+                )
+                .await
+                .map(drop),
+            "ActivatePlatformSigningKey" => client
+                .activate_platform_signing_key(credentials.request(
+                    store::ActivatePlatformSigningKeyRequest {
+                        key_id: "no-such-key".into(),
+                    },
+                ))
+                .await
+                .map(drop),
+            "ListPlatformSigningKeys" => client
+                .list_platform_signing_keys(
+                    credentials.request(store::ListPlatformSigningKeysRequest::default()),
+                )
                 .await
                 .map(drop),
             other => panic!("no such store RPC {other}"),
