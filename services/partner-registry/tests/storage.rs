@@ -665,6 +665,7 @@ async fn token_keys_are_adopted_once_added_and_activated_one_at_a_time() {
             .activate_token_key(
                 "second",
                 at,
+                at,
                 key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "second"),
             )
             .await
@@ -692,6 +693,7 @@ async fn token_keys_are_adopted_once_added_and_activated_one_at_a_time() {
             .activate_token_key(
                 "second",
                 at + chrono::Duration::seconds(9),
+                at,
                 key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "second"),
             )
             .await
@@ -700,6 +702,7 @@ async fn token_keys_are_adopted_once_added_and_activated_one_at_a_time() {
         let unknown = keys
             .activate_token_key(
                 "nobody",
+                at,
                 at,
                 key_audit("TOKEN_SIGNING_KEY_ACTIVATED", "nobody"),
             )

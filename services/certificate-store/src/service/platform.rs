@@ -122,7 +122,7 @@ impl PlatformKeys {
             activated_at: Some(now),
             retired_at: None,
         };
-        repository.adopt_initial_platform_key(&initial).await?;
+        adopt_configured(repository.as_ref(), &initial).await?;
         let keys = Arc::new(PlatformKeys {
             repository,
             hsm,
@@ -278,6 +278,56 @@ impl PlatformKeys {
             keys,
         })
     }
+}
+
+/// Records the configured key: as the first active key when none is recorded; as the new
+/// active key when keys are recorded but not this one (the operator changed the configured
+/// certificate: the replaced key stays published for its copies). A key recorded before is
+/// left to the recorded state (an activation through the API outlives restarts).
+async fn adopt_configured(
+    repository: &dyn CertificateRepository,
+    configured: &PlatformKeyRecord,
+) -> Result<(), StoreError> {
+    let recorded = repository.platform_keys().await?;
+    if recorded.is_empty() {
+        return repository.adopt_initial_platform_key(configured).await;
+    }
+    if recorded.iter().any(|key| key.key_id == configured.key_id) {
+        return Ok(());
+    }
+    let next = PlatformKeyRecord {
+        state: PlatformKeyState::Next,
+        activated_at: None,
+        ..configured.clone()
+    };
+    let event = |action: &str, state: PlatformKeyState| {
+        AuditEvent::now(
+            "configuration",
+            action,
+            &next.key_id,
+            None,
+            Some(state.as_str()),
+        )
+    };
+    match repository
+        .insert_platform_key(
+            &next,
+            event("PLATFORM_SIGNING_KEY_ADDED", PlatformKeyState::Next),
+        )
+        .await
+    {
+        Ok(()) | Err(StoreError::DuplicateCa) => {}
+        Err(error) => return Err(error),
+    }
+    repository
+        .activate_platform_key(
+            &next.key_id,
+            Utc::now(),
+            event("PLATFORM_SIGNING_KEY_ACTIVATED", PlatformKeyState::Active),
+        )
+        .await?;
+    tracing::info!(key_id = %next.key_id, "the configured platform signing key replaced the recorded one");
+    Ok(())
 }
 
 /// Keeps `keys` current every `interval` while the service holds them.

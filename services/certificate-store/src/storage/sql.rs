@@ -642,7 +642,7 @@ impl CertificateRepository for SqlCertificateRepository {
         audit: AuditEvent,
     ) -> Result<PlatformKeyRecord, StoreError> {
         let transaction = self.connection.begin().await?;
-        match rotation::activate(&transaction, PLATFORM_KEYS, key_id, now).await? {
+        match rotation::activate(&transaction, PLATFORM_KEYS, key_id, now, now).await? {
             Activation::Unknown => return Err(StoreError::CertificateNotFound),
             Activation::AlreadyActive => transaction.rollback().await?,
             Activation::Activated => {

@@ -57,14 +57,16 @@ pub enum Activation {
     Activated,
 }
 
-/// Makes `key_id` of `table` the active key at `now` and the active one `PREVIOUS` (retired
-/// at `now`), within `transaction`, which the caller commits (with its audit row) when
-/// the answer is [`Activation::Activated`].
+/// Makes `key_id` of `table` the active key at `now` and the active one `PREVIOUS`, retired
+/// at `retired_at` (`now`, or earlier to stop publishing it at once), within `transaction`,
+/// which the caller commits (with its audit row) when the answer is
+/// [`Activation::Activated`].
 pub async fn activate(
     transaction: &impl ConnectionTrait,
     table: &str,
     key_id: &str,
     now: DateTime<Utc>,
+    retired_at: DateTime<Utc>,
 ) -> Result<Activation, DbErr> {
     let table = Alias::new(table);
     let state = Alias::new("state");
@@ -94,7 +96,7 @@ pub async fn activate(
     let retire = Query::update()
         .table(table.clone())
         .value(state.clone(), KeyState::Previous.as_str())
-        .value(Alias::new("retired_at"), now)
+        .value(Alias::new("retired_at"), retired_at)
         .and_where(Expr::col(state.clone()).eq(KeyState::Active.as_str()))
         .to_owned();
     transaction.execute(&retire).await?;

@@ -72,7 +72,7 @@ impl TokenKeys {
             activated_at: Some(now),
             retired_at: None,
         };
-        repository.adopt_initial_token_key(&initial).await?;
+        adopt_configured(repository.as_ref(), &initial, issuer.lifetime()).await?;
         let keys = Arc::new(TokenKeys {
             repository,
             issuer,
@@ -218,9 +218,10 @@ impl TokenKeys {
             before.as_deref(),
             Some(KeyState::Active.as_str()),
         );
+        let now = Utc::now();
         let activated = self
             .repository
-            .activate_token_key(&key.key_id, Utc::now(), audit)
+            .activate_token_key(&key.key_id, now, now, audit)
             .await?;
         self.refresh().await?;
         Ok(activated)
@@ -236,6 +237,55 @@ impl TokenKeys {
     pub(crate) fn lifetime(&self) -> Duration {
         self.issuer.lifetime()
     }
+}
+
+/// Records the configured key: as the first active key when none is recorded; as the new
+/// active key when keys are recorded but not this one (the operator rotated by
+/// configuration: the replaced key is retired at once, since configuration publishes earlier
+/// keys through `tokens.previous_public_key_files`). A key recorded before is left to the
+/// recorded state (a rotation through `ActivateTokenSigningKey` outlives restarts).
+async fn adopt_configured(
+    repository: &dyn TokenKeyRepository,
+    configured: &TokenKeyRecord,
+    lifetime: Duration,
+) -> Result<(), RegistryError> {
+    let recorded = repository.token_keys().await?;
+    if recorded.is_empty() {
+        return repository.adopt_initial_token_key(configured).await;
+    }
+    if recorded.iter().any(|key| key.key_id == configured.key_id) {
+        return Ok(());
+    }
+    let next = TokenKeyRecord {
+        state: KeyState::Next,
+        activated_at: None,
+        ..configured.clone()
+    };
+    let added = AuditEvent::now(
+        "configuration",
+        "TOKEN_SIGNING_KEY_ADDED",
+        &next.key_id,
+        None,
+        Some(KeyState::Next.as_str()),
+    );
+    match repository.insert_token_key(&next, added).await {
+        Ok(()) | Err(RegistryError::KeyExists) => {}
+        Err(error) => return Err(error),
+    }
+    let now = Utc::now();
+    let retired_at = now - chrono::Duration::from_std(lifetime).unwrap_or_default();
+    let activated = AuditEvent::now(
+        "configuration",
+        "TOKEN_SIGNING_KEY_ACTIVATED",
+        &next.key_id,
+        None,
+        Some(KeyState::Active.as_str()),
+    );
+    repository
+        .activate_token_key(&next.key_id, now, retired_at, activated)
+        .await?;
+    tracing::info!(key_id = %next.key_id, "the configured token signing key replaced the recorded one");
+    Ok(())
 }
 
 /// Keeps `keys` current every `interval` while the service holds them.

@@ -50,12 +50,14 @@ pub trait TokenKeyRepository: Send + Sync {
         audit: AuditEvent,
     ) -> Result<(), RegistryError>;
 
-    /// Makes `key_id` the active key at `now` and the active one `PREVIOUS`, with `audit`
-    /// (written only when something changed); `KeyNotFound` for an unknown key.
+    /// Makes `key_id` the active key at `now` and the active one `PREVIOUS` retired at
+    /// `retired_at`, with `audit` (written only when something changed); `KeyNotFound` for
+    /// an unknown key.
     async fn activate_token_key(
         &self,
         key_id: &str,
         now: DateTime<Utc>,
+        retired_at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<TokenKeyRecord, RegistryError>;
 }
@@ -139,10 +141,11 @@ impl TokenKeyRepository for SqlTokenKeyRepository {
         &self,
         key_id: &str,
         now: DateTime<Utc>,
+        retired_at: DateTime<Utc>,
         audit: AuditEvent,
     ) -> Result<TokenKeyRecord, RegistryError> {
         let transaction = self.connection.begin().await?;
-        match rotation::activate(&transaction, TABLE, key_id, now).await? {
+        match rotation::activate(&transaction, TABLE, key_id, now, retired_at).await? {
             Activation::Unknown => return Err(RegistryError::KeyNotFound),
             Activation::AlreadyActive => transaction.rollback().await?,
             Activation::Activated => {
