@@ -18,7 +18,10 @@ use openssl::x509::{
 };
 use pmp_common::signing::{InMemoryKey, KeyAlgorithm, PrivateKey, SigningError};
 
-use super::{CertError, utc_to_asn1};
+use super::{CertError, der, utc_to_asn1};
+
+/// `BIT STRING`, which holds a certificate's signature.
+const BIT_STRING: u8 = 0x03;
 
 /// Validity of a re-signed partner certificate (MOSIP: 1 year × 365 days).
 const RESIGNED_VALIDITY_DAYS: i64 = 365;
@@ -241,19 +244,16 @@ impl PlatformSigner {
     fn signed_by_key(&self, built: &X509Ref) -> Result<X509, CertError> {
         let der = built.to_der()?;
         let malformed = || CertError::Internal("OpenSSL built a malformed certificate".into());
-        let (header, length) = der_header(&der).ok_or_else(malformed)?;
-        let body = der.get(header..header + length).ok_or_else(malformed)?;
-        let tbs_length = der_element_length(body).ok_or_else(malformed)?;
-        let (tbs, rest) = body.split_at(tbs_length);
-        let algorithm_length = der_element_length(rest).ok_or_else(malformed)?;
-        let algorithm = rest.get(..algorithm_length).ok_or_else(malformed)?;
-        let signature = self.key.sign(tbs).map_err(signing_error)?;
+        let outer = der::expect(&der, der::SEQUENCE).ok_or_else(malformed)?;
+        let (tbs, rest) = der::read(outer.content).ok_or_else(malformed)?;
+        let (algorithm, _) = der::read(rest).ok_or_else(malformed)?;
+        let signature = self.key.sign(tbs.raw).map_err(signing_error)?;
         let mut bit_string = vec![0x00];
         bit_string.extend(signature);
-        let mut content = tbs.to_vec();
-        content.extend(algorithm);
-        content.extend(der_element(0x03, &bit_string));
-        let certificate = X509::from_der(&der_element(0x30, &content))?;
+        let mut content = tbs.raw.to_vec();
+        content.extend(algorithm.raw);
+        der::write(BIT_STRING, &bit_string, &mut content);
+        let certificate = X509::from_der(&der::encode(der::SEQUENCE, &content))?;
         if !certificate.verify(self.key.public_key())? {
             return Err(CertError::Internal(
                 "the signing key produced a signature that does not verify".into(),
@@ -313,49 +313,6 @@ fn signing_error(error: SigningError) -> CertError {
     }
 }
 
-/// The header length and content length of the DER element at the start of `der`.
-pub(super) fn der_header(der: &[u8]) -> Option<(usize, usize)> {
-    let first = *der.get(1)?;
-    if first < 0x80 {
-        return Some((2, usize::from(first)));
-    }
-    let count = usize::from(first & 0x7f);
-    if count == 0 || count > 4 {
-        return None;
-    }
-    let length = der
-        .get(2..2 + count)?
-        .iter()
-        .fold(0usize, |length, byte| (length << 8) | usize::from(*byte));
-    Some((2 + count, length))
-}
-
-/// The whole length (header included) of the DER element at the start of `der`.
-pub(super) fn der_element_length(der: &[u8]) -> Option<usize> {
-    let (header, length) = der_header(der)?;
-    let total = header.checked_add(length)?;
-    (total <= der.len()).then_some(total)
-}
-
-/// A DER element with `tag` and `content`.
-pub(super) fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut element = vec![tag];
-    let length = content.len();
-    if length < 0x80 {
-        element.push(length as u8);
-    } else {
-        let bytes: Vec<u8> = length
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|byte| *byte == 0)
-            .collect();
-        element.push(0x80 | bytes.len() as u8);
-        element.extend(bytes);
-    }
-    element.extend(content);
-    element
-}
-
 /// Extensions copied verbatim from the original into its platform-signed copy: (DER
 /// contents of the OID, dotted OID).
 const COPIED_EXTENSIONS: [(&[u8], &str); 3] = [
@@ -394,7 +351,7 @@ fn copied_subject(name: &X509NameRef) -> Result<X509Name, CertError> {
     Ok(builder.build())
 }
 
-pub(super) fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
+fn platform_name(common_name: &str) -> Result<X509Name, CertError> {
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_nid(Nid::ORGANIZATIONNAME, PLATFORM_ORGANISATION)?;
     name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
@@ -439,7 +396,7 @@ fn build_ca<T: openssl::pkey::HasPublic>(
     Ok(builder.build())
 }
 
-pub(super) fn set_validity(
+fn set_validity(
     builder: &mut X509Builder,
     from: DateTime<Utc>,
     days: i64,
@@ -456,7 +413,7 @@ pub(super) fn set_validity(
 
 /// A random positive serial: 159 random bits with the top one set, so it is never zero,
 /// always 20 octets in DER and never negative (MOSIP's signed 64-bit serials could be).
-pub(super) fn random_serial() -> Result<openssl::asn1::Asn1Integer, CertError> {
+fn random_serial() -> Result<openssl::asn1::Asn1Integer, CertError> {
     let mut bn = BigNum::new()?;
     bn.rand(159, MsbOption::ONE, false)?;
     Ok(bn.to_asn1_integer()?)

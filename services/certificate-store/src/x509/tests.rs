@@ -1552,29 +1552,6 @@ fn a_platform_key_in_an_hsm_signs_copies_that_verify_up_to_the_platform_root() {
     assert_eq!(error.class(), ErrorClass::Internal);
 }
 
-#[test]
-fn der_lengths_round_trip_across_their_encodings() {
-    for length in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536] {
-        let content = vec![0xab; length];
-        let element = sign::der_element(0x30, &content);
-        assert_eq!(
-            sign::der_header(&element).map(|(_, size)| size),
-            Some(length)
-        );
-        assert_eq!(sign::der_element_length(&element), Some(element.len()));
-    }
-    assert_eq!(
-        sign::der_element_length(&[0x30, 0x05, 0x00]),
-        None,
-        "truncated"
-    );
-    assert_eq!(
-        sign::der_header(&[0x30, 0x85, 1, 1, 1, 1, 1]),
-        None,
-        "over-long length"
-    );
-}
-
 /// A key whose HSM has gone away.
 #[derive(Debug)]
 struct UnreachableKey {
