@@ -98,7 +98,12 @@ impl ServiceSigner {
     /// (PKCS#8 or traditional PEM).
     pub fn from_pem(name: &str, private_key_pem: &[u8]) -> Result<Self, KeyError> {
         let key = crate::signing::InMemoryKey::from_pem(private_key_pem, "the service key")
-            .map_err(|_| KeyError::NotPem("the service key".into()))?;
+            .map_err(|error| match error {
+                crate::signing::SigningError::Configuration(_) => {
+                    KeyError::NotPem("the service key".into())
+                }
+                other => KeyError::Signing(other),
+            })?;
         Self::new(name, Arc::new(key))
     }
 

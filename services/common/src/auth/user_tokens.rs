@@ -563,7 +563,12 @@ impl TokenIssuer {
             private_key_pem.as_bytes(),
             "the token signing key",
         )
-        .map_err(|_| KeyError::NotPem("the token signing key".into()))?;
+        .map_err(|error| match error {
+            crate::signing::SigningError::Configuration(_) => {
+                KeyError::NotPem("the token signing key".into())
+            }
+            other => KeyError::Signing(other),
+        })?;
         Self::with_key(
             std::sync::Arc::new(key),
             previous_public_keys_pem,

@@ -366,27 +366,14 @@ pub fn sign_jwt(
 ) -> Result<String, SigningError> {
     use base64::Engine;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let json = |value: &dyn erased::Json| {
-        value.to_json().map_err(|error| {
-            SigningError::Configuration(format!("token does not serialise: {error}"))
-        })
+    let unserialisable = |error: serde_json::Error| {
+        SigningError::Configuration(format!("token does not serialise: {error}"))
     };
-    let signing_input = format!("{}.{}", encode(&json(header)?), encode(&json(claims)?));
+    let header = serde_json::to_vec(header).map_err(unserialisable)?;
+    let claims = serde_json::to_vec(claims).map_err(unserialisable)?;
+    let signing_input = format!("{}.{}", encode(&header), encode(&claims));
     let signature = jws_signature(key.algorithm(), key.sign(signing_input.as_bytes())?)?;
     Ok(format!("{signing_input}.{}", encode(&signature)))
-}
-
-/// Serialisation of either a header or claims without making [`sign_jwt`] generic twice.
-mod erased {
-    pub(super) trait Json {
-        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-            serde_json::to_vec(self)
-        }
-    }
 }
 
 #[cfg(any(test, feature = "testing"))]
