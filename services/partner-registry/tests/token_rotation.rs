@@ -128,6 +128,11 @@ async fn the_token_key_rotates_into_the_hsm_while_earlier_tokens_keep_working() 
             .await
             .expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            pmp_common::error::reason_of(&status).as_deref(),
+            Some("PMS_COR_001"),
+            "{status:?}"
+        );
         let violations = tonic_types::StatusExt::get_details_bad_request(&status)
             .expect("the field at fault")
             .field_violations;
