@@ -47,9 +47,7 @@ impl KeyLocation {
                 "this service has no HSM configured (hsm.module)".into(),
             )),
             KeyLocation::File(path) => {
-                let pem = std::fs::read(path).map_err(|error| {
-                    SigningError::Configuration(format!("cannot read {path}: {error}"))
-                })?;
+                let pem = read_key_file(path)?;
                 Ok(Arc::new(InMemoryKey::from_pem(&pem, path)?))
             }
         }
@@ -71,6 +69,29 @@ impl KeyLocation {
             _ => None,
         }
     }
+}
+
+/// Largest key file read: an RSA-4096 PEM is about 3.3 KiB.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// A key file named by a request (an admin's rotation): a regular file of bounded size, so
+/// that a path such as `/dev/zero` cannot make the service read without end.
+fn read_key_file(path: &str) -> Result<Vec<u8>, SigningError> {
+    use std::io::Read;
+    let unreadable =
+        |error: std::io::Error| SigningError::Configuration(format!("cannot read {path}: {error}"));
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_BYTES {
+        return Err(SigningError::Configuration(format!(
+            "{path} is not a key file (a regular file of at most {MAX_KEY_FILE_BYTES} bytes)"
+        )));
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES)
+        .read_to_end(&mut pem)
+        .map_err(unreadable)?;
+    Ok(pem)
 }
 
 /// The life of a signing key in a rotation.

@@ -219,3 +219,33 @@ fn hsm_settings_name_their_token_and_pin() {
     };
     assert!(no_pin.validate().expect_err("refused").contains("pin_file"));
 }
+
+#[test]
+fn a_key_file_location_reads_only_a_bounded_regular_file() {
+    let hsm = HsmSettings::default();
+    for path in ["/dev/zero", "/", "/no/such/key.pem"] {
+        let error = KeyLocation::File(path.into())
+            .open(&hsm)
+            .expect_err("not a key file");
+        assert!(
+            matches!(error, SigningError::Configuration(_)),
+            "{path}: {error:?}"
+        );
+    }
+    let directory = tempfile::tempdir().expect("tempdir");
+    let key = directory.path().join("key.pem");
+    let pem = in_memory(KeyAlgorithm::EcP256)
+        .in_memory()
+        .expect("in memory")
+        .private_key_to_pem_pkcs8()
+        .expect("pem");
+    std::fs::write(&key, pem).expect("write");
+    let opened = KeyLocation::File(key.display().to_string())
+        .open(&hsm)
+        .expect("a key file opens");
+    assert_eq!(opened.algorithm(), KeyAlgorithm::EcP256);
+    assert!(matches!(
+        KeyLocation::Hsm("any".into()).open(&hsm),
+        Err(SigningError::Configuration(_))
+    ));
+}
