@@ -215,9 +215,15 @@ pub fn check_verify(data: &str) {
     assert_queue_empty("parse_chain");
     check_chain_key(data);
     for domain in [DOMAIN, CHAIN_DOMAIN] {
-        let first = fixture.snapshot.evaluate(domain, data, fixture.now);
+        let evaluate = || {
+            fixture
+                .snapshot
+                .evaluate(domain, data, fixture.now)
+                .map_err(certificate_store::error::StoreError::from)
+        };
+        let first = evaluate();
         assert_queue_empty("evaluate");
-        let again = fixture.snapshot.evaluate(domain, data, fixture.now);
+        let again = evaluate();
         assert_queue_empty("evaluate");
         let summary = |outcome: &Result<_, certificate_store::error::StoreError>| match outcome {
             Ok((verdict, until)) => Ok((Clone::clone(verdict), *until)),
@@ -266,7 +272,8 @@ pub fn check_verify(data: &str) {
     }
     let unknown = fixture
         .snapshot
-        .evaluate("NO-SUCH-DOMAIN", data, fixture.now);
+        .evaluate("NO-SUCH-DOMAIN", data, fixture.now)
+        .map_err(certificate_store::error::StoreError::from);
     assert_queue_empty("evaluate");
     assert!(
         matches!(

@@ -74,6 +74,10 @@ CertificateStore/VerifyCertificateTrust 401 401 401  401  401  401  401  401  40
 CertificateStore/AddPlatformSigningKey 401 401  401  401  401  401  401  401  401  403  403  inv  403  403  403  403  401  401
 CertificateStore/ActivatePlatformSigningKey 401 401 401 401 401 401  401  401  401  403  403  ncrt 403  403  403  403  401  401
 CertificateStore/ListPlatformSigningKeys 401 401 401 401  401  401  401  401  401  ok   ok   ok   403  403  403  403  401  401
+CertificateStore/WatchTrustChanges    401  401  401  401  401  401  401  401  401  403  403  ok   ok   ok   403  ok   401  401
+CertificateStore/RevokeCertificate    401  401  401  401  401  401  401  401  401  403  403  ncrt 403  403  403  403  401  401
+CertificateStore/GetCrl               401  401  401  401  401  401  401  401  401  ok   ok   ok   ok   ok   403  ok   401  401
+CertificateStore/ListExpiringCertificates 401 401 401 401 401  401  401  401  401  403  403  ok   403  403  403  403  401  401
 FtmManagement/CreateFtm               401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 FtmManagement/UploadFtmCertificate    401  401  401  401  401  401  401  401  401  pend 403  pend 403  403  403  403  401  401
 FtmManagement/ApproveFtm              401  401  401  401  401  401  401  401  401  403  403  appr 403  403  403  403  401  401
@@ -584,6 +588,39 @@ impl Fixture {
                 .list_platform_signing_keys(
                     credentials.request(store::ListPlatformSigningKeysRequest::default()),
                 )
+                .await
+                .map(drop),
+            "WatchTrustChanges" => client
+                .watch_trust_changes(credentials.request(store::WatchTrustChangesRequest {
+                    partner_domains: vec!["FTM".into()],
+                    from_version: 0,
+                }))
+                .await
+                .map(drop),
+            "RevokeCertificate" => client
+                .revoke_certificate(credentials.request(store::RevokeCertificateRequest {
+                    certificate_id: "no-such-certificate".into(),
+                    reason: store::RevocationReason::KeyCompromise.into(),
+                    comment: String::new(),
+                }))
+                .await
+                .map(drop),
+            "GetCrl" => client
+                .get_crl(credentials.request(store::GetCrlRequest {
+                    partner_domain: "FTM".into(),
+                }))
+                .await
+                .map(drop),
+            "ListExpiringCertificates" => client
+                .list_expiring_certificates(credentials.request(
+                    store::ListExpiringCertificatesRequest {
+                        within: Some(prost_types::Duration {
+                            seconds: 30 * 86_400,
+                            nanos: 0,
+                        }),
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .map(drop),
             other => panic!("no such store RPC {other}"),

@@ -89,6 +89,79 @@ pub struct CertStoreSettings {
     pub certificates: CertificateSettings,
     /// The platform key that re-signs partner certificates.
     pub platform: PlatformSettings,
+    /// The trust change feed (`WatchTrustChanges`).
+    #[serde(default)]
+    pub feed: FeedSettings,
+    /// Expiry: the sweep announcing certificates that cross a threshold, and the gauges.
+    #[serde(default)]
+    pub expiry: ExpirySettings,
+    /// Certificate revocation lists (`GetCrl`).
+    #[serde(default)]
+    pub crl: CrlSettings,
+}
+
+/// How the trust change feed streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSettings {
+    /// A stream that sent nothing for this long sends a heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// How often a caught-up stream looks for events written by other replicas (events of
+    /// this replica wake it at once).
+    pub poll_interval_ms: u64,
+    /// How long events are kept for consumers to resume from; older consumers get a fresh
+    /// snapshot.
+    pub retention_hours: u64,
+    /// Messages queued per stream before its reader waits for the consumer (the database
+    /// is the buffer beyond that).
+    pub buffer: usize,
+    /// Approximate size of one snapshot message, below the servers' message size bound.
+    pub snapshot_part_bytes: usize,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            heartbeat_interval_ms: 2_000,
+            poll_interval_ms: 500,
+            retention_hours: 24 * 7,
+            buffer: 64,
+            snapshot_part_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Expiry announcements and gauges.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpirySettings {
+    /// How often the sweep looks for certificates crossing a threshold (daily by default).
+    pub sweep_interval_seconds: u64,
+    /// How often the expiring-certificate gauges are recounted.
+    pub gauge_interval_seconds: u64,
+}
+
+impl Default for ExpirySettings {
+    fn default() -> Self {
+        ExpirySettings {
+            sweep_interval_seconds: 24 * 60 * 60,
+            gauge_interval_seconds: 60,
+        }
+    }
+}
+
+/// Certificate revocation lists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrlSettings {
+    /// `nextUpdate` of a CRL, after its `thisUpdate`.
+    pub validity_hours: u64,
+}
+
+impl Default for CrlSettings {
+    fn default() -> Self {
+        CrlSettings { validity_hours: 24 }
+    }
 }
 
 /// Certificate rules that are configuration.

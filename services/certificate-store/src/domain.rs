@@ -186,87 +186,9 @@ pub struct CaFilter {
     pub ca_type: Option<CaType>,
 }
 
-/// What the in-memory trust store is built from, read in one go with its version.
-#[derive(Debug, Clone, Default)]
-pub struct TrustData {
-    /// The trust-store version this data reflects, compared by the poller to spot changes.
-    pub version: i64,
-    /// (domain, PEM) of every CA certificate.
-    pub ca_certificates: Vec<(String, String)>,
-    /// Every partner/FTM certificate the store holds.
-    pub stored_certificates: Vec<StoredTrustEntry>,
-    /// Partners whose certificates (and their FTMs' chip certificates) are untrusted.
-    pub deactivated_partners: Vec<String>,
-}
-
-/// The trust-relevant facts of one stored partner/FTM certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTrustEntry {
-    /// Upper-case domain the certificate is stored in.
-    pub partner_domain: String,
-    /// SHA-256 of its `tbsCertificate`, by which verification recognises it.
-    pub identity: String,
-    /// The partner whose deactivation untrusts it.
-    pub partner_id: String,
-    /// The flag set by the owning service.
-    pub trusted: bool,
-    /// PEM, kept only for marked-trusted CA certificates (usable as issuers in chains).
-    pub issuer_pem: Option<String>,
-}
-
-/// What moved in the trust store after a replica's snapshot version: enough to bring the
-/// snapshot up to date without reading every stored certificate again.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustChanges {
-    /// The trust-store version now.
-    pub version: i64,
-    /// The last version at which something changed that [`Self::changed`] cannot express
-    /// (CA certificates, a CA-capable stored certificate, partner deactivation).
-    pub structural_version: i64,
-    /// Stored certificates whose trust facts changed after the snapshot's version, up to
-    /// [`Self::version`]; empty when `structural_version` is newer than the snapshot.
-    pub changed: Vec<StoredTrustChange>,
-}
-
-/// The trust facts of one stored partner/FTM certificate as of a version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTrustChange {
-    /// Upper-case domain the certificate is stored in.
-    pub partner_domain: String,
-    /// SHA-256 of its `tbsCertificate`.
-    pub identity: String,
-    /// The partner whose deactivation untrusts it.
-    pub partner_id: String,
-    /// The flag set by the owning service.
-    pub trusted: bool,
-    /// Whether it may issue certificates (a change to one alters the issuer pool).
-    pub is_ca: bool,
-    /// The version at which these facts were written.
-    pub trust_version: i64,
-}
-
-/// How a domain decides whether a certificate the store has not registered is trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrustPolicy {
-    /// Trusted only if a trusted stored partner/FTM certificate is on the validated path
-    /// (the leaf itself, or an issuer such as an approved chip certificate): the platform's
-    /// approvals gate verification. The default.
-    #[default]
-    Registered,
-    /// MOSIP's rule: a certificate the store has never seen is judged by its chain alone.
-    Chain,
-}
-
-impl TrustPolicy {
-    /// Configuration name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrustPolicy::Registered => "registered",
-            TrustPolicy::Chain => "chain",
-        }
-    }
-}
+pub use pmp_trust::model::{
+    RevokedCertificate, StoredTrustChange, StoredTrustEntry, TrustChanges, TrustData, TrustPolicy,
+};
 
 pub use pmp_common::signing::{KeyLocation, KeyState as PlatformKeyState};
 
@@ -289,4 +211,188 @@ pub struct PlatformKeyRecord {
     pub activated_at: Option<DateTime<Utc>>,
     /// When another key replaced it.
     pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// What kind of certificate a revocation, an expiry or a listing is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateKind {
+    /// A CA certificate of a domain's trust store.
+    Ca,
+    /// A partner's own certificate.
+    Partner,
+    /// An FTM chip certificate.
+    Ftm,
+}
+
+impl CertificateKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateKind::Ca => "CA",
+            CertificateKind::Partner => "PARTNER",
+            CertificateKind::Ftm => "FTM",
+        }
+    }
+
+    /// The kind of a stored partner/FTM certificate held by `owner`.
+    pub fn of_owner(owner: &Owner) -> Self {
+        match owner.owner_type {
+            OwnerType::Partner => CertificateKind::Partner,
+            OwnerType::Ftm => CertificateKind::Ftm,
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            CertificateKind::Ca,
+            CertificateKind::Partner,
+            CertificateKind::Ftm,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// An RFC 5280 `CRLReason` that may revoke a certificate for good: every code but
+/// certificateHold (6, which is temporary), 7 (unassigned) and removeFromCRL (8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct RevocationReason(u8);
+
+impl RevocationReason {
+    /// The RFC 5280 code.
+    pub fn code(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for RevocationReason {
+    type Error = String;
+
+    fn try_from(code: u8) -> Result<Self, Self::Error> {
+        match code {
+            0..=5 | 9 | 10 => Ok(RevocationReason(code)),
+            other => Err(format!(
+                "revocation reason {other} is not offered: use an RFC 5280 reason other than certificateHold (6) and removeFromCRL (8)"
+            )),
+        }
+    }
+}
+
+impl From<RevocationReason> for u8 {
+    fn from(reason: RevocationReason) -> u8 {
+        reason.0
+    }
+}
+
+/// A revoked certificate and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    /// Upper-case domain it was revoked in.
+    pub partner_domain: String,
+    /// SHA-256 of its `tbsCertificate`.
+    pub identity: String,
+    /// The CA certificate id or the partner/FTM certificate id.
+    pub certificate_id: String,
+    /// What it is.
+    pub kind: CertificateKind,
+    /// Serial number of the certificate's platform-signed copy (hex, as stored), empty for a
+    /// CA certificate.
+    pub serial_number: String,
+    /// Why, as RFC 5280 says.
+    pub reason: RevocationReason,
+    /// The admin's comment.
+    pub comment: String,
+    /// Who revoked it.
+    pub revoked_by: String,
+    /// When.
+    pub revoked_at: DateTime<Utc>,
+}
+
+/// One change of the trust store, as written to the feed's outbox in the transaction that
+/// made it. Each sets a fact (rather than describing a delta), so applying one twice, or on
+/// data that already holds it, changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrustEvent {
+    /// A CA certificate joined a domain's trust store.
+    CaCertificateAdded {
+        /// Upper-case domain.
+        partner_domain: String,
+        /// The certificate, PEM.
+        certificate_pem: String,
+    },
+    /// A stored partner/FTM certificate's trust facts now.
+    StoredCertificate(StoredTrustEntry),
+    /// A partner's deactivation state now.
+    Partner {
+        /// The partner.
+        partner_id: String,
+        /// Whether it is deactivated.
+        deactivated: bool,
+    },
+    /// A certificate was revoked.
+    Revoked(Revocation),
+    /// A certificate crossed an expiry threshold.
+    Expiring(ExpiryNotice),
+}
+
+/// A certificate that crossed an expiry threshold, announced once per threshold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpiryNotice {
+    /// Upper-case domain.
+    pub partner_domain: String,
+    /// The CA or partner/FTM certificate id.
+    pub certificate_id: String,
+    /// What it is.
+    pub kind: CertificateKind,
+    /// Its `notAfter`.
+    pub expiry_time: DateTime<Utc>,
+    /// The threshold crossed, in days.
+    pub threshold_days: u32,
+}
+
+/// A trust feed event as stored: the version it moved the trust store to, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedTrustEvent {
+    /// The trust-store version of the change.
+    pub version: i64,
+    /// When it committed.
+    pub time: DateTime<Utc>,
+    /// What changed.
+    pub event: TrustEvent,
+}
+
+/// A certificate that expires soon (`ListExpiringCertificates`, the expiry sweep).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCertificate {
+    /// The CA or partner/FTM certificate id.
+    pub certificate_id: String,
+    /// What it is.
+    pub kind: CertificateKind,
+    /// Upper-case domain.
+    pub partner_domain: String,
+    /// The partner, for partner/FTM certificates; empty for CA certificates.
+    pub partner_id: String,
+    /// The partner or FTM id, for partner/FTM certificates; empty for CA certificates.
+    pub owner_id: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Its `notAfter`.
+    pub not_after: DateTime<Utc>,
+}
+
+/// Filters of `ListExpiringCertificates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringFilter {
+    /// Only certificates expiring after this instant (now: expired ones are left out)...
+    pub after: DateTime<Utc>,
+    /// ...and at or before this one.
+    pub until: DateTime<Utc>,
+    /// Only this upper-case domain.
+    pub partner_domain: Option<String>,
+    /// Only this kind.
+    pub kind: Option<CertificateKind>,
 }

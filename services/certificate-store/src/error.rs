@@ -52,6 +52,13 @@ pub enum StoreError {
     /// A page size or page token that cannot be served.
     #[error(transparent)]
     Page(#[from] PageError),
+    /// The certificate is revoked in the domain: it cannot be uploaded, trusted or revoked
+    /// again (`PMS_CERT_REVOKED`).
+    #[error("certificate is revoked")]
+    Revoked,
+    /// The server is draining: a stream ends so that its client moves to another replica.
+    #[error("the service is shutting down; reconnect")]
+    ShuttingDown,
     /// The database failed or refused a statement.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -92,6 +99,10 @@ impl ServiceError for StoreError {
             StoreError::CertificateNotFound => Disclosure::client(NotFound, "KER-PCM-012"),
             StoreError::Auth(error) => error.disclosure(),
             StoreError::Page(error) => error.disclosure(),
+            StoreError::ShuttingDown => {
+                Disclosure::client(Code::Unavailable, common_error::REASON_UNAVAILABLE)
+            }
+            StoreError::Revoked => Disclosure::client(FailedPrecondition, REASON_REVOKED),
             StoreError::Database(error) => Disclosure::Database(error),
             StoreError::Internal(_) => Disclosure::Internal,
         }
@@ -101,6 +112,18 @@ impl ServiceError for StoreError {
         match self {
             StoreError::Certificate(error) => error.message(),
             other => other.to_string(),
+        }
+    }
+}
+
+/// `ErrorInfo` reason of [`StoreError::Revoked`].
+pub const REASON_REVOKED: &str = "PMS_CERT_REVOKED";
+
+impl From<pmp_trust::TrustError> for StoreError {
+    fn from(error: pmp_trust::TrustError) -> Self {
+        match error {
+            pmp_trust::TrustError::Certificate(error) => StoreError::Certificate(error),
+            pmp_trust::TrustError::InvalidDomain => StoreError::InvalidDomain,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! caller may make the request, decodes it (see `convert.rs`), calls the service API
 //! and encodes the answer. Nothing else happens here.
 
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use pmp_common::auth::{Caller, FTM_MANAGEMENT, PARTNER_REGISTRY, ServiceAccess, caller};
@@ -26,6 +27,8 @@ pub(crate) const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[
         "VerifyCertificateTrust",
         &[PARTNER_REGISTRY, FTM_MANAGEMENT],
     ),
+    ("WatchTrustChanges", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
+    ("GetCrl", &[PARTNER_REGISTRY, FTM_MANAGEMENT]),
 ]);
 
 /// The `CertificateStore` gRPC server. It only translates between the wire and the service
@@ -51,8 +54,55 @@ where
     Ok((caller, I::try_from(request.into_inner())?))
 }
 
+/// The wire form of a trust feed: the service's messages, converted as they are sent.
+pub type TrustChangeStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<proto::TrustChange, Status>> + Send + 'static>,
+>;
+
 #[tonic::async_trait]
 impl CertificateStore for StoreGrpc {
+    type WatchTrustChangesStream = TrustChangeStream;
+
+    async fn watch_trust_changes(
+        &self,
+        request: Request<proto::WatchTrustChangesRequest>,
+    ) -> Result<Response<TrustChangeStream>, Status> {
+        let (caller, input) = accept(request, "WatchTrustChanges").await?;
+        let receiver = self.api.watch_trust(&caller, input)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|message| {
+            message
+                .map(crate::convert::feed_message)
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<proto::RevokeCertificateRequest>,
+    ) -> Result<Response<proto::RevokeCertificateResponse>, Status> {
+        let (caller, input) = accept(request, "RevokeCertificate").await?;
+        Ok(Response::new(self.api.revoke(&caller, input).await?.into()))
+    }
+
+    async fn get_crl(
+        &self,
+        request: Request<proto::GetCrlRequest>,
+    ) -> Result<Response<proto::GetCrlResponse>, Status> {
+        let (caller, input) = accept(request, "GetCrl").await?;
+        Ok(Response::new(self.api.crl(&caller, input).await?.into()))
+    }
+
+    async fn list_expiring_certificates(
+        &self,
+        request: Request<proto::ListExpiringCertificatesRequest>,
+    ) -> Result<Response<proto::ListExpiringCertificatesResponse>, Status> {
+        let (caller, input) = accept(request, "ListExpiringCertificates").await?;
+        Ok(Response::new(
+            self.api.list_expiring(&caller, input).await?.into(),
+        ))
+    }
+
     async fn upload_ca_certificate(
         &self,
         request: Request<proto::UploadCaCertificateRequest>,
@@ -142,7 +192,7 @@ impl CertificateStore for StoreGrpc {
     ) -> Result<Response<proto::VerifyCertificateTrustResponse>, Status> {
         let (caller, input) = accept(request, "VerifyCertificateTrust").await?;
         let verdict = self.api.verify(&caller, input).await?;
-        Ok(Response::new(verdict.as_ref().into()))
+        Ok(Response::new(crate::convert::verify_response(&verdict)))
     }
 
     async fn add_platform_signing_key(

@@ -22,7 +22,7 @@ pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trust;
-pub mod x509;
+pub use pmp_trust::x509;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ use crate::config::{CertStoreSettings, PlatformSettings};
 use crate::domain::KeyLocation;
 use crate::grpc::SERVICE_CALLERS;
 use crate::grpc::StoreGrpc;
-use crate::service::{CertificateStoreService, PlatformKeys};
+use crate::service::{CertificateStoreService, PlatformKeys, ServiceParts, TrustFeed};
 use crate::storage::{CertificateRepository, SqlCertificateRepository};
 use crate::trust::TrustStore;
 use crate::x509::{PlatformSigner, ValidationPolicy};
@@ -103,7 +103,36 @@ impl PlatformService for CertificateStore {
             Duration::from_millis(settings.certificates.trust_refresh_interval_ms),
         )
         .await?;
-        let service = CertificateStoreService::new(repository, trust, platform, policy, domains);
+        let feed = Arc::new(TrustFeed::new(
+            Arc::clone(&repository),
+            Arc::clone(&trust),
+            settings.feed.clone(),
+            context.draining.clone(),
+        ));
+        service::spawn_pruner(
+            Arc::clone(&repository),
+            Duration::from_secs(settings.feed.retention_hours.saturating_mul(3600)),
+            context.stop.clone(),
+        );
+        service::spawn_sweeper(
+            Arc::clone(&repository),
+            Duration::from_secs(settings.expiry.sweep_interval_seconds.max(1)),
+            context.stop.clone(),
+        );
+        service::spawn_gauges(
+            Arc::clone(&repository),
+            &context.metrics,
+            Duration::from_secs(settings.expiry.gauge_interval_seconds.max(1)),
+            context.stop.clone(),
+        )?;
+        let parts = ServiceParts {
+            platform,
+            policy,
+            domains,
+            feed,
+            crl_validity_hours: settings.crl.validity_hours,
+        };
+        let service = CertificateStoreService::new(repository, trust, parts);
         Ok(bootstrap::authenticated(
             CertificateStoreServer::new(StoreGrpc::new(service))
                 .max_decoding_message_size(settings.server.max_message_bytes),

@@ -111,3 +111,10 @@ pub fn spawn_on(
 ) -> anyhow::Result<Spawned> {
     Spawned::service_on(crate::CertificateStore, settings, listener)
 }
+
+/// Runs the expiry sweep once, as the daily task does; returns how many notices were new.
+pub async fn sweep_expiring(
+    repository: &dyn crate::storage::CertificateRepository,
+) -> Result<usize, crate::error::StoreError> {
+    crate::service::sweep(repository).await
+}

@@ -1403,6 +1403,7 @@ fn service_verdict(case: &Case) -> Outcome {
         ca_certificates,
         stored_certificates: vec![],
         deactivated_partners: vec![],
+        revoked: vec![],
     };
     let settings = TrustSettings {
         domains: vec![DOMAIN.into(), OTHER_DOMAIN.into()],

@@ -46,11 +46,12 @@ impl Store {
     }
 
     async fn start_with(metrics_listen: &str, ftm_policy: TrustPolicy) -> Store {
-        Self::start_adjusted(metrics_listen, ftm_policy, Box::new(|_| {})).await
+        Self::start_adjusted("sqlite", metrics_listen, ftm_policy, Box::new(|_| {})).await
     }
 
     /// A store whose settings `more` adjusts further.
     async fn start_adjusted(
+        backend: &'static str,
         metrics_listen: &str,
         ftm_policy: TrustPolicy,
         more: StoreAdjust,
@@ -71,7 +72,7 @@ impl Store {
         let services = InProcessPlatform::start(Options {
             ftm_policy,
             store_adjust: Some(adjust),
-            ..Options::on("sqlite")
+            ..Options::on(backend)
         })
         .await
         .expect("platform");
@@ -1432,7 +1433,7 @@ async fn the_platform_signing_key_rotates_into_the_hsm_without_losing_earlier_co
         settings.hsm = hsm_settings;
     });
     let (store, pki) =
-        with_pki(Store::start_adjusted("", TrustPolicy::Registered, adjust).await).await;
+        with_pki(Store::start_adjusted("sqlite", "", TrustPolicy::Registered, adjust).await).await;
 
     let initial = list_keys(&store).await;
     assert_eq!(

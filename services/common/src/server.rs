@@ -110,6 +110,9 @@ pub struct Serving<'a> {
     pub metrics: Option<MetricsEndpoint>,
     /// Where security events are audited (filled by `init` once the database is ready).
     pub audit: AuditSlot,
+    /// Set to `true` when draining starts, so that endless calls (streams) end then rather
+    /// than hold the drain until the grace period is over.
+    pub draining: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Runs a tonic server for one platform service until `shutdown` resolves, recording request
@@ -160,6 +163,7 @@ where
         tls,
         metrics,
         audit,
+        draining,
     } = serving;
     let security = SecurityLayer::new(
         metrics
@@ -252,6 +256,9 @@ where
         }
     }
     tracing::info!("shutting down: draining in-flight calls");
+    if let Some(draining) = &draining {
+        draining.send_replace(true);
+    }
     let _ = stop_sender.send(());
     let drained = tokio::time::timeout(grace, &mut server).await;
     let _ = metrics_stop.send(());

@@ -2,7 +2,7 @@
 //! certificates with their identity, owner and trust flag, the deactivated partners, the
 //! trust-store version that replicas poll (with the version at which each certificate's
 //! trust last changed, for incremental refresh), the platform signing keys (for rotation),
-//! and the audit trail.
+//! revocations, the trust change feed's outbox, expiry notices, and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -11,6 +11,7 @@ mod m20261130_000001_initial;
 mod m20261202_000002_trust_model;
 mod m20261208_000003_trust_change_versions;
 mod m20261209_000004_platform_signing_keys;
+mod m20261210_000005_revocations_and_trust_feed;
 
 /// Applies the certificate store's migrations in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_trust_model::Migration),
             Box::new(m20261208_000003_trust_change_versions::Migration),
             Box::new(m20261209_000004_platform_signing_keys::Migration),
+            Box::new(m20261210_000005_revocations_and_trust_feed::Migration),
         ]
     }
 }

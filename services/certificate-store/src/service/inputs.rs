@@ -3,7 +3,7 @@
 //! checked by the use cases.
 
 use super::Access;
-use crate::domain::{CaType, Owner};
+use crate::domain::{CaType, CertificateKind, Owner, RevocationReason};
 use crate::error::StoreError;
 
 /// A request of a use case, with who may make it.
@@ -77,6 +77,59 @@ pub(crate) struct PartnerDeactivation {
 pub(crate) struct VerifyTrust {
     pub(crate) certificate_data: String,
     pub(crate) partner_domain: String,
+}
+
+/// `RevokeCertificate`.
+#[derive(Debug, Clone)]
+pub(crate) struct Revoke {
+    /// A CA certificate id or a partner/FTM certificate id.
+    pub(crate) certificate_id: String,
+    pub(crate) reason: RevocationReason,
+    /// At most 1024 characters.
+    pub(crate) comment: String,
+}
+
+/// `WatchTrustChanges`.
+#[derive(Debug, Clone)]
+pub(crate) struct WatchTrust {
+    /// As sent; canonicalised by the use case. Empty for every domain.
+    pub(crate) partner_domains: Vec<String>,
+    /// The last version the consumer applied; 0 for a snapshot first.
+    pub(crate) from_version: i64,
+}
+
+/// `GetCrl`.
+#[derive(Debug, Clone)]
+pub(crate) struct CrlRequest {
+    pub(crate) partner_domain: String,
+}
+
+/// `ListExpiringCertificates`.
+#[derive(Debug, Clone)]
+pub(crate) struct ListExpiring {
+    /// Positive, at most ten years.
+    pub(crate) within: chrono::Duration,
+    /// Blank for every domain.
+    pub(crate) partner_domain: String,
+    pub(crate) kind: Option<CertificateKind>,
+    pub(crate) page_size: u64,
+    pub(crate) page_token: String,
+}
+
+impl Input for Revoke {
+    const ACCESS: Access = Access::Admin;
+}
+
+impl Input for WatchTrust {
+    const ACCESS: Access = Access::ServiceOrAdmin;
+}
+
+impl Input for CrlRequest {
+    const ACCESS: Access = Access::Any;
+}
+
+impl Input for ListExpiring {
+    const ACCESS: Access = Access::Admin;
 }
 
 impl Input for UploadCa {

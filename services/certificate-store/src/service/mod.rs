@@ -15,10 +15,13 @@
 //! the certificate trusted only once they have committed their own side.
 
 mod ca;
+mod expiry;
+mod feed;
 mod inputs;
 mod outputs;
 mod partner;
 mod platform;
+mod revocation;
 mod verify;
 
 use std::sync::Arc;
@@ -31,15 +34,20 @@ use crate::storage::CertificateRepository;
 use crate::trust::TrustStore;
 use crate::x509::{self, ValidationPolicy};
 
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use expiry::sweep;
+pub(crate) use expiry::{ExpiringPage, spawn_gauges, spawn_sweeper};
+pub(crate) use feed::{FeedMessage, TrustFeed, spawn_pruner};
 pub(crate) use inputs::{
-    CaLookup, Input, ListCa, PartnerDeactivation, PartnerLookup, SetTrusted, UploadCa,
-    UploadPartner, VerifyTrust,
+    CaLookup, CrlRequest, Input, ListCa, ListExpiring, PartnerDeactivation, PartnerLookup, Revoke,
+    SetTrusted, UploadCa, UploadPartner, VerifyTrust, WatchTrust,
 };
 pub(crate) use outputs::{CaList, CaUpload, CaUploadResult, TrustPath, UploadStatus};
 pub(crate) use platform::{
     AddPlatformKey, ListPlatformKeys, PlatformKeyLookup, PlatformKeys, PublishedPlatformKeys,
     published_until,
 };
+pub(crate) use revocation::{Crl, Revoked};
 
 /// Who may make a request, beyond being let through by `grpc::SERVICE_CALLERS`. Checked before
 /// the request is decoded (a caller without the right is refused whatever it sent) and again
@@ -100,6 +108,17 @@ pub(crate) struct CertificateStoreService {
     platform: Arc<PlatformKeys>,
     policy: ValidationPolicy,
     domains: Vec<String>,
+    feed: Arc<TrustFeed>,
+    crl_validity_hours: u64,
+}
+
+/// What the service is built from besides its storage and trust store.
+pub(crate) struct ServiceParts {
+    pub(crate) platform: Arc<PlatformKeys>,
+    pub(crate) policy: ValidationPolicy,
+    pub(crate) domains: Vec<String>,
+    pub(crate) feed: Arc<TrustFeed>,
+    pub(crate) crl_validity_hours: u64,
 }
 
 /// Runs CPU-bound certificate work on the blocking pool, isolated from the OpenSSL errors
@@ -119,16 +138,16 @@ impl CertificateStoreService {
     pub(crate) fn new(
         repository: Arc<dyn CertificateRepository>,
         trust: Arc<TrustStore>,
-        platform: Arc<PlatformKeys>,
-        policy: ValidationPolicy,
-        domains: Vec<String>,
+        parts: ServiceParts,
     ) -> Self {
         CertificateStoreService {
             repository,
             trust,
-            platform,
-            policy,
-            domains,
+            platform: parts.platform,
+            policy: parts.policy,
+            domains: parts.domains,
+            feed: parts.feed,
+            crl_validity_hours: parts.crl_validity_hours,
         }
     }
 

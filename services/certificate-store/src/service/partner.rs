@@ -28,6 +28,15 @@ impl CertificateStoreService {
         let certificate = blocking(move || Ok(x509::parse_partner_certificate(&data)?)).await?;
         let domain = self.domain(&request.partner_domain)?;
         let facts = CertificateFacts::of(&certificate)?;
+        // Revocation is for good: nobody may bring a revoked certificate back.
+        if self
+            .repository
+            .revocation(&domain, &facts.identity)
+            .await?
+            .is_some()
+        {
+            return Err(StoreError::Revoked);
+        }
         // Every rule runs on every upload, a repeated one included: a certificate that has
         // expired, or whose CA left the store, since it was first accepted is refused now.
         let chain = self

@@ -139,3 +139,72 @@ pub mod platform_signing_keys {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// `revocations`: revoked certificates of each domain, by identity; never deleted.
+#[allow(missing_docs)]
+pub mod revocations {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "revocations")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub partner_domain: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub identity: String,
+        pub certificate_id: String,
+        pub certificate_kind: String,
+        pub serial_number: String,
+        pub reason_code: i32,
+        pub comment: String,
+        pub revoked_by: String,
+        pub revoked_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `trust_events`: the outbox of the trust change feed, one row per trust-store version.
+#[allow(missing_docs)]
+pub mod trust_events {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "trust_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i64,
+        /// The event, JSON.
+        pub payload: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// `expiry_notices`: expiry thresholds already announced per certificate.
+#[allow(missing_docs)]
+pub mod expiry_notices {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "expiry_notices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub certificate_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub threshold_days: i32,
+        pub noticed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

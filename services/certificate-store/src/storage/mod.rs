@@ -5,15 +5,19 @@
 //! replica can catch up by reading only what moved.
 
 pub mod entities;
+mod feed;
 mod sql;
 
 use async_trait::async_trait;
 
 pub use sql::SqlCertificateRepository;
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::{
-    AuditEvent, CaCertificate, CaFilter, PartnerCertificate, PlatformKeyRecord, TrustChanges,
-    TrustData,
+    AuditEvent, CaCertificate, CaFilter, CertificateKind, ExpiringCertificate, ExpiringFilter,
+    ExpiryNotice, PartnerCertificate, PlatformKeyRecord, RecordedTrustEvent, Revocation,
+    TrustChanges, TrustData,
 };
 use crate::error::StoreError;
 
@@ -28,9 +32,63 @@ pub struct CaPage {
     pub total_size: u64,
 }
 
+/// Revocations, the trust feed's outbox and expiry notices. Every write here that changes
+/// what is trusted, or is announced on the feed, moves the trust-store version and writes
+/// its event in one transaction.
+#[async_trait]
+pub trait TrustFeedRepository: Send + Sync {
+    /// Records a revocation with its audit row and feed event; `Revoked` when the
+    /// certificate was revoked before. Returns the trust-store version it moved to.
+    async fn revoke(&self, revocation: &Revocation, audit: AuditEvent) -> Result<i64, StoreError>;
+
+    /// The revocation of the certificate with this identity in the domain, if any.
+    async fn revocation(
+        &self,
+        partner_domain: &str,
+        identity: &str,
+    ) -> Result<Option<Revocation>, StoreError>;
+
+    /// Every revocation of a domain, oldest first.
+    async fn revocations(&self, partner_domain: &str) -> Result<Vec<Revocation>, StoreError>;
+
+    /// Up to `limit` feed events after `version`, in version order.
+    async fn trust_events_after(
+        &self,
+        version: i64,
+        limit: u64,
+    ) -> Result<Vec<RecordedTrustEvent>, StoreError>;
+
+    /// The oldest version still kept in the outbox, if any.
+    async fn oldest_trust_event(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Deletes feed events written before `before`; returns how many.
+    async fn prune_trust_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// A page of certificates (CA and partner/FTM) expiring in the filter's window, soonest
+    /// first, after `cursor` (the last page's `(not_after, certificate_id)`), with how many
+    /// match in all.
+    async fn expiring_certificates(
+        &self,
+        filter: &ExpiringFilter,
+        cursor: Option<&(DateTime<Utc>, String)>,
+        limit: u64,
+    ) -> Result<(Vec<ExpiringCertificate>, u64), StoreError>;
+
+    /// Records that `notice` was announced and writes its feed event, unless it was
+    /// announced before; returns whether it was new.
+    async fn record_expiry_notice(&self, notice: &ExpiryNotice) -> Result<bool, StoreError>;
+
+    /// How many certificates expire in `(after, until]`, per domain and kind.
+    async fn expiring_counts(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(String, CertificateKind, u64)>, StoreError>;
+}
+
 /// Storage operations of the certificate store.
 #[async_trait]
-pub trait CertificateRepository: Send + Sync {
+pub trait CertificateRepository: TrustFeedRepository + Send + Sync {
     /// Whether a CA with this identity (SHA-256 of its `tbsCertificate`) is stored for the
     /// domain.
     async fn ca_exists(&self, partner_domain: &str, identity: &str) -> Result<bool, StoreError>;

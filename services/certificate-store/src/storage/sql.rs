@@ -4,19 +4,20 @@ use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend,
+    EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::entities::{
     ca_certificates, deactivated_partners, partner_certificates, platform_signing_keys,
-    trust_versions,
+    revocations, trust_events, trust_versions,
 };
 use super::{CaPage, CertificateRepository};
 use crate::domain::{
     AuditEvent, CaCertificate, CaFilter, CaType, KeyLocation, Owner, OwnerType, PartnerCertificate,
-    PlatformKeyRecord, PlatformKeyState, StoredTrustChange, StoredTrustEntry, TrustChanges,
-    TrustData,
+    PlatformKeyRecord, PlatformKeyState, RevokedCertificate, StoredTrustChange, StoredTrustEntry,
+    TrustChanges, TrustData, TrustEvent,
 };
 use crate::error::StoreError;
 use pmp_common::signing::rotation::{self, Activation};
@@ -34,6 +35,11 @@ impl SqlCertificateRepository {
     /// Uses `connection` (already migrated).
     pub fn new(connection: DatabaseConnection) -> Self {
         SqlCertificateRepository { connection }
+    }
+
+    /// The connection it works on.
+    pub(super) fn connection(&self) -> &DatabaseConnection {
+        &self.connection
     }
 
     /// The one row of trust-store versions.
@@ -172,6 +178,38 @@ async fn bump_version(
         .ok_or_else(|| sea_orm::DbErr::RecordNotFound("trust_versions row is missing".into()))
 }
 
+/// Moves the version for `event` and writes the event to the feed's outbox with that
+/// version, in the caller's transaction: the change and its event commit together or not
+/// at all, and the version row's lock orders them.
+pub(super) async fn record_trust_event(
+    connection: &impl ConnectionTrait,
+    structural: bool,
+    event: &TrustEvent,
+) -> Result<i64, sea_orm::DbErr> {
+    let version = bump_version(connection, structural).await?;
+    let payload = serde_json::to_string(event)
+        .map_err(|error| sea_orm::DbErr::Custom(format!("trust event not encodable: {error}")))?;
+    trust_events::ActiveModel {
+        version: Set(version),
+        payload: Set(payload),
+        created_at: Set(Utc::now()),
+    }
+    .insert(connection)
+    .await?;
+    Ok(version)
+}
+
+/// The feed event of a stored certificate's trust facts as `model` holds them.
+fn stored_event(model: &partner_certificates::Model) -> TrustEvent {
+    TrustEvent::StoredCertificate(StoredTrustEntry {
+        partner_domain: model.partner_domain.clone(),
+        identity: model.identity.clone(),
+        partner_id: model.partner_id.clone(),
+        trusted: model.trusted,
+        issuer_pem: (model.trusted && model.is_ca).then(|| model.ca_signed_pem.clone()),
+    })
+}
+
 /// The trust facts of stored certificates, in this order: domain, identity, partner id,
 /// trusted, CA-capable (what both a full rebuild and an incremental refresh read).
 fn trust_facts() -> sea_orm::Select<partner_certificates::Entity> {
@@ -190,7 +228,7 @@ async fn stamp_trust_change(
     connection: &impl ConnectionTrait,
     model: &partner_certificates::Model,
 ) -> Result<i64, sea_orm::DbErr> {
-    let version = bump_version(connection, model.is_ca).await?;
+    let version = record_trust_event(connection, model.is_ca, &stored_event(model)).await?;
     partner_certificates::Entity::update_many()
         .col_expr(
             partner_certificates::Column::TrustVersion,
@@ -222,6 +260,82 @@ async fn link_partner_once(
     Ok(linked > 0)
 }
 
+/// Everything the trust store is built from, read through `connection` (a transaction at
+/// one snapshot of the database, for an exact version).
+async fn read_trust_data(connection: &impl ConnectionTrait) -> Result<TrustData, StoreError> {
+    let version = trust_versions::Entity::find_by_id(1)
+        .one(connection)
+        .await?
+        .ok_or_else(|| StoreError::Internal("trust_versions row is missing".into()))?
+        .version;
+    let ca_certificates = ca_certificates::Entity::find()
+        .select_only()
+        .column(ca_certificates::Column::PartnerDomain)
+        .column(ca_certificates::Column::CertificatePem)
+        .into_tuple::<(String, String)>()
+        .all(connection)
+        .await?;
+    let entries = trust_facts()
+        .into_tuple::<(String, String, String, bool, bool)>()
+        .all(connection)
+        .await?;
+    let mut issuer_pems: std::collections::HashMap<(String, String), String> =
+        partner_certificates::Entity::find()
+            .select_only()
+            .column(partner_certificates::Column::PartnerDomain)
+            .column(partner_certificates::Column::Identity)
+            .column(partner_certificates::Column::CaSignedPem)
+            .filter(partner_certificates::Column::Trusted.eq(true))
+            .filter(partner_certificates::Column::IsCa.eq(true))
+            .into_tuple::<(String, String, String)>()
+            .all(connection)
+            .await?
+            .into_iter()
+            .map(|(domain, identity, pem)| ((domain, identity), pem))
+            .collect();
+    let stored_certificates = entries
+        .into_iter()
+        .map(|(partner_domain, identity, partner_id, trusted, is_ca)| {
+            let issuer_pem = (trusted && is_ca)
+                .then(|| issuer_pems.remove(&(partner_domain.clone(), identity.clone())))
+                .flatten();
+            StoredTrustEntry {
+                partner_domain,
+                identity,
+                partner_id,
+                trusted,
+                issuer_pem,
+            }
+        })
+        .collect();
+    let deactivated_partners = deactivated_partners::Entity::find()
+        .select_only()
+        .column(deactivated_partners::Column::PartnerId)
+        .into_tuple::<String>()
+        .all(connection)
+        .await?;
+    let revoked = revocations::Entity::find()
+        .select_only()
+        .column(revocations::Column::PartnerDomain)
+        .column(revocations::Column::Identity)
+        .into_tuple::<(String, String)>()
+        .all(connection)
+        .await?
+        .into_iter()
+        .map(|(partner_domain, identity)| RevokedCertificate {
+            partner_domain,
+            identity,
+        })
+        .collect();
+    Ok(TrustData {
+        version,
+        ca_certificates,
+        stored_certificates,
+        deactivated_partners,
+        revoked,
+    })
+}
+
 #[async_trait]
 impl CertificateRepository for SqlCertificateRepository {
     async fn ca_exists(&self, partner_domain: &str, identity: &str) -> Result<bool, StoreError> {
@@ -247,7 +361,13 @@ impl CertificateRepository for SqlCertificateRepository {
             for event in audit {
                 pmp_common::audit::record(&transaction, event).await?;
             }
-            bump_version(&transaction, true).await?;
+            for certificate in certificates {
+                let event = TrustEvent::CaCertificateAdded {
+                    partner_domain: certificate.partner_domain.clone(),
+                    certificate_pem: certificate.certificate_pem.clone(),
+                };
+                record_trust_event(&transaction, true, &event).await?;
+            }
             transaction.commit().await
         }
         .await;
@@ -351,9 +471,17 @@ impl CertificateRepository for SqlCertificateRepository {
     ) -> Result<PartnerCertificate, StoreError> {
         let result: Result<(), sea_orm::DbErr> = async {
             let transaction = self.connection.begin().await?;
-            let version = bump_version(&transaction, certificate.is_ca).await?;
             let mut row = partner_to_active(certificate);
-            row.trust_version = Set(version);
+            let event = TrustEvent::StoredCertificate(StoredTrustEntry {
+                partner_domain: certificate.partner_domain.clone(),
+                identity: certificate.identity.clone(),
+                partner_id: certificate.owner.partner_id.clone(),
+                trusted: certificate.trusted,
+                issuer_pem: (certificate.trusted && certificate.is_ca)
+                    .then(|| certificate.ca_signed_pem.clone()),
+            });
+            row.trust_version =
+                Set(record_trust_event(&transaction, certificate.is_ca, &event).await?);
             row.insert(&transaction).await?;
             pmp_common::audit::record(&transaction, audit).await?;
             transaction.commit().await
@@ -460,7 +588,11 @@ impl CertificateRepository for SqlCertificateRepository {
             };
             let event = AuditEvent::now(actor, action, partner_id, Some(before), Some(after));
             pmp_common::audit::record(&transaction, event).await?;
-            bump_version(&transaction, true).await?;
+            let change = TrustEvent::Partner {
+                partner_id: partner_id.to_owned(),
+                deactivated,
+            };
+            record_trust_event(&transaction, true, &change).await?;
         }
         transaction.commit().await?;
         Ok(changed > 0)
@@ -480,61 +612,21 @@ impl CertificateRepository for SqlCertificateRepository {
     }
 
     async fn trust_data(&self) -> Result<TrustData, StoreError> {
-        // Version first: the data read afterwards is at least as new as the version recorded,
-        // so a rebuild never pins an older state under a newer version number.
-        let version = self.trust_version().await?;
-        let ca_certificates = ca_certificates::Entity::find()
-            .select_only()
-            .column(ca_certificates::Column::PartnerDomain)
-            .column(ca_certificates::Column::CertificatePem)
-            .into_tuple::<(String, String)>()
-            .all(&self.connection)
-            .await?;
-        let entries = trust_facts()
-            .into_tuple::<(String, String, String, bool, bool)>()
-            .all(&self.connection)
-            .await?;
-        let mut issuer_pems: std::collections::HashMap<(String, String), String> =
-            partner_certificates::Entity::find()
-                .select_only()
-                .column(partner_certificates::Column::PartnerDomain)
-                .column(partner_certificates::Column::Identity)
-                .column(partner_certificates::Column::CaSignedPem)
-                .filter(partner_certificates::Column::Trusted.eq(true))
-                .filter(partner_certificates::Column::IsCa.eq(true))
-                .into_tuple::<(String, String, String)>()
-                .all(&self.connection)
+        // One read-only transaction at a snapshot of the database, so the data is exactly
+        // the data of the version read with it (a feed's snapshot and its events line up).
+        let transaction = if self.connection.get_database_backend() == DbBackend::Postgres {
+            self.connection
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
                 .await?
-                .into_iter()
-                .map(|(domain, identity, pem)| ((domain, identity), pem))
-                .collect();
-        let stored_certificates = entries
-            .into_iter()
-            .map(|(partner_domain, identity, partner_id, trusted, is_ca)| {
-                let issuer_pem = (trusted && is_ca)
-                    .then(|| issuer_pems.remove(&(partner_domain.clone(), identity.clone())))
-                    .flatten();
-                StoredTrustEntry {
-                    partner_domain,
-                    identity,
-                    partner_id,
-                    trusted,
-                    issuer_pem,
-                }
-            })
-            .collect();
-        let deactivated_partners = deactivated_partners::Entity::find()
-            .select_only()
-            .column(deactivated_partners::Column::PartnerId)
-            .into_tuple::<String>()
-            .all(&self.connection)
-            .await?;
-        Ok(TrustData {
-            version,
-            ca_certificates,
-            stored_certificates,
-            deactivated_partners,
-        })
+        } else {
+            self.connection.begin().await?
+        };
+        let data = read_trust_data(&transaction).await?;
+        transaction.commit().await?;
+        Ok(data)
     }
 
     async fn trust_changes(&self, since: i64) -> Result<TrustChanges, StoreError> {

@@ -272,6 +272,38 @@ impl CertificateStore for FakeStore {
         Err(Status::unimplemented("fake"))
     }
 
+    type WatchTrustChangesStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<TrustChange, Status>> + Send + 'static>,
+    >;
+
+    async fn watch_trust_changes(
+        &self,
+        _request: Request<WatchTrustChangesRequest>,
+    ) -> Result<Response<Self::WatchTrustChangesStream>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        _request: Request<RevokeCertificateRequest>,
+    ) -> Result<Response<RevokeCertificateResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_crl(
+        &self,
+        _request: Request<GetCrlRequest>,
+    ) -> Result<Response<GetCrlResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_expiring_certificates(
+        &self,
+        _request: Request<ListExpiringCertificatesRequest>,
+    ) -> Result<Response<ListExpiringCertificatesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn upload_ca_certificate(
         &self,
         _request: Request<UploadCaCertificateRequest>,

@@ -18,6 +18,9 @@ use crate::service::{
 };
 use crate::trust::Verdict;
 
+mod feed;
+pub(crate) use feed::feed_message;
+
 /// `PMS_COR_001` for a blank required field ("whichever other row might also fit").
 fn required(field: &'static str, value: &str) -> Result<(), StoreError> {
     if value.trim().is_empty() {
@@ -309,18 +312,16 @@ impl From<PartnerDeactivation> for proto::SetPartnerDeactivatedResponse {
     }
 }
 
-/// From the shared (often cached) verdict: the response copies its text once.
-impl From<&Verdict> for proto::VerifyCertificateTrustResponse {
-    fn from(verdict: &Verdict) -> Self {
-        proto::VerifyCertificateTrustResponse {
-            trusted: verdict.trusted,
-            chain_pem: verdict
-                .chain_pem
-                .iter()
-                .map(|pem| pem.to_string())
-                .collect(),
-            reason: verdict.reason.clone(),
-        }
+/// The response for the shared (often cached) verdict: it copies its text once.
+pub(crate) fn verify_response(verdict: &Verdict) -> proto::VerifyCertificateTrustResponse {
+    proto::VerifyCertificateTrustResponse {
+        trusted: verdict.trusted,
+        chain_pem: verdict
+            .chain_pem
+            .iter()
+            .map(|pem| pem.to_string())
+            .collect(),
+        reason: verdict.reason.clone(),
     }
 }
 

@@ -20,9 +20,6 @@ use pmp_common::signing::{InMemoryKey, KeyAlgorithm, PrivateKey, SigningError};
 
 use super::{CertError, der, utc_to_asn1};
 
-/// `BIT STRING`, which holds a certificate's signature.
-const BIT_STRING: u8 = 0x03;
-
 /// Validity of a re-signed partner certificate (MOSIP: 1 year × 365 days).
 const RESIGNED_VALIDITY_DAYS: i64 = 365;
 /// Validity of a generated platform root.
@@ -238,6 +235,17 @@ impl PlatformSigner {
         }
     }
 
+    /// The kind of the signing key, which fixes the signature algorithm.
+    pub(crate) fn key_algorithm(&self) -> KeyAlgorithm {
+        self.key.algorithm()
+    }
+
+    /// Signs `message` with the signing key (hashing included), as the signature of an
+    /// X.509 structure wants it.
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, CertError> {
+        self.key.sign(message).map_err(signing_error)
+    }
+
     /// `built` (signed by the placeholder) with its signature replaced by the real key's
     /// over the same to-be-signed bytes; checked before it is returned, so a misbehaving
     /// token can never produce a copy that does not verify.
@@ -247,12 +255,12 @@ impl PlatformSigner {
         let outer = der::expect(&der, der::SEQUENCE).ok_or_else(malformed)?;
         let (tbs, rest) = der::read(outer.content).ok_or_else(malformed)?;
         let (algorithm, _) = der::read(rest).ok_or_else(malformed)?;
-        let signature = self.key.sign(tbs.raw).map_err(signing_error)?;
+        let signature = self.sign_bytes(tbs.raw)?;
         let mut bit_string = vec![0x00];
         bit_string.extend(signature);
         let mut content = tbs.raw.to_vec();
         content.extend(algorithm.raw);
-        der::write(BIT_STRING, &bit_string, &mut content);
+        der::write(der::BIT_STRING, &bit_string, &mut content);
         let certificate = X509::from_der(&der::encode(der::SEQUENCE, &content))?;
         if !certificate.verify(self.key.public_key())? {
             return Err(CertError::Internal(

@@ -29,6 +29,8 @@ pub(crate) const OID: u8 = 0x06;
 pub(crate) const BOOLEAN: u8 = 0x01;
 /// `OCTET STRING`.
 pub(crate) const OCTET_STRING: u8 = 0x04;
+/// `BIT STRING`.
+pub(crate) const BIT_STRING: u8 = 0x03;
 /// Context-specific constructed `[0]`.
 pub(crate) const CONTEXT_0: u8 = 0xA0;
 /// Context-specific constructed `[3]`.

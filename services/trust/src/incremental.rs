@@ -12,22 +12,22 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::{TrustSettings, TrustSnapshot, new_cache};
-use crate::domain::TrustChanges;
+use crate::model::TrustChanges;
+use crate::snapshot::{TrustSettings, TrustSnapshot, new_cache};
 
 /// Entries written since the base below which a merge never happens.
 const MIN_RECENT: usize = 64;
 
 /// Effective trust of a domain's stored partner/FTM certificates, by identity.
 #[derive(Clone, Default)]
-pub(super) struct StoredTrust {
+pub(crate) struct StoredTrust {
     base: Arc<HashMap<String, bool>>,
     /// Entries written after `base` was built; they take precedence over it.
     recent: HashMap<String, bool>,
 }
 
 impl StoredTrust {
-    pub(super) fn new(base: HashMap<String, bool>) -> Self {
+    pub(crate) fn new(base: HashMap<String, bool>) -> Self {
         StoredTrust {
             base: Arc::new(base),
             recent: HashMap::new(),
@@ -35,7 +35,7 @@ impl StoredTrust {
     }
 
     /// `Some(effective trust)` for a stored certificate, `None` if not stored.
-    pub(super) fn get(&self, identity: &str) -> Option<bool> {
+    pub(crate) fn get(&self, identity: &str) -> Option<bool> {
         self.recent
             .get(identity)
             .or_else(|| self.base.get(identity))
@@ -43,7 +43,7 @@ impl StoredTrust {
     }
 
     /// How many certificates it holds.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         let added = self
             .recent
             .keys()
@@ -72,7 +72,7 @@ impl TrustSnapshot {
     /// change came after this version, a changed row is CA-capable (it moves the issuer
     /// pool), the database went back, or some version step is not accounted for by a row
     /// (written by an older release, or a row changed twice, so its earlier state is gone).
-    pub(super) fn advanced(
+    pub fn advanced(
         &self,
         changes: &TrustChanges,
         settings: &TrustSettings,
@@ -86,7 +86,12 @@ impl TrustSnapshot {
         }
         let mut updates: HashMap<&str, Vec<(String, bool)>> = HashMap::new();
         for change in &changes.changed {
-            let effective = change.trusted && !self.deactivated.contains(&change.partner_id);
+            let revoked = self
+                .domains
+                .get(&change.partner_domain)
+                .is_some_and(|trust| trust.revoked.contains(&change.identity));
+            let effective =
+                change.trusted && !revoked && !self.deactivated.contains(&change.partner_id);
             updates
                 .entry(change.partner_domain.as_str())
                 .or_default()
@@ -123,7 +128,7 @@ fn accounts_for_every_step(since: i64, changes: &TrustChanges) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::StoredTrustChange;
+    use crate::model::StoredTrustChange;
 
     fn change(identity: &str, trusted: bool, stamp: i64) -> StoredTrustChange {
         StoredTrustChange {

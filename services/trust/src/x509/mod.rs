@@ -14,6 +14,7 @@
 //! [`PlatformSigner::resign`].
 
 mod chain;
+mod crl;
 mod der;
 mod error;
 mod facts;
@@ -26,6 +27,7 @@ pub use chain::{
     ChainError, ChainOptions, TrustMaterial, chain_to_domain_root, is_issued_by_root_or_chain,
     order_bundle,
 };
+pub use crl::{CrlValidity, RevokedEntry};
 pub use error::{CertError, ErrorClass};
 pub use facts::{CertificateFacts, KeyKind, identity_of, is_ca, is_self_signed, not_after_of};
 pub use parse::{
