@@ -67,6 +67,7 @@ bench:
 		sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release; \
 		PMP_BIN_DIR=$$bin $$bin/pmp-bench
 	$(CARGO) bench -p certificate-store --bench verify
+	$(CARGO) bench -p certificate-store --bench mirror
 	$(CARGO) bench -p pmp-e2e --bench login_flood
 
 clean:

@@ -484,6 +484,30 @@ impl Platform {
         Ok(platform)
     }
 
+    /// Kills the certificate store with SIGKILL (a crash: nothing is flushed or drained) and
+    /// starts it again on the same address and database; waits until it serves. Its clients
+    /// reconnect to the same address, as they would to a restarted pod behind a Service.
+    pub async fn crash_and_restart_certstore(&mut self) -> anyhow::Result<()> {
+        self.certstore.kill()?;
+        let port: u16 = self
+            .certstore
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no port in {}", self.certstore.address))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        let environment = self.environment_of("certificate-store", &[])?;
+        self.certstore = spawn(
+            "certificate-store",
+            (listener, port),
+            &environment,
+            self.directory.path(),
+            self.client_tls.clone(),
+        )?;
+        self.certstore.wait_serving().await
+    }
+
     /// Starts another process of service `name` (`partner-registry`, `certificate-store`,
     /// `ftm-management`) on a port of its own, with the environment the platform's process
     /// got plus `overrides` (full variable names): a replica. Does not wait for it to

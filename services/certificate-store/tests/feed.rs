@@ -886,3 +886,36 @@ impl Corpus {
         );
     }
 }
+
+#[tokio::test]
+async fn a_consumer_that_never_reads_blocks_neither_the_store_nor_other_consumers() {
+    for backend in backends() {
+        let store = Store::start(backend, TrustPolicy::Registered).await;
+        let mut stalled = store.watch(0).await;
+        let snapshot = next_change(&mut stalled).await;
+        // From here on `stalled` is never read: its buffer (64 messages) fills up.
+        let changes = 200;
+        let writes = async {
+            for index in 0..changes {
+                store.deactivate_partner("p1", index % 2 == 0).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), writes)
+            .await
+            .expect("writes are never held up by a consumer");
+        let mut reader = store.watch(snapshot.version).await;
+        let mut last = snapshot.version;
+        for _ in 0..changes {
+            let message = next_change(&mut reader).await;
+            assert_eq!(message.version, last + 1, "{backend}");
+            last = message.version;
+        }
+        // The stalled stream still delivers everything, in order, once it reads.
+        let mut stalled_last = snapshot.version;
+        for _ in 0..changes {
+            let message = next_change(&mut stalled).await;
+            assert_eq!(message.version, stalled_last + 1, "{backend}");
+            stalled_last = message.version;
+        }
+    }
+}

@@ -11,11 +11,14 @@ use sea_orm_migration::MigratorTrait;
 use uuid::Uuid;
 
 use certificate_store::domain::{
-    AuditEvent, CaCertificate, CaFilter, CaType, KeyLocation, Owner, PartnerCertificate,
-    PlatformKeyRecord, PlatformKeyState, TrustPolicy,
+    AuditEvent, CaCertificate, CaFilter, CaType, CertificateKind, ExpiringFilter, KeyLocation,
+    Owner, PartnerCertificate, PlatformKeyRecord, PlatformKeyState, Revocation, RevocationReason,
+    TrustEvent, TrustPolicy,
 };
 use certificate_store::error::StoreError;
-use certificate_store::storage::{CertificateRepository, SqlCertificateRepository};
+use certificate_store::storage::{
+    CertificateRepository, SqlCertificateRepository, TrustFeedRepository,
+};
 use certificate_store::trust::{TrustSettings, TrustStore, Verdict};
 use certificate_store::x509::{CertificateFacts, PlatformSigner, pem_string};
 use certificate_store_migration::Migrator;
@@ -2197,6 +2200,255 @@ async fn platform_keys_are_adopted_once_added_and_activated_one_at_a_time() {
         assert!(
             matches!(unknown, Err(StoreError::CertificateNotFound)),
             "{backend}: {unknown:?}"
+        );
+    }
+}
+
+fn revocation_of(certificate: &PartnerCertificate, reason: u8) -> Revocation {
+    Revocation {
+        partner_domain: certificate.partner_domain.clone(),
+        identity: certificate.identity.clone(),
+        certificate_id: certificate.certificate_id.clone(),
+        kind: CertificateKind::of_owner(&certificate.owner),
+        serial_number: "01".into(),
+        reason: RevocationReason::try_from(reason).expect("reason"),
+        comment: "test".into(),
+        revoked_by: "tester".into(),
+        revoked_at: now(),
+    }
+}
+
+/// Every event after `since`, as (version, event).
+async fn events_after(repository: &SqlCertificateRepository, since: i64) -> Vec<(i64, TrustEvent)> {
+    repository
+        .trust_events_after(since, 1000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|recorded| (recorded.version, recorded.event))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_outbox_holds_one_event_per_version_written_with_its_change() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let start = repository.trust_version().await.expect("version");
+        let (root, _) = insert_acme_cas(&repository, "FTM").await;
+        let chip = partner_record(
+            chip_owner("ftm-1", "p1"),
+            "FTM",
+            &FIXTURE.pki.ftm_chip,
+            &[&FIXTURE.pki.intermediate],
+            false,
+        );
+        insert_partner(&repository, &chip).await;
+        repository
+            .set_trusted(&chip.certificate_id, true, None, "tester")
+            .await
+            .expect("trusted");
+        // No change, no event.
+        repository
+            .set_trusted(&chip.certificate_id, true, None, "tester")
+            .await
+            .expect("unchanged");
+        repository
+            .set_partner_deactivated("p1", true, "tester")
+            .await
+            .expect("deactivated");
+        let revoked_at = repository
+            .revoke(
+                &revocation_of(&chip, 1),
+                audit("CERTIFICATE_REVOKED", &chip.certificate_id, "1"),
+            )
+            .await
+            .expect("revoked");
+        // Failed writes leave no event behind: a repeated revocation, a duplicate CA.
+        assert!(matches!(
+            repository
+                .revoke(
+                    &revocation_of(&chip, 4),
+                    audit("CERTIFICATE_REVOKED", &chip.certificate_id, "4")
+                )
+                .await,
+            Err(StoreError::Revoked)
+        ));
+        let mut duplicate = root.clone();
+        duplicate.certificate_id = Uuid::new_v4().to_string();
+        assert!(insert_cas(&repository, &[&duplicate]).await.is_err());
+
+        let events = events_after(&repository, start).await;
+        let versions: Vec<i64> = events.iter().map(|(version, _)| *version).collect();
+        let expected: Vec<i64> = (start + 1..=start + 6).collect();
+        assert_eq!(
+            versions, expected,
+            "{backend}: one event per version, nothing else"
+        );
+        assert_eq!(
+            repository.trust_version().await.expect("version"),
+            start + 6
+        );
+        assert_eq!(revoked_at, start + 6);
+        assert!(
+            matches!(&events[0].1, TrustEvent::CaCertificateAdded { partner_domain, .. } if partner_domain == "FTM")
+        );
+        assert!(matches!(
+            &events[1].1,
+            TrustEvent::CaCertificateAdded { .. }
+        ));
+        assert!(
+            matches!(&events[2].1, TrustEvent::StoredCertificate(entry) if !entry.trusted && entry.partner_id == "p1")
+        );
+        assert!(
+            matches!(&events[3].1, TrustEvent::StoredCertificate(entry) if entry.trusted && entry.identity == chip.identity)
+        );
+        assert!(
+            matches!(&events[4].1, TrustEvent::Partner { partner_id, deactivated: true } if partner_id == "p1")
+        );
+        assert!(
+            matches!(&events[5].1, TrustEvent::Revoked(revocation) if revocation.certificate_id == chip.certificate_id && revocation.reason.code() == 1)
+        );
+        assert_eq!(
+            repository
+                .revocation("FTM", &chip.identity)
+                .await
+                .expect("read"),
+            Some(revocation_of(&chip, 1)).map(|mut expected| {
+                expected.revoked_at = repository_revoked_at(&events[5].1);
+                expected
+            }),
+            "{backend}"
+        );
+        let data = repository.trust_data().await.expect("data");
+        assert_eq!(data.version, start + 6);
+        assert_eq!(data.revoked.len(), 1, "{backend}");
+        assert_eq!(data.revoked[0].identity, chip.identity);
+
+        // Paging through the outbox, and pruning it.
+        let page = repository.trust_events_after(start, 2).await.expect("page");
+        assert_eq!(page.len(), 2);
+        assert_eq!(
+            repository.oldest_trust_event().await.expect("oldest"),
+            Some(start + 1)
+        );
+        let pruned = repository
+            .prune_trust_events(Utc::now() + chrono::Duration::seconds(5))
+            .await
+            .expect("pruned");
+        assert_eq!(pruned, 6, "{backend}");
+        assert_eq!(repository.oldest_trust_event().await.expect("oldest"), None);
+    }
+}
+
+fn repository_revoked_at(event: &TrustEvent) -> DateTime<Utc> {
+    match event {
+        TrustEvent::Revoked(revocation) => revocation.revoked_at,
+        other => panic!("not a revocation: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn expiring_certificates_are_listed_counted_and_announced_once() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let mut soon_ca = ca_record(&FIXTURE.pki.root, "FTM", None);
+        soon_ca.not_after = now() + chrono::Duration::days(5);
+        let mut later_ca = ca_record(&ec_root("later"), "DEVICE", None);
+        later_ca.not_after = now() + chrono::Duration::days(100);
+        insert_cas(&repository, &[&soon_ca, &later_ca])
+            .await
+            .expect("stored");
+        let mut chip = partner_record(
+            chip_owner("ftm-1", "p1"),
+            "FTM",
+            &FIXTURE.pki.ftm_chip,
+            &[&FIXTURE.pki.intermediate],
+            false,
+        );
+        chip.not_after = now() + chrono::Duration::days(20);
+        insert_partner(&repository, &chip).await;
+
+        let filter = ExpiringFilter {
+            after: Utc::now(),
+            until: Utc::now() + chrono::Duration::days(30),
+            partner_domain: None,
+            kind: None,
+        };
+        let (listed, total) = repository
+            .expiring_certificates(&filter, None, 10)
+            .await
+            .expect("listed");
+        assert_eq!(total, 2, "{backend}");
+        let ids: Vec<&str> = listed.iter().map(|c| c.certificate_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                soon_ca.certificate_id.as_str(),
+                chip.certificate_id.as_str()
+            ]
+        );
+        assert_eq!(listed[1].kind, CertificateKind::Ftm);
+        assert_eq!(listed[1].owner_id, "ftm-1");
+        let cursor = (listed[0].not_after, listed[0].certificate_id.clone());
+        let (after, _) = repository
+            .expiring_certificates(&filter, Some(&cursor), 10)
+            .await
+            .expect("page 2");
+        assert_eq!(after.len(), 1, "{backend}");
+        let only_ftm = ExpiringFilter {
+            kind: Some(CertificateKind::Ftm),
+            ..filter.clone()
+        };
+        assert_eq!(
+            repository
+                .expiring_certificates(&only_ftm, None, 10)
+                .await
+                .expect("ftm")
+                .1,
+            1
+        );
+        let mut counts = repository
+            .expiring_counts(Utc::now(), Utc::now() + chrono::Duration::days(30))
+            .await
+            .expect("counts");
+        counts.sort_by(|left, right| left.1.as_str().cmp(right.1.as_str()));
+        assert_eq!(
+            counts,
+            vec![
+                ("FTM".to_string(), CertificateKind::Ca, 1),
+                ("FTM".to_string(), CertificateKind::Ftm, 1),
+            ],
+            "{backend}"
+        );
+
+        let before = repository.trust_version().await.expect("version");
+        let announced = certificate_store::testing::sweep_expiring(repository.as_ref())
+            .await
+            .expect("sweep");
+        assert_eq!(
+            announced, 3,
+            "{backend}: CA at 30 and 7 days, chip at 30 days"
+        );
+        let again = certificate_store::testing::sweep_expiring(repository.as_ref())
+            .await
+            .expect("sweep");
+        assert_eq!(again, 0, "{backend}: each crossing once");
+        let notices: Vec<(String, u32)> = events_after(&repository, before)
+            .await
+            .into_iter()
+            .map(|(_, event)| match event {
+                TrustEvent::Expiring(notice) => (notice.certificate_id, notice.threshold_days),
+                other => panic!("{backend}: only notices, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            notices,
+            vec![
+                (soon_ca.certificate_id.clone(), 30),
+                (chip.certificate_id.clone(), 30),
+                (soon_ca.certificate_id.clone(), 7),
+            ],
+            "{backend}"
         );
     }
 }

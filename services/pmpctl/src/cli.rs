@@ -157,6 +157,16 @@ pub enum Command {
     TokenKey(TokenKeyCommand),
     /// Check whether a certificate (or PEM chain, leaf first) is trusted in a domain now.
     Verify(VerifyArgs),
+    /// Follow a change feed live, one line per change.
+    #[command(subcommand)]
+    Watch(WatchCommand),
+    /// Revoke a CA or partner/FTM certificate for good (admin).
+    Revoke(RevokeArgs),
+    /// Certificate revocation lists of the platform-signed copies.
+    #[command(subcommand)]
+    Crl(CrlCommand),
+    /// Certificates that expire soon, soonest first (admin).
+    Expiring(ExpiringArgs),
     /// Show the public keys, issuer and audience of the registry's access tokens.
     TokenKeys,
     /// Development helpers (never for production).
@@ -164,6 +174,115 @@ pub enum Command {
     Dev(DevCommand),
     /// gRPC health of the three services; exit 7 unless all are SERVING.
     Health(HealthArgs),
+}
+
+/// `pmpctl watch ...`.
+#[derive(Debug, Subcommand)]
+pub enum WatchCommand {
+    /// The certificate store's trust feed: a snapshot, then every trust change (platform
+    /// services and admins).
+    Trust(WatchTrustArgs),
+}
+
+/// `pmpctl watch trust`.
+#[derive(Debug, Args)]
+pub struct WatchTrustArgs {
+    /// Domains to follow (repeatable); every domain when left out.
+    #[arg(long)]
+    pub domain: Vec<String>,
+    /// Resume after this version (the last one you saw) instead of starting with a snapshot.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub from_version: i64,
+    /// Stop after this many changes (snapshot parts included, heartbeats not).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Print heartbeats too.
+    #[arg(long)]
+    pub heartbeats: bool,
+}
+
+/// An RFC 5280 revocation reason (certificateHold and removeFromCRL are not offered:
+/// revocation is for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevocationReasonArg {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl From<RevocationReasonArg> for pmp_proto::certstore::v1::RevocationReason {
+    fn from(reason: RevocationReasonArg) -> Self {
+        use pmp_proto::certstore::v1::RevocationReason as Reason;
+        match reason {
+            RevocationReasonArg::Unspecified => Reason::Unspecified,
+            RevocationReasonArg::KeyCompromise => Reason::KeyCompromise,
+            RevocationReasonArg::CaCompromise => Reason::CaCompromise,
+            RevocationReasonArg::AffiliationChanged => Reason::AffiliationChanged,
+            RevocationReasonArg::Superseded => Reason::Superseded,
+            RevocationReasonArg::CessationOfOperation => Reason::CessationOfOperation,
+            RevocationReasonArg::PrivilegeWithdrawn => Reason::PrivilegeWithdrawn,
+            RevocationReasonArg::AaCompromise => Reason::AaCompromise,
+        }
+    }
+}
+
+/// `pmpctl revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The CA certificate id or partner/FTM certificate id.
+    pub certificate_id: String,
+    /// Why, as RFC 5280 names it.
+    #[arg(long, value_enum)]
+    pub reason: RevocationReasonArg,
+    /// A note for the audit trail.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// `pmpctl crl ...`.
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Fetch a domain's CRL, signed by the active platform signing key.
+    Get {
+        /// The partner domain.
+        #[arg(long)]
+        domain: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write PEM instead of DER.
+        #[arg(long)]
+        pem: bool,
+    },
+}
+
+/// What kind of certificate to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CertificateKindArg {
+    Ca,
+    Partner,
+    Ftm,
+}
+
+/// `pmpctl expiring`.
+#[derive(Debug, Args)]
+pub struct ExpiringArgs {
+    /// How many days ahead to look.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub within_days: u32,
+    /// Only this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only this kind.
+    #[arg(long, value_enum)]
+    pub kind: Option<CertificateKindArg>,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// `pmpctl platform-key ...`.

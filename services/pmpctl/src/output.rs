@@ -57,6 +57,16 @@ impl Outcome {
         })
     }
 
+    /// An outcome that prints nothing: the command printed as it went (`watch`).
+    pub fn nothing() -> Self {
+        Outcome {
+            json: String::new(),
+            text: String::new(),
+            ids: Vec::new(),
+            failure: None,
+        }
+    }
+
     /// Marks the outcome as a refusal: it is printed, then `error` decides the exit code
     /// (e.g. a CA bundle of which the store kept nothing).
     pub fn failing(mut self, error: CliError) -> Self {

@@ -143,11 +143,55 @@ pub async fn unary<T, R>(
             started.elapsed().as_millis()
         );
     }
-    result.map_err(|status| CliError::Rpc {
+    result.map_err(|status| failure(connection, status))
+}
+
+/// Opens a server-streaming call: the same metadata as [`unary`], but no deadline (a feed
+/// runs for as long as it is read); the deadline applies to opening it only.
+pub async fn stream<T, R>(
+    connection: &Connection,
+    method: &str,
+    token: Option<&str>,
+    options: &CallOptions,
+    message: T,
+    send: impl AsyncFnOnce(Request<T>) -> Result<Response<tonic::Streaming<R>>, Status>,
+) -> Result<tonic::Streaming<R>, CliError> {
+    let trace = TraceContext::generate();
+    let mut request = Request::new(message);
+    insert_metadata(&mut request, "traceparent", &trace.traceparent());
+    if let Some(token) = token {
+        insert_metadata(&mut request, "authorization", &format!("Bearer {token}"));
+    }
+    let opened = tokio::time::timeout(options.timeout, send(request))
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(format!(
+                "no answer within the {} s deadline (--timeout)",
+                options.timeout.as_secs()
+            ))
+        })
+        .and_then(|result| result);
+    if options.verbose {
+        let code = opened.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        eprintln!(
+            "pmpctl: trace_id={} {}/{method} {} (stream opened)",
+            trace.trace_id,
+            connection.service.grpc_name(),
+            code_name(code),
+        );
+    }
+    opened
+        .map(Response::into_inner)
+        .map_err(|status| failure(connection, status))
+}
+
+/// The error of a call to `connection` that failed with `status`.
+pub fn failure(connection: &Connection, status: Status) -> CliError {
+    CliError::Rpc {
         service: connection.service,
         address: connection.address.clone(),
         status: Box::new(status),
-    })
+    }
 }
 
 fn insert_metadata<T>(request: &mut Request<T>, key: &'static str, value: &str) {

@@ -9,6 +9,7 @@ mod health;
 mod partner;
 mod platform_key;
 mod token_key;
+mod trust;
 mod verify;
 
 use std::io::BufRead;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 
-use crate::cli::{Cli, Command, GlobalOptions, PageArgs, PasswordSource};
+use crate::cli::{Cli, Command, GlobalOptions, PageArgs, PasswordSource, WatchCommand};
 use crate::failure::{CliError, EXIT_AUTH, Service};
 use crate::output::OutputMode;
 use crate::rpc::{self, Authentication, CallOptions, Connection};
@@ -39,6 +40,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::PlatformKey(command) => platform_key::run(&context, command).await?,
         Command::TokenKey(command) => token_key::run(&context, command).await?,
         Command::Verify(args) => verify::run(&context, args).await?,
+        Command::Watch(WatchCommand::Trust(args)) => trust::watch(&context, args).await?,
+        Command::Revoke(args) => trust::revoke(&context, args).await?,
+        Command::Crl(command) => trust::crl(&context, command).await?,
+        Command::Expiring(args) => trust::expiring(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
         Command::Health(args) => health::run(&context, args).await?,
     };
@@ -186,6 +191,26 @@ impl Context {
             connection,
             method,
             Authentication::Bearer,
+            token.as_deref(),
+            &self.call_options,
+            message,
+            send,
+        )
+        .await
+    }
+
+    /// Opens a server-streaming call with the saved token (see [`rpc::stream`]).
+    pub async fn stream<T, R>(
+        &self,
+        connection: &Connection,
+        method: &str,
+        message: T,
+        send: impl AsyncFnOnce(Request<T>) -> Result<Response<tonic::Streaming<R>>, Status>,
+    ) -> Result<tonic::Streaming<R>, CliError> {
+        let token = self.token()?;
+        rpc::stream(
+            connection,
+            method,
             token.as_deref(),
             &self.call_options,
             message,

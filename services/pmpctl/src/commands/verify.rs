@@ -58,7 +58,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> Result<Outcome, CliErro
 }
 
 /// The one-line subject of a PEM certificate (or a note when it does not parse).
-fn subject_of(pem: &str) -> String {
+pub(super) fn subject_of(pem: &str) -> String {
     let Ok(certificate) = openssl::x509::X509::from_pem(pem.as_bytes()) else {
         return "(unreadable certificate)".to_owned();
     };
