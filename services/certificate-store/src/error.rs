@@ -56,6 +56,9 @@ pub enum StoreError {
     /// again (`PMS_CERT_REVOKED`).
     #[error("certificate is revoked")]
     Revoked,
+    /// A CA on the certificate's chain is revoked in the domain (`PMS_CERT_REVOKED`).
+    #[error("a CA certificate on its chain is revoked")]
+    RevokedIssuer,
     /// The server is draining: a stream ends so that its client moves to another replica.
     #[error("the service is shutting down; reconnect")]
     ShuttingDown,
@@ -102,7 +105,9 @@ impl ServiceError for StoreError {
             StoreError::ShuttingDown => {
                 Disclosure::client(Code::Unavailable, common_error::REASON_UNAVAILABLE)
             }
-            StoreError::Revoked => Disclosure::client(FailedPrecondition, REASON_REVOKED),
+            StoreError::Revoked | StoreError::RevokedIssuer => {
+                Disclosure::client(FailedPrecondition, REASON_REVOKED)
+            }
             StoreError::Database(error) => Disclosure::Database(error),
             StoreError::Internal(_) => Disclosure::Internal,
         }

@@ -118,3 +118,14 @@ pub async fn sweep_expiring(
 ) -> Result<usize, crate::error::StoreError> {
     crate::service::sweep(repository).await
 }
+
+/// Starts the expiring-certificate gauges over `repository`, recounted every `interval`
+/// until `stop` changes, as the service does.
+pub fn spawn_expiry_gauges(
+    repository: std::sync::Arc<dyn crate::storage::CertificateRepository>,
+    metrics: &pmp_common::metrics::Metrics,
+    interval: std::time::Duration,
+    stop: tokio::sync::watch::Receiver<()>,
+) -> Result<(), prometheus::Error> {
+    crate::service::spawn_gauges(repository, metrics, interval, stop)
+}

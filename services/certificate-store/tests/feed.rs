@@ -450,6 +450,22 @@ async fn revocation_is_for_good_and_a_revoked_ca_untrusts_its_subtree() {
         let verdict = store.verify(&pem(&second)).await;
         assert!(!verdict.trusted, "{backend}");
         assert_eq!(verdict.reason, REASON_ISSUER_REVOKED, "{backend}");
+        // Nothing new is accepted under it.
+        let under_revoked = store
+            .upload(
+                OwnerType::Ftm,
+                "ftm-4",
+                "p4",
+                &chip(&pki.intermediate, "chip-3"),
+            )
+            .await;
+        let status = under_revoked.expect_err("refused");
+        assert_eq!(status.code(), Code::FailedPrecondition, "{backend}");
+        assert!(
+            status.message().contains("on its chain is revoked"),
+            "{}",
+            status.message()
+        );
     }
 }
 

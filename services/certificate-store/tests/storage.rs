@@ -2452,3 +2452,71 @@ async fn expiring_certificates_are_listed_counted_and_announced_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_expiry_gauges_count_per_window_domain_and_kind() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        let mut soon = ca_record(&FIXTURE.pki.root, "FTM", None);
+        soon.not_after = now() + chrono::Duration::days(3);
+        let mut month = ca_record(&ec_root("month"), "DEVICE", None);
+        month.not_after = now() + chrono::Duration::days(20);
+        insert_cas(&repository, &[&soon, &month])
+            .await
+            .expect("stored");
+        let metrics = pmp_common::metrics::Metrics::new("certificate-store").expect("metrics");
+        let (_stop_sender, stop) = tokio::sync::watch::channel(());
+        let dynamic: Arc<dyn CertificateRepository> = repository.clone();
+        certificate_store::testing::spawn_expiry_gauges(
+            dynamic,
+            &metrics,
+            Duration::from_millis(50),
+            stop,
+        )
+        .expect("gauges");
+        let mut values = Vec::new();
+        for _ in 0..100 {
+            values = metrics
+                .registry()
+                .gather()
+                .into_iter()
+                .filter(|family| family.name().ends_with("certificates_expiring"))
+                .flat_map(|family| family.get_metric().to_vec())
+                .map(|metric| {
+                    let labels: Vec<String> = metric
+                        .get_label()
+                        .iter()
+                        .map(|label| format!("{}={}", label.name(), label.value()))
+                        .collect();
+                    (labels.join(","), metric.get_gauge().get_value())
+                })
+                .collect::<Vec<_>>();
+            if values.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        values.sort_by(|left, right| left.0.cmp(&right.0));
+        assert_eq!(
+            values,
+            vec![
+                (
+                    "kind=CA,partner_domain=DEVICE,within_days=30,service=certificate-store"
+                        .to_string(),
+                    1.0
+                ),
+                (
+                    "kind=CA,partner_domain=FTM,within_days=30,service=certificate-store"
+                        .to_string(),
+                    1.0
+                ),
+                (
+                    "kind=CA,partner_domain=FTM,within_days=7,service=certificate-store"
+                        .to_string(),
+                    1.0
+                ),
+            ],
+            "{backend}"
+        );
+    }
+}

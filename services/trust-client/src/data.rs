@@ -25,6 +25,11 @@ impl MirrorData {
         self.version
     }
 
+    /// Whether a snapshot is half received (the data in force is the previous one).
+    pub(crate) fn receiving_snapshot(&self) -> bool {
+        self.incoming.is_some()
+    }
+
     /// Applies one feed message; whether the data changed (and a new snapshot is due).
     pub(crate) fn apply(&mut self, message: proto::TrustChange) -> Result<bool, String> {
         let change = message.change.ok_or("a feed message without a change")?;
@@ -129,5 +134,103 @@ impl MirrorData {
                 .collect(),
         };
         (data, self.policies.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(version: i64, change: Change) -> proto::TrustChange {
+        proto::TrustChange {
+            version,
+            time: None,
+            change: Some(change),
+        }
+    }
+
+    fn part(last: bool, partner: &str) -> Change {
+        Change::Snapshot(proto::TrustSnapshot {
+            policies: vec![proto::DomainTrustPolicy {
+                partner_domain: "FTM".into(),
+                policy: "chain".into(),
+            }],
+            deactivated_partner_ids: vec![partner.into()],
+            last,
+            ..Default::default()
+        })
+    }
+
+    fn stored(identity: &str, trusted: bool) -> Change {
+        Change::StoredCertificate(proto::StoredCertificateTrust {
+            partner_domain: "FTM".into(),
+            identity: identity.into(),
+            partner_id: "p".into(),
+            trusted,
+            issuer_pem: String::new(),
+        })
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_data_only_once_complete() {
+        let mut data = MirrorData::default();
+        assert!(
+            data.apply(message(3, stored("old", true)))
+                .unwrap_or_default()
+        );
+        assert!(!data.apply(message(7, part(false, "a"))).unwrap_or(true));
+        assert!(data.receiving_snapshot());
+        assert_eq!(data.version(), 3, "the previous data is still in force");
+        assert!(data.apply(message(7, part(true, "b"))).unwrap_or_default());
+        assert!(!data.receiving_snapshot());
+        let (trust, policies) = data.trust_data();
+        assert_eq!(trust.version, 7);
+        assert!(trust.stored_certificates.is_empty(), "replaced, not merged");
+        let mut partners = trust.deactivated_partners.clone();
+        partners.sort();
+        assert_eq!(partners, ["a", "b"]);
+        assert_eq!(policies.get("FTM"), Some(&TrustPolicy::Chain));
+    }
+
+    #[test]
+    fn events_apply_in_order_once_and_heartbeats_advance_the_version() {
+        let mut data = MirrorData::default();
+        assert!(
+            data.apply(message(1, stored("x", false)))
+                .unwrap_or_default()
+        );
+        assert!(
+            data.apply(message(2, stored("x", true)))
+                .unwrap_or_default()
+        );
+        assert!(
+            !data.apply(message(1, stored("x", false))).unwrap_or(true),
+            "an old event is ignored"
+        );
+        assert!(data.trust_data().0.stored_certificates[0].trusted);
+        assert!(
+            !data
+                .apply(message(9, Change::Heartbeat(proto::Heartbeat {})))
+                .unwrap_or(true)
+        );
+        assert_eq!(data.version(), 9);
+        let deactivate = Change::Partner(proto::PartnerTrust {
+            partner_id: "p".into(),
+            deactivated: true,
+        });
+        assert!(data.apply(message(10, deactivate)).unwrap_or_default());
+        let revoke = Change::CertificateRevoked(proto::CertificateRevocation {
+            partner_domain: "FTM".into(),
+            identity: "x".into(),
+            ..Default::default()
+        });
+        assert!(data.apply(message(11, revoke)).unwrap_or_default());
+        let (trust, _) = data.trust_data();
+        assert_eq!(trust.deactivated_partners, ["p"]);
+        assert_eq!(trust.revoked.len(), 1);
+        assert!(
+            data.apply(proto::TrustChange::default()).is_err(),
+            "no change"
+        );
     }
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use chrono::Utc;
+use futures::FutureExt;
 use pmp_proto::certstore::v1 as proto;
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_trust::{TrustSettings, TrustSnapshot, Verdict};
@@ -197,15 +198,25 @@ impl TrustMirror {
             .await
             .map_err(|status| format!("{}: {}", status.code(), status.message()))?
             .into_inner();
+        let broken = |status: tonic::Status| format!("{}: {}", status.code(), status.message());
         loop {
             let message = stream
                 .message()
                 .await
-                .map_err(|status| format!("{}: {}", status.code(), status.message()))?
+                .map_err(broken)?
                 .ok_or_else(|| "the store ended the feed".to_owned())?;
             self.last_heard
                 .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-            if data.apply(message)? {
+            let mut changed = data.apply(message)?;
+            // Apply whatever else has already arrived before building a snapshot, so that a
+            // burst of changes costs one build, not one per change.
+            while let Some(next) = stream.message().now_or_never() {
+                let message = next
+                    .map_err(broken)?
+                    .ok_or_else(|| "the store ended the feed".to_owned())?;
+                changed |= data.apply(message)?;
+            }
+            if changed && !data.receiving_snapshot() {
                 self.publish(data)?;
             }
         }

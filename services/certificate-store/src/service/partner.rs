@@ -79,13 +79,21 @@ impl CertificateStoreService {
         let certificate = certificate.clone();
         blocking(move || {
             let trust = snapshot.domain(&domain).ok_or(StoreError::InvalidDomain)?;
-            Ok(x509::validate_partner_upload(
+            let chain = x509::validate_partner_upload(
                 &certificate,
                 &organization,
                 trust.material(),
                 Utc::now(),
                 &policy,
-            )?)
+            )?;
+            // A certificate under a revoked CA could never be trusted: refuse it now rather
+            // than store it for an approval that cannot take effect.
+            for issuer in chain.iter().skip(1) {
+                if trust.is_revoked(&x509::identity_of(issuer)?) {
+                    return Err(StoreError::RevokedIssuer);
+                }
+            }
+            Ok(chain)
         })
         .await
     }
