@@ -100,6 +100,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Changes (its sender is dropped) when the server stops: background tasks end on it.
     pub stop: tokio::sync::watch::Receiver<()>,
+    /// Changes (its sender is dropped) when the server starts draining its calls, before
+    /// `stop`: server streams end on it, so that they do not hold the shutdown.
+    pub draining: tokio::sync::watch::Receiver<()>,
 }
 
 /// A platform service, as [`run`] starts it. The value itself carries test hooks (such as
@@ -188,6 +191,7 @@ where
     let audit = security::audit_slot();
     // Dropping the sender when the server stops ends the background tasks.
     let (stop_sender, stop) = tokio::sync::watch::channel(());
+    let (draining_sender, draining) = tokio::sync::watch::channel(());
     let ready = {
         let audit = Arc::clone(&audit);
         async move {
@@ -202,6 +206,7 @@ where
                 connection,
                 metrics,
                 stop,
+                draining,
             };
             service.build(settings, context).await
         }
@@ -211,6 +216,7 @@ where
         tls: &tls,
         metrics: Some(endpoint),
         audit,
+        draining: Some(draining_sender),
     };
     let result = server::serve(listeners.grpc, ready, shutdown, serving).await;
     drop(stop_sender);

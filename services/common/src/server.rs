@@ -110,6 +110,9 @@ pub struct Serving<'a> {
     pub metrics: Option<MetricsEndpoint>,
     /// Where security events are audited (filled by `init` once the database is ready).
     pub audit: AuditSlot,
+    /// Dropped when the server starts draining, so that long-lived streams end at once
+    /// instead of holding the shutdown for its whole grace period.
+    pub draining: Option<tokio::sync::watch::Sender<()>>,
 }
 
 /// Runs a tonic server for one platform service until `shutdown` resolves, recording request
@@ -160,6 +163,7 @@ where
         tls,
         metrics,
         audit,
+        draining,
     } = serving;
     let security = SecurityLayer::new(
         metrics
@@ -252,6 +256,7 @@ where
         }
     }
     tracing::info!("shutting down: draining in-flight calls");
+    drop(draining);
     let _ = stop_sender.send(());
     let drained = tokio::time::timeout(grace, &mut server).await;
     let _ = metrics_stop.send(());
