@@ -164,6 +164,9 @@ pub enum Command {
     Dev(DevCommand),
     /// gRPC health of the three services; exit 7 unless all are SERVING.
     Health(HealthArgs),
+    /// Follow changes live, one line each (admin).
+    #[command(subcommand)]
+    Watch(crate::commands::watch::WatchCommand),
 }
 
 /// `pmpctl platform-key ...`.

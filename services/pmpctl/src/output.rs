@@ -57,6 +57,16 @@ impl Outcome {
         })
     }
 
+    /// Nothing more to print (a command that printed its result as it went, like `watch`).
+    pub fn empty() -> Self {
+        Outcome {
+            json: String::new(),
+            text: String::new(),
+            ids: Vec::new(),
+            failure: None,
+        }
+    }
+
     /// Marks the outcome as a refusal: it is printed, then `error` decides the exit code
     /// (e.g. a CA bundle of which the store kept nothing).
     pub fn failing(mut self, error: CliError) -> Self {

@@ -150,6 +150,21 @@ pub async fn unary<T, R>(
     })
 }
 
+/// A request for a server stream: the trace context and the token, but no deadline (the
+/// stream lasts as long as the user watches).
+pub fn streaming_request<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    insert_metadata(
+        &mut request,
+        "traceparent",
+        &TraceContext::generate().traceparent(),
+    );
+    if let Some(token) = token {
+        insert_metadata(&mut request, "authorization", &format!("Bearer {token}"));
+    }
+    request
+}
+
 fn insert_metadata<T>(request: &mut Request<T>, key: &'static str, value: &str) {
     // Only a token with characters invalid in a header can fail here; the call then goes
     // out without it and the service answers UNAUTHENTICATED, which is the right message.

@@ -10,6 +10,7 @@ mod partner;
 mod platform_key;
 mod token_key;
 mod verify;
+pub mod watch;
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => verify::run(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
         Command::Health(args) => health::run(&context, args).await?,
+        Command::Watch(command) => watch::run(&context, command).await?,
     };
     outcome.finish(context.mode)
 }
