@@ -492,10 +492,28 @@ impl Outbox {
         current_version(&self.connection).await
     }
 
-    /// Deletes the rows created before `before`; answers how many.
+    /// Deletes the rows up to the last one created before `before`; answers how many.
+    /// Always a prefix of the versions, even when replicas' clocks disagree, so the rows
+    /// kept have no holes.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, DbErr> {
-        let deleted = entity::outbox::Entity::delete_many()
+        let last: Option<i64> = entity::outbox::Entity::find()
+            .select_only()
+            .column(entity::outbox::Column::Version)
             .filter(entity::outbox::Column::CreatedAt.lt(before))
+            .order_by_desc(entity::outbox::Column::Version)
+            .limit(1)
+            .into_tuple()
+            .one(&self.connection)
+            .await?;
+        match last {
+            Some(last) => self.delete_through(last).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn delete_through(&self, version: i64) -> Result<u64, DbErr> {
+        let deleted = entity::outbox::Entity::delete_many()
+            .filter(entity::outbox::Column::Version.lte(version))
             .exec(&self.connection)
             .await?;
         Ok(deleted.rows_affected)
@@ -515,11 +533,7 @@ impl Outbox {
     /// Deletes every row up to `version` (tests make a stream resume from a pruned version).
     #[cfg(any(test, feature = "testing"))]
     pub async fn prune_through(&self, version: i64) -> Result<u64, DbErr> {
-        let deleted = entity::outbox::Entity::delete_many()
-            .filter(entity::outbox::Column::Version.lte(version))
-            .exec(&self.connection)
-            .await?;
-        Ok(deleted.rows_affected)
+        self.delete_through(version).await
     }
 }
 
@@ -648,22 +662,23 @@ impl<S: FeedSource> Follower<S> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let rows = self.feed.outbox.rows_after(self.position, BATCH).await?;
-            if let Some(first) = rows.first() {
-                if first.version != self.position + 1 {
-                    // Rows after the position were pruned while this stream fell behind.
-                    self.send_snapshot().await?;
-                    continue;
-                }
-                for row in rows {
-                    let version = row.version;
-                    if let Some(recorded) = decode::<S::Event>(row) {
-                        self.send(FeedItem::Event(recorded)).await?;
-                    }
-                    self.position = version;
-                }
+            if rows.is_empty() {
+                self.wait(notified).await?;
                 continue;
             }
-            self.wait(notified).await?;
+            for row in rows {
+                if row.version != self.position + 1 {
+                    // Rows after the position were pruned while this stream fell behind:
+                    // versions are dense, so a gap can mean nothing else.
+                    self.send_snapshot().await?;
+                    break;
+                }
+                let version = row.version;
+                if let Some(recorded) = decode::<S::Event>(row) {
+                    self.send(FeedItem::Event(recorded)).await?;
+                }
+                self.position = version;
+            }
         }
     }
 
@@ -801,5 +816,153 @@ pub fn testing_settings() -> EventFeedSettings {
         heartbeat_interval_ms: 300,
         retention_hours: 1,
         buffer: 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TestDatabase;
+
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct Changed(u32);
+
+    impl FeedEvent for Changed {
+        fn kind(&self) -> &'static str {
+            "CHANGED"
+        }
+    }
+
+    /// A source whose snapshot is one state per event ever appended (its number).
+    struct Counted(DatabaseConnection);
+
+    #[async_trait::async_trait]
+    impl FeedSource for Counted {
+        type Event = Changed;
+        type State = i64;
+        type Error = DbErr;
+
+        async fn snapshot(&self) -> Result<Snapshot<i64>, DbErr> {
+            let (transaction, version) = begin_snapshot(&self.0).await?;
+            transaction.commit().await?;
+            Ok(Snapshot {
+                version,
+                states: (1..=version).collect(),
+            })
+        }
+    }
+
+    async fn outbox() -> (TestDatabase, Outbox) {
+        let database = TestDatabase::sqlite().await.expect("database");
+        let manager = sea_orm_migration::SchemaManager::new(&database.connection);
+        schema::create(&manager).await.expect("tables");
+        let outbox = Outbox::new(database.connection.clone());
+        (database, outbox)
+    }
+
+    async fn append_all(outbox: &Outbox, numbers: std::ops::RangeInclusive<u32>) {
+        for number in numbers {
+            let version = append(&outbox.connection, &Changed(number))
+                .await
+                .expect("appended");
+            assert_eq!(version, i64::from(number));
+        }
+    }
+
+    fn feed(outbox: &Outbox) -> (EventFeed<Counted>, watch::Sender<()>) {
+        let (stop_sender, stop) = watch::channel(());
+        let source = Arc::new(Counted(outbox.connection.clone()));
+        let feed = EventFeed::new(outbox.clone(), source, testing_settings(), stop);
+        (feed, stop_sender)
+    }
+
+    async fn next(receiver: &mut mpsc::Receiver<FeedMessage<Counted>>) -> FeedMessage<Counted> {
+        tokio::time::timeout(Duration::from_secs(10), receiver.recv())
+            .await
+            .expect("a message within 10 s")
+            .expect("the stream is open")
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_a_prefix_even_when_clocks_disagree() {
+        let (_database, outbox) = outbox().await;
+        append_all(&outbox, 1..=3).await;
+        // Version 2 was written by a replica whose clock is a day behind.
+        let yesterday = Utc::now() - chrono::Duration::days(1);
+        entity::outbox::Entity::update_many()
+            .col_expr(entity::outbox::Column::CreatedAt, Expr::value(yesterday))
+            .filter(entity::outbox::Column::Version.eq(2))
+            .exec(&outbox.connection)
+            .await
+            .expect("backdated");
+        let cutoff = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(outbox.prune(cutoff).await.expect("pruned"), 2);
+        assert_eq!(outbox.oldest().await.expect("oldest"), Some(3));
+        assert_eq!(outbox.prune(cutoff).await.expect("pruned"), 0);
+        // The counter is never reset.
+        assert_eq!(outbox.current_version().await.expect("version"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_hole_in_the_rows_read_means_a_fresh_snapshot() {
+        let (_database, outbox) = outbox().await;
+        append_all(&outbox, 1..=3).await;
+        entity::outbox::Entity::delete_many()
+            .filter(entity::outbox::Column::Version.eq(2))
+            .exec(&outbox.connection)
+            .await
+            .expect("hole");
+        let (feed, _stop) = feed(&outbox);
+        let mut stream = feed.watch(1);
+        match next(&mut stream).await {
+            Ok(FeedItem::Snapshot {
+                version: 3,
+                states,
+                last: true,
+                ..
+            }) => assert_eq!(states, [1, 2, 3]),
+            other => panic!("{other:?}"),
+        }
+        append_all(&outbox, 4..=4).await;
+        outbox.changed().notify_waiters();
+        match next(&mut stream).await {
+            Ok(FeedItem::Event(recorded)) => {
+                assert_eq!((recorded.version, recorded.event), (4, Changed(4)))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn large_snapshots_come_in_parts_then_heartbeats_then_the_end_at_shutdown() {
+        let (_database, outbox) = outbox().await;
+        let parts = 2 * SNAPSHOT_PART + 1;
+        append_all(&outbox, 1..=u32::try_from(parts).expect("small")).await;
+        let (feed, stop) = feed(&outbox);
+        let mut stream = feed.watch(0);
+        let mut received = Vec::new();
+        loop {
+            let Ok(FeedItem::Snapshot { states, last, .. }) = next(&mut stream).await else {
+                panic!("a snapshot part");
+            };
+            assert!(states.len() <= SNAPSHOT_PART);
+            received.extend(states);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(received.len(), parts);
+        match next(&mut stream).await {
+            Ok(FeedItem::Heartbeat { version, .. }) => {
+                assert_eq!(version, i64::try_from(parts).expect("small"))
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(stop);
+        assert!(matches!(
+            next(&mut stream).await,
+            Err(FeedError::ShuttingDown)
+        ));
+        assert!(stream.recv().await.is_none(), "the task ended");
     }
 }
