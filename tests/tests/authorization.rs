@@ -62,6 +62,7 @@ PartnerRegistry/SetPartnerActive      401  401  401  401  401  401  401  401  40
 PartnerRegistry/AddTokenSigningKey    401  401  401  401  401  401  401  401  401  403  403  inv  403  403  403  403  401  401
 PartnerRegistry/ActivateTokenSigningKey 401 401 401  401  401  401  401  401  401  403  403  nkey 403  403  403  403  401  401
 PartnerRegistry/ListTokenSigningKeys  401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
+PartnerRegistry/WatchPartnerEvents    401  401  401  401  401  401  401  401  401  403  403  ok   403  403  ok   ok   401  401
 CertificateStore/UploadCaCertificate  401  401  401  401  401  401  401  401  401  403  403  dup  403  403  403  403  401  401
 CertificateStore/ListCaCertificates   401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
 CertificateStore/GetCaCertificate     401  401  401  401  401  401  401  401  401  403  403  ok   403  403  403  403  401  401
@@ -86,6 +87,7 @@ FtmManagement/DeactivateFtm           401  401  401  401  401  401  401  401  40
 FtmManagement/GetFtm                  401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 FtmManagement/ListFtms                401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
 FtmManagement/GetFtmCertificate       401  401  401  401  401  401  401  401  401  ok   403  ok   403  403  403  403  401  401
+FtmManagement/WatchFtmEvents          401  401  401  401  401  401  401  401  401  403  403  ok   ok   ok   ok   403  401  401
 ";
 
 /// Outcomes other than `ok`: label → (code, reason).
@@ -494,6 +496,12 @@ impl Fixture {
                 )
                 .await
                 .map(drop),
+            "WatchPartnerEvents" => client
+                .watch_partner_events(
+                    credentials.request(partner::WatchPartnerEventsRequest { from_version: 0 }),
+                )
+                .await
+                .map(drop),
             other => panic!("no such registry RPC {other}"),
         }
     }
@@ -686,6 +694,12 @@ impl Fixture {
                 .get_ftm_certificate(credentials.request(ftm::GetFtmCertificateRequest {
                     ftm_id: self.approved_ftm.clone(),
                 }))
+                .await
+                .map(drop),
+            "WatchFtmEvents" => client
+                .watch_ftm_events(
+                    credentials.request(ftm::WatchFtmEventsRequest { from_version: 0 }),
+                )
                 .await
                 .map(drop),
             other => panic!("no such FTM management RPC {other}"),

@@ -18,7 +18,7 @@ use pmp_proto::ftm::v1 as ftm;
 use support::{Clients, approved_ftm, ftm_pki, onboard_partner, trusted_in_ftm, verify_in_ftm};
 
 /// Migrations of the partner registry, as its log reports them.
-const REGISTRY_MIGRATIONS: usize = 4;
+const REGISTRY_MIGRATIONS: usize = 5;
 
 /// How many migrations each process's log says it applied.
 fn applied_counts(logs: &[String]) -> Vec<usize> {

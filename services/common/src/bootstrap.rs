@@ -100,9 +100,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Changes (its sender is dropped) when the server stops: background tasks end on it.
     pub stop: tokio::sync::watch::Receiver<()>,
-    /// Turns `true` when the server starts draining: streaming calls end on it, so that
-    /// their clients move to another replica and the drain is not held up.
-    pub draining: tokio::sync::watch::Receiver<bool>,
+    /// Changes (its sender is dropped) when the server starts draining its calls, before
+    /// `stop`: server streams end on it, so that they do not hold the shutdown.
+    pub draining: tokio::sync::watch::Receiver<()>,
 }
 
 /// A platform service, as [`run`] starts it. The value itself carries test hooks (such as
@@ -191,7 +191,7 @@ where
     let audit = security::audit_slot();
     // Dropping the sender when the server stops ends the background tasks.
     let (stop_sender, stop) = tokio::sync::watch::channel(());
-    let (drain_sender, draining) = tokio::sync::watch::channel(false);
+    let (draining_sender, draining) = tokio::sync::watch::channel(());
     let ready = {
         let audit = Arc::clone(&audit);
         async move {
@@ -216,7 +216,7 @@ where
         tls: &tls,
         metrics: Some(endpoint),
         audit,
-        draining: Some(drain_sender),
+        draining: Some(draining_sender),
     };
     let result = server::serve(listeners.grpc, ready, shutdown, serving).await;
     drop(stop_sender);

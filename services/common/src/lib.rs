@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod event_feed;
 pub mod keys;
 pub mod lease;
 pub mod limits;

@@ -110,9 +110,9 @@ pub struct Serving<'a> {
     pub metrics: Option<MetricsEndpoint>,
     /// Where security events are audited (filled by `init` once the database is ready).
     pub audit: AuditSlot,
-    /// Set to `true` when draining starts, so that endless calls (streams) end then rather
-    /// than hold the drain until the grace period is over.
-    pub draining: Option<tokio::sync::watch::Sender<bool>>,
+    /// Dropped when the server starts draining, so that long-lived streams end at once
+    /// instead of holding the shutdown for its whole grace period.
+    pub draining: Option<tokio::sync::watch::Sender<()>>,
 }
 
 /// Runs a tonic server for one platform service until `shutdown` resolves, recording request
@@ -256,9 +256,7 @@ where
         }
     }
     tracing::info!("shutting down: draining in-flight calls");
-    if let Some(draining) = &draining {
-        draining.send_replace(true);
-    }
+    drop(draining);
     let _ = stop_sender.send(());
     let drained = tokio::time::timeout(grace, &mut server).await;
     let _ = metrics_stop.send(());

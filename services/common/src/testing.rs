@@ -379,3 +379,26 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The next message of a server stream (`None` when it ended), or its error status; panics
+/// when nothing arrives within 10 s, so a test waiting for a message that never comes fails
+/// instead of hanging.
+pub async fn next_message<T>(stream: &mut tonic::Streaming<T>) -> Result<Option<T>, Status> {
+    match tokio::time::timeout(Duration::from_secs(10), stream.message()).await {
+        Ok(result) => result,
+        Err(_) => panic!("no message within 10 s"),
+    }
+}
+
+/// The next message of a server stream for which `wanted` holds, skipping the others (such
+/// as heartbeats); panics when the stream fails, ends, or stays silent for 10 s.
+pub async fn next_wanted<T>(stream: &mut tonic::Streaming<T>, wanted: impl Fn(&T) -> bool) -> T {
+    loop {
+        match next_message(stream).await {
+            Ok(Some(message)) if wanted(&message) => return message,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended"),
+            Err(status) => panic!("the stream failed: {status:?}"),
+        }
+    }
+}

@@ -7,6 +7,7 @@ use pmp_common::config::{
     DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
     UserTokenSettings, Validate,
 };
+use pmp_common::event_feed::EventFeedSettings;
 use pmp_common::tls::TlsSettings;
 
 /// Prefix of environment variables, e.g. `PMP_FTM__DATABASE__URL`.
@@ -54,6 +55,15 @@ lease_seconds = 30
 lease_wait_ms = 5000
 reconcile_interval_seconds = 30
 reconcile_batch_size = 100
+
+# WatchFtmEvents: how often a caught-up stream looks for changes made by other replicas (local
+# changes wake it at once), the silence after which it sends a heartbeat, how long changes
+# are kept for streams that resume, and how many messages a stream queues for its client.
+[events]
+poll_interval_ms = 500
+heartbeat_interval_ms = 2000
+retention_hours = 168
+buffer = 64
 "#;
 
 /// All settings of the service.
@@ -84,6 +94,8 @@ pub struct FtmSettings {
     pub certificate_store: DependencySettings,
     /// Lease and reconciler timing of the steps that span the certificate store.
     pub consistency: ConsistencySettings,
+    /// Streams of `WatchFtmEvents`: polling, heartbeats, retention and buffering.
+    pub events: EventFeedSettings,
 }
 
 impl Validate for FtmSettings {
@@ -106,6 +118,7 @@ impl Validate for FtmSettings {
         // the previous certificate, with the registry look-up before).
         self.consistency
             .validate_for(3, self.certificate_store.deadline_ms)?;
+        self.events.validate_as("events")?;
         Ok(())
     }
 }
@@ -146,6 +159,19 @@ mod tests {
             settings.consistency.reconcile_interval(),
             std::time::Duration::from_secs(30)
         );
+        assert_eq!(
+            settings.events.poll_interval(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            settings.events.heartbeat_interval(),
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            settings.events.retention(),
+            std::time::Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(settings.events.buffer, 64);
     }
 
     #[test]
@@ -185,6 +211,17 @@ mod tests {
                 "PMP_FTM__CONSISTENCY__RECONCILE_INTERVAL_SECONDS",
                 "0",
                 "consistency.reconcile_interval_seconds",
+            ),
+            ("PMP_FTM__EVENTS__BUFFER", "0", "events.buffer"),
+            (
+                "PMP_FTM__EVENTS__POLL_INTERVAL_MS",
+                "1",
+                "events.poll_interval_ms",
+            ),
+            (
+                "PMP_FTM__EVENTS__RETENTION_HOURS",
+                "0",
+                "events.retention_hours",
             ),
         ] {
             let message = with_env(&[(key, value)])

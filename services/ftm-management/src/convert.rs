@@ -9,9 +9,11 @@ use pmp_common::time::timestamp;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
 
+use pmp_common::event_feed::FeedItem;
+
 use crate::domain::{
-    CertificateUpload, Ftm, FtmListing, FtmRef, FtmSearch, FtmStatus, MAX_REJECT_REASON_CHARS,
-    NewFtm, Ordering, Rejection, require_id, require_text,
+    CertificateUpload, EventWatch, Ftm, FtmEvent, FtmListing, FtmRef, FtmSearch, FtmState,
+    FtmStatus, MAX_REJECT_REASON_CHARS, NewFtm, Ordering, Rejection, require_id, require_text,
 };
 use crate::error::FtmError;
 use crate::upstream::CertificateBundle;
@@ -164,6 +166,71 @@ impl From<CertificateBundle> for store::CertificateBundle {
             not_after: bundle.not_after.map(timestamp),
             expired: bundle.expired,
         }
+    }
+}
+
+impl TryFrom<proto::WatchFtmEventsRequest> for EventWatch {
+    type Error = FtmError;
+
+    fn try_from(request: proto::WatchFtmEventsRequest) -> Result<Self, FtmError> {
+        if request.from_version < 0 {
+            return Err(FtmError::InvalidField {
+                field: "from_version",
+                message: "from_version must not be negative".into(),
+            });
+        }
+        Ok(EventWatch {
+            from_version: request.from_version,
+        })
+    }
+}
+
+fn ftm_state(state: FtmState) -> proto::FtmState {
+    proto::FtmState {
+        status: proto::FtmStatus::from(state.status) as i32,
+        ftm_id: state.ftm_id,
+        partner_id: state.partner_id,
+        make: state.make,
+        model: state.model,
+        certificate_id: state.certificate_id.unwrap_or_default(),
+    }
+}
+
+/// One message of a `WatchFtmEvents` stream on the wire.
+pub(crate) fn ftm_event(item: FeedItem<FtmEvent, FtmState>) -> proto::FtmEvent {
+    use proto::ftm_event::Event;
+    let (version, time, event) = item.encode(
+        |states, last| {
+            Event::Snapshot(proto::FtmSnapshot {
+                ftms: states.into_iter().map(ftm_state).collect(),
+                last,
+            })
+        },
+        || Event::Heartbeat(proto::Heartbeat {}),
+        |event| match event {
+            FtmEvent::Created { ftm } => Event::Created(proto::FtmCreated {
+                ftm: Some(ftm_state(ftm)),
+            }),
+            FtmEvent::CertificateUploaded {
+                ftm_id,
+                certificate_id,
+            } => Event::CertificateUploaded(proto::FtmCertificateUploaded {
+                ftm_id,
+                certificate_id,
+            }),
+            FtmEvent::Approved { ftm_id } => Event::Approved(proto::FtmApproved { ftm_id }),
+            FtmEvent::Rejected { ftm_id, reason } => {
+                Event::Rejected(proto::FtmRejected { ftm_id, reason })
+            }
+            FtmEvent::Deactivated { ftm_id } => {
+                Event::Deactivated(proto::FtmDeactivated { ftm_id })
+            }
+        },
+    );
+    proto::FtmEvent {
+        version,
+        time: Some(timestamp(time)),
+        event: Some(event),
     }
 }
 

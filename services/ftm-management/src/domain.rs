@@ -23,7 +23,8 @@ pub const ROLE_FTM_PROVIDER: &str = "FTM_PROVIDER";
 pub const FTM_DOMAIN: &str = "FTM";
 
 /// Review state of an FTM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FtmStatus {
     /// Created; no chip certificate yet.
     PendingCertUpload,
@@ -368,6 +369,114 @@ impl AuditAction {
 /// A state change recorded in the audit table (the platform-wide audit model), written in the
 /// transaction of the change itself.
 pub use pmp_common::audit::AuditEvent;
+
+/// Where a `WatchFtmEvents` stream starts (not negative: checked when decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventWatch {
+    /// 0 for a snapshot first; else the last version the client received.
+    pub from_version: i64,
+}
+
+/// What a watcher (`WatchFtmEvents`) knows of an FTM: a snapshot entry, and the FTM of a
+/// creation event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FtmState {
+    /// The FTM's id.
+    pub ftm_id: String,
+    /// The FTM provider owning it.
+    pub partner_id: String,
+    /// Its make.
+    pub make: String,
+    /// Its model.
+    pub model: String,
+    /// Where it is in its review.
+    pub status: FtmStatus,
+    /// Certificate store id of its chip certificate.
+    pub certificate_id: Option<String>,
+}
+
+impl From<&Ftm> for FtmState {
+    fn from(ftm: &Ftm) -> Self {
+        FtmState {
+            ftm_id: ftm.ftm_id.clone(),
+            partner_id: ftm.partner_id.clone(),
+            make: ftm.make.clone(),
+            model: ftm.model.clone(),
+            status: ftm.status,
+            certificate_id: ftm.certificate_id.clone(),
+        }
+    }
+}
+
+/// A change of an FTM, recorded in the service's outbox in the transaction of the change
+/// and streamed by `WatchFtmEvents`. Stored as JSON: fields and variants may be added,
+/// never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum FtmEvent {
+    /// An FTM was created (PENDING_CERT_UPLOAD).
+    Created {
+        /// The new FTM.
+        ftm: FtmState,
+    },
+    /// A chip certificate was accepted: the FTM is PENDING_APPROVAL.
+    CertificateUploaded {
+        /// The FTM.
+        ftm_id: String,
+        /// Certificate store id of the chip certificate.
+        certificate_id: String,
+    },
+    /// An admin approved the FTM.
+    Approved {
+        /// The FTM.
+        ftm_id: String,
+    },
+    /// An admin rejected the FTM.
+    Rejected {
+        /// The FTM.
+        ftm_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The FTM was deactivated.
+    Deactivated {
+        /// The FTM.
+        ftm_id: String,
+    },
+}
+
+impl FtmEvent {
+    /// The event of a completed action, from the FTM it left (`None` for a status no action
+    /// leads to).
+    pub fn of_action(ftm: &Ftm) -> Option<FtmEvent> {
+        let ftm_id = ftm.ftm_id.clone();
+        Some(match ftm.status {
+            FtmStatus::PendingCertUpload => return None,
+            FtmStatus::PendingApproval => FtmEvent::CertificateUploaded {
+                ftm_id,
+                certificate_id: ftm.certificate_id.clone()?,
+            },
+            FtmStatus::Approved => FtmEvent::Approved { ftm_id },
+            FtmStatus::Rejected => FtmEvent::Rejected {
+                ftm_id,
+                reason: ftm.reject_reason.clone().unwrap_or_default(),
+            },
+            FtmStatus::Deactivated => FtmEvent::Deactivated { ftm_id },
+        })
+    }
+}
+
+impl pmp_common::event_feed::FeedEvent for FtmEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            FtmEvent::Created { .. } => "FTM_CREATED",
+            FtmEvent::CertificateUploaded { .. } => "FTM_CERTIFICATE_UPLOADED",
+            FtmEvent::Approved { .. } => "FTM_APPROVED",
+            FtmEvent::Rejected { .. } => "FTM_REJECTED",
+            FtmEvent::Deactivated { .. } => "FTM_DEACTIVATED",
+        }
+    }
+}
 
 /// The change an action makes to an FTM, applied together with its audit row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,16 +5,19 @@
 
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{ServiceAccess, caller};
+use pmp_common::auth::{CERTIFICATE_STORE, PARTNER_REGISTRY, ServiceAccess, caller};
+use pmp_common::event_feed;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::ftm::v1 as proto;
 use pmp_proto::ftm::v1::ftm_management_server::FtmManagement;
 
-use crate::domain::{CertificateUpload, FtmRef, FtmSearch, NewFtm, Rejection};
+use crate::domain::{CertificateUpload, EventWatch, FtmRef, FtmSearch, NewFtm, Rejection};
 use crate::service::FtmService;
 
-/// Which platform services may call which RPCs: none, every RPC here is for end users.
-pub(crate) const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[]);
+/// Which platform services may call which RPCs: the platform services may follow FTM
+/// changes (`WatchFtmEvents`); every other RPC here is for end users.
+pub(crate) const SERVICE_CALLERS: ServiceAccess =
+    ServiceAccess(&[("WatchFtmEvents", &[PARTNER_REGISTRY, CERTIFICATE_STORE])]);
 
 /// The FTM management service as the tonic server serves it.
 pub struct FtmGrpc {
@@ -30,6 +33,9 @@ impl FtmGrpc {
 
 #[tonic::async_trait]
 impl FtmManagement for FtmGrpc {
+    type WatchFtmEventsStream =
+        futures::stream::BoxStream<'static, Result<proto::FtmEvent, Status>>;
+
     async fn create_ftm(
         &self,
         request: Request<proto::CreateFtmRequest>,
@@ -108,5 +114,18 @@ impl FtmManagement for FtmGrpc {
         let input = FtmRef::try_from(request.into_inner())?;
         let bundle = self.api.certificate(&caller, input).await?;
         Ok(Response::new(bundle.into()))
+    }
+
+    async fn watch_ftm_events(
+        &self,
+        request: Request<proto::WatchFtmEventsRequest>,
+    ) -> Result<Response<Self::WatchFtmEventsStream>, Status> {
+        let caller = caller(&request, "WatchFtmEvents").await?;
+        let watch = EventWatch::try_from(request.into_inner())?;
+        let events = self.api.watch_events(&caller, watch)?;
+        Ok(Response::new(event_feed::response_stream(
+            events,
+            crate::convert::ftm_event,
+        )))
     }
 }

@@ -39,6 +39,7 @@ use crate::grpc::{FtmGrpc, SERVICE_CALLERS};
 use crate::service::{FtmParts, FtmService};
 use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::Upstream;
+use pmp_common::event_feed::{EventFeed, Outbox};
 
 /// Name of this service in traces, logs and service tokens.
 pub const SERVICE_NAME: &str = pmp_common::auth::FTM_MANAGEMENT;
@@ -82,8 +83,16 @@ impl PlatformService for FtmManagement {
         let signer =
             service_tokens::load_signer(SERVICE_NAME, &settings.service_identity, &settings.hsm)
                 .await?;
-        let mut repository: Arc<dyn FtmRepository> =
-            Arc::new(SqlFtmRepository::new(context.connection));
+        let outbox = Outbox::new(context.connection.clone());
+        let sql_repository =
+            Arc::new(SqlFtmRepository::new(context.connection).notifying(outbox.changed()));
+        let events = EventFeed::new(
+            outbox,
+            Arc::clone(&sql_repository),
+            settings.events.clone(),
+            context.draining,
+        );
+        let mut repository: Arc<dyn FtmRepository> = sql_repository;
         if let Some(wrap) = self.wrapper {
             repository = wrap(repository);
         }
@@ -113,12 +122,14 @@ impl PlatformService for FtmManagement {
         )
         .with_outcome_counter(reconciled);
         tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
+        tokio::spawn(events.clone().prune_task(Arc::clone(&clock)));
         let api = FtmService::new(FtmParts {
             repository,
             upstream,
             lease: consistency.lease(),
             lease_wait: consistency.lease_wait(),
             clock,
+            events,
         });
         Ok(bootstrap::authenticated(
             FtmManagementServer::new(FtmGrpc::new(api))

@@ -40,6 +40,7 @@ pub fn settings(
     settings.consistency.lease_seconds = 10;
     settings.consistency.lease_wait_ms = 5000;
     settings.consistency.reconcile_interval_seconds = 3600;
+    settings.events = pmp_common::event_feed::testing_settings();
     Ok(settings)
 }
 

@@ -6,13 +6,14 @@ use pmp_common::lease::LeaseStore;
 use sea_orm_migration::MigratorTrait;
 
 use ftm_management::domain::{
-    self, AuditEvent, Cursor, Ftm, FtmChange, FtmFilter, FtmStatus, ListQuery, Ordering, SortField,
-    search_key,
+    self, AuditEvent, Cursor, Ftm, FtmChange, FtmEvent, FtmFilter, FtmStatus, ListQuery, Ordering,
+    SortField, search_key,
 };
 use ftm_management::error::FtmError;
 use ftm_management::storage::{FtmRepository, SqlFtmRepository};
 use ftm_management_migration::Migrator;
 use pmp_common::db::testing::{TestDatabase, backends};
+use pmp_common::event_feed::{FeedSource, Outbox};
 
 async fn repository(backend: &str) -> (TestDatabase, SqlFtmRepository) {
     let database = TestDatabase::new(backend).await.expect("database");
@@ -973,5 +974,124 @@ async fn the_trust_model_migration_marks_certified_ftms_for_reconciliation() {
                 .is_some(),
             "{backend}"
         );
+    }
+}
+
+// The outbox of `WatchFtmEvents` (the stream itself: `tests/events.rs`).
+
+/// The chip certificate upload step: PENDING_CERT_UPLOAD to PENDING_APPROVAL with
+/// `certificate_id`.
+async fn upload(repository: &SqlFtmRepository, id: &str, certificate_id: &str) {
+    let now = domain::now();
+    let from = FtmStatus::PendingCertUpload;
+    assert!(
+        repository
+            .acquire_lease(id, from, "upload", now + TimeDelta::seconds(30), now)
+            .await
+            .expect("acquire")
+    );
+    let change = FtmChange {
+        status: FtmStatus::PendingApproval,
+        certificate_id: Some(certificate_id.into()),
+        certificate_expiry_time: None,
+        reject_reason: None,
+    };
+    let audit = audit("FTM_CERT", id, Some(from), change.status);
+    repository
+        .complete(id, "upload", from, &change, audit)
+        .await
+        .expect("complete")
+        .expect("applied");
+}
+
+#[tokio::test]
+async fn each_step_records_its_event_and_refused_steps_none() {
+    use FtmStatus::*;
+    for backend in backends() {
+        let (database, repository) = repository(backend).await;
+        let outbox = Outbox::new(database.connection.clone());
+        for (id, model) in [("ftm_1", "M1"), ("ftm_2", "M2")] {
+            create(
+                &repository,
+                &ftm(id, "acme", "Chip", model, PendingCertUpload),
+            )
+            .await
+            .expect("created");
+        }
+        // Refused by the unique index: rolled back, no event.
+        let duplicate = ftm("ftm_3", "acme", " chip ", "m1", PendingCertUpload);
+        assert!(
+            matches!(
+                create(&repository, &duplicate).await,
+                Err(FtmError::DuplicateMakeModel)
+            ),
+            "{backend}"
+        );
+        upload(&repository, "ftm_1", "c1").await;
+        // A step that does not hold the lease writes nothing.
+        let stale = FtmChange {
+            status: Approved,
+            certificate_id: Some("c1".into()),
+            certificate_expiry_time: None,
+            reject_reason: None,
+        };
+        let written = repository
+            .complete(
+                "ftm_1",
+                "stale",
+                PendingApproval,
+                &stale,
+                audit("FTM_APPROVED", "ftm_1", Some(PendingApproval), Approved),
+            )
+            .await
+            .expect("query");
+        assert_eq!(written, None, "{backend}");
+        transition(&repository, "ftm_1", PendingApproval, Approved).await;
+        transition(&repository, "ftm_1", Approved, Deactivated).await;
+        upload(&repository, "ftm_2", "c2").await;
+        transition(&repository, "ftm_2", PendingApproval, Rejected).await;
+
+        let events: Vec<(i64, FtmEvent)> = outbox.all_events().await.expect("events");
+        let versions: Vec<i64> = events.iter().map(|(version, _)| *version).collect();
+        assert_eq!(versions, (1..=7).collect::<Vec<_>>(), "{backend}: dense");
+        let Some((_, FtmEvent::Created { ftm: created })) = events.first() else {
+            panic!("{backend}: {events:?}");
+        };
+        assert_eq!(
+            (created.ftm_id.as_str(), created.status),
+            ("ftm_1", PendingCertUpload)
+        );
+        let uploaded = |ftm_id: &str, certificate_id: &str| FtmEvent::CertificateUploaded {
+            ftm_id: ftm_id.into(),
+            certificate_id: certificate_id.into(),
+        };
+        let later: Vec<FtmEvent> = events[2..].iter().map(|(_, event)| event.clone()).collect();
+        assert_eq!(
+            later,
+            [
+                uploaded("ftm_1", "c1"),
+                FtmEvent::Approved {
+                    ftm_id: "ftm_1".into()
+                },
+                FtmEvent::Deactivated {
+                    ftm_id: "ftm_1".into()
+                },
+                uploaded("ftm_2", "c2"),
+                FtmEvent::Rejected {
+                    ftm_id: "ftm_2".into(),
+                    reason: "no".into()
+                },
+            ],
+            "{backend}"
+        );
+
+        let snapshot = repository.snapshot().await.expect("snapshot");
+        assert_eq!(snapshot.version, 7, "{backend}");
+        let states: Vec<(&str, FtmStatus)> = snapshot
+            .states
+            .iter()
+            .map(|state| (state.ftm_id.as_str(), state.status))
+            .collect();
+        assert_eq!(states, [("ftm_1", Deactivated), ("ftm_2", Rejected)]);
     }
 }

@@ -7,6 +7,7 @@ use pmp_common::config::{
     DatabaseSettings, MetricsSettings, ServerSettings, ServiceIdentitySettings, TelemetrySettings,
     Validate,
 };
+use pmp_common::event_feed::EventFeedSettings;
 use pmp_common::tls::TlsSettings;
 
 use crate::limits::LimitSettings;
@@ -73,6 +74,15 @@ lease_seconds = 30
 lease_wait_ms = 5000
 reconcile_interval_seconds = 30
 reconcile_batch_size = 100
+
+# WatchPartnerEvents: how often a caught-up stream looks for changes made by other replicas (local
+# changes wake it at once), the silence after which it sends a heartbeat, how long changes
+# are kept for streams that resume, and how many messages a stream queues for its client.
+[events]
+poll_interval_ms = 500
+heartbeat_interval_ms = 2000
+retention_hours = 168
+buffer = 64
 "#;
 
 /// All settings of the registry.
@@ -107,6 +117,8 @@ pub struct RegistrySettings {
     pub certificate_store: DependencySettings,
     /// How steps that span the certificate store are kept consistent (see `service`).
     pub consistency: ConsistencySettings,
+    /// Streams of `WatchPartnerEvents`: polling, heartbeats, retention and buffering.
+    pub events: EventFeedSettings,
 }
 
 /// Access tokens issued by `Login`.
@@ -246,6 +258,7 @@ impl Validate for RegistrySettings {
         // replaced certificate, trust the new one).
         self.consistency
             .validate_for(4, self.certificate_store.deadline_ms)?;
+        self.events.validate_as("events")?;
         Ok(())
     }
 }
@@ -264,6 +277,29 @@ mod tests {
                 .expect("valid defaults");
         assert_eq!(settings.server.listen.port(), 50051);
         assert_eq!(settings.registration.languages, ["eng", "ara", "fra"]);
+        assert_eq!(settings.events.poll_interval_ms, 500);
+        assert_eq!(settings.events.heartbeat_interval_ms, 2000);
+        assert_eq!(settings.events.retention_hours, 168);
+        assert_eq!(settings.events.buffer, 64);
+    }
+
+    #[test]
+    fn event_settings_out_of_range_are_refused() {
+        for (key, value) in [
+            ("PMP_REGISTRY__EVENTS__HEARTBEAT_INTERVAL_MS", "0"),
+            ("PMP_REGISTRY__EVENTS__BUFFER", "100000"),
+        ] {
+            let environment = [(key.to_owned(), value.to_owned())];
+            let message = config::load_with_env::<RegistrySettings>(
+                ENV_PREFIX,
+                DEFAULTS,
+                None,
+                Some(environment.into_iter().collect()),
+            )
+            .expect_err("refused")
+            .to_string();
+            assert!(message.contains("events."), "{key}: {message}");
+        }
     }
 
     #[test]

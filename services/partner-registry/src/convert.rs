@@ -5,11 +5,15 @@
 use pmp_common::time::timestamp;
 use pmp_proto::partner::v1 as proto;
 
-use crate::domain::{Partner, PartnerStatus, RegistrationInput, require_field};
+use pmp_common::event_feed::FeedItem;
+
+use crate::domain::{
+    Partner, PartnerEvent, PartnerState, PartnerStatus, RegistrationInput, require_field,
+};
 use crate::error::RegistryError;
 use crate::service::{
-    AccessToken, Activation, CertificateUpload, Credentials, PartnerList, PartnerLookup,
-    PartnerQuery, UploadedCertificate, VerificationKeys,
+    AccessToken, Activation, CertificateUpload, Credentials, EventWatch, PartnerList,
+    PartnerLookup, PartnerQuery, UploadedCertificate, VerificationKeys,
 };
 
 impl From<proto::RegisterPartnerRequest> for RegistrationInput {
@@ -223,5 +227,72 @@ pub(crate) fn token_key(
         activated_at: key.activated_at.map(pmp_common::time::timestamp),
         key_id: key.key_id,
         public_key_pem: key.public_key_pem,
+    }
+}
+
+impl TryFrom<proto::WatchPartnerEventsRequest> for EventWatch {
+    type Error = RegistryError;
+
+    fn try_from(request: proto::WatchPartnerEventsRequest) -> Result<Self, RegistryError> {
+        if request.from_version < 0 {
+            return Err(RegistryError::InvalidField {
+                field: "from_version",
+                message: "from_version must not be negative".into(),
+            });
+        }
+        Ok(EventWatch {
+            from_version: request.from_version,
+        })
+    }
+}
+
+fn partner_state(state: PartnerState) -> proto::PartnerState {
+    proto::PartnerState {
+        active: state.status == PartnerStatus::Active,
+        status: proto::PartnerStatus::from(state.status) as i32,
+        partner_id: state.partner_id,
+        organization_name: state.organization_name,
+        partner_type: state.partner_type,
+        certificate_id: state.certificate_id.unwrap_or_default(),
+    }
+}
+
+/// One message of a `WatchPartnerEvents` stream on the wire.
+pub(crate) fn partner_event(item: FeedItem<PartnerEvent, PartnerState>) -> proto::PartnerEvent {
+    use proto::partner_event::Event;
+    let (version, time, event) = item.encode(
+        |states, last| {
+            Event::Snapshot(proto::PartnerSnapshot {
+                partners: states.into_iter().map(partner_state).collect(),
+                last,
+            })
+        },
+        || Event::Heartbeat(proto::Heartbeat {}),
+        |event| match event {
+            PartnerEvent::Registered { partner } => Event::Registered(proto::PartnerRegistered {
+                partner: Some(partner_state(partner)),
+            }),
+            PartnerEvent::CertificateUploaded {
+                partner_id,
+                certificate_id,
+            } => Event::CertificateUploaded(proto::PartnerCertificateUploaded {
+                partner_id,
+                certificate_id,
+            }),
+            PartnerEvent::Activated { partner_id, status } => {
+                Event::Activated(proto::PartnerActivated {
+                    partner_id,
+                    status: proto::PartnerStatus::from(status) as i32,
+                })
+            }
+            PartnerEvent::Deactivated { partner_id } => {
+                Event::Deactivated(proto::PartnerDeactivated { partner_id })
+            }
+        },
+    );
+    proto::PartnerEvent {
+        version,
+        time: Some(timestamp(time)),
+        event: Some(event),
     }
 }

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::error::RegistryError;
 
 /// Lifecycle of a partner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PartnerStatus {
     /// Registered, no accepted certificate yet.
     InProgress,
@@ -295,6 +296,103 @@ pub struct PartnerFilter {
 }
 
 pub use pmp_common::audit::AuditEvent;
+
+/// What a watcher (`WatchPartnerEvents`) knows of a partner: a snapshot entry, and the
+/// partner of a registration event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartnerState {
+    /// The partner's id.
+    pub partner_id: String,
+    /// Its lifecycle state.
+    pub status: PartnerStatus,
+    /// Organisation its certificates are issued to.
+    pub organization_name: String,
+    /// Canonical partner type code.
+    pub partner_type: String,
+    /// Certificate store id of its current certificate.
+    pub certificate_id: Option<String>,
+}
+
+impl From<&Partner> for PartnerState {
+    fn from(partner: &Partner) -> Self {
+        PartnerState {
+            partner_id: partner.partner_id.clone(),
+            status: partner.status,
+            organization_name: partner.organization_name.clone(),
+            partner_type: partner.partner_type.clone(),
+            certificate_id: partner.certificate_id.clone(),
+        }
+    }
+}
+
+/// A change of a partner, recorded in the registry's outbox in the transaction of the
+/// change and streamed by `WatchPartnerEvents`. Stored as JSON: fields and variants may be
+/// added, never renamed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type")]
+pub enum PartnerEvent {
+    /// A partner registered (IN_PROGRESS).
+    Registered {
+        /// The new partner.
+        partner: PartnerState,
+    },
+    /// A partner's certificate was accepted and recorded.
+    CertificateUploaded {
+        /// The partner.
+        partner_id: String,
+        /// Certificate store id of the certificate.
+        certificate_id: String,
+    },
+    /// A partner became ACTIVE (first certificate, or re-activation), or was re-activated
+    /// without a certificate (IN_PROGRESS again).
+    Activated {
+        /// The partner.
+        partner_id: String,
+        /// Its status now.
+        status: PartnerStatus,
+    },
+    /// An admin deactivated a partner.
+    Deactivated {
+        /// The partner.
+        partner_id: String,
+    },
+}
+
+impl PartnerEvent {
+    /// The events that take a partner from `before` to `after` (nothing when they are
+    /// equal): a recorded certificate, then the status change.
+    pub fn between(before: &Partner, after: &Partner) -> Vec<PartnerEvent> {
+        let mut events = Vec::new();
+        if let (Some(certificate_id), true) = (
+            &after.certificate_id,
+            after.certificate_id != before.certificate_id,
+        ) {
+            events.push(PartnerEvent::CertificateUploaded {
+                partner_id: after.partner_id.clone(),
+                certificate_id: certificate_id.clone(),
+            });
+        }
+        if after.status != before.status {
+            let partner_id = after.partner_id.clone();
+            events.push(match after.status {
+                PartnerStatus::Deactivated => PartnerEvent::Deactivated { partner_id },
+                status => PartnerEvent::Activated { partner_id, status },
+            });
+        }
+        events
+    }
+}
+
+impl pmp_common::event_feed::FeedEvent for PartnerEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            PartnerEvent::Registered { .. } => "PARTNER_REGISTERED",
+            PartnerEvent::CertificateUploaded { .. } => "PARTNER_CERTIFICATE_UPLOADED",
+            PartnerEvent::Activated { .. } => "PARTNER_ACTIVATED",
+            PartnerEvent::Deactivated { .. } => "PARTNER_DEACTIVATED",
+        }
+    }
+}
 
 /// Longest password accepted, in bytes: hashing cost must not grow with the input.
 pub const MAX_PASSWORD_BYTES: usize = 128;

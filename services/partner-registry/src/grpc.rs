@@ -6,20 +6,25 @@
 
 use tonic::{Request, Response, Status};
 
-use pmp_common::auth::{FTM_MANAGEMENT, ServiceAccess, caller};
+use pmp_common::auth::{CERTIFICATE_STORE, FTM_MANAGEMENT, ServiceAccess, caller};
+use pmp_common::event_feed;
 use pmp_proto::certstore::v1 as store;
 use pmp_proto::partner::v1 as proto;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistry;
 
 use crate::domain::RegistrationInput;
 use crate::service::{
-    Activation, CertificateUpload, Credentials, PartnerLookup, PartnerQuery, RegistryService,
-    TokenKeys,
+    Activation, CertificateUpload, Credentials, EventWatch, PartnerLookup, PartnerQuery,
+    RegistryService, TokenKeys,
 };
 
 /// Which platform services may call which RPCs; everything else refuses service callers.
-/// FTM management reads providers (`GetPartner`) on its users' behalf.
-pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[("GetPartner", &[FTM_MANAGEMENT])]);
+/// FTM management reads providers (`GetPartner`) on its users' behalf; the platform
+/// services may follow partner changes (`WatchPartnerEvents`).
+pub const SERVICE_CALLERS: ServiceAccess = ServiceAccess(&[
+    ("GetPartner", &[FTM_MANAGEMENT]),
+    ("WatchPartnerEvents", &[FTM_MANAGEMENT, CERTIFICATE_STORE]),
+]);
 
 /// The registry's RPCs, served by [`crate::PartnerRegistry`].
 pub struct RegistryGrpc {
@@ -42,6 +47,9 @@ fn client_address<T>(request: &Request<T>) -> String {
 
 #[tonic::async_trait]
 impl PartnerRegistry for RegistryGrpc {
+    type WatchPartnerEventsStream =
+        futures::stream::BoxStream<'static, Result<proto::PartnerEvent, Status>>;
+
     async fn register_partner(
         &self,
         request: Request<proto::RegisterPartnerRequest>,
@@ -161,5 +169,18 @@ impl PartnerRegistry for RegistryGrpc {
                 .map(|key| crate::convert::token_key(key, lifetime))
                 .collect(),
         }))
+    }
+
+    async fn watch_partner_events(
+        &self,
+        request: Request<proto::WatchPartnerEventsRequest>,
+    ) -> Result<Response<Self::WatchPartnerEventsStream>, Status> {
+        let caller = caller(&request, "WatchPartnerEvents").await?;
+        let watch = EventWatch::try_from(request.into_inner())?;
+        let events = self.api.watch_events(&caller, watch)?;
+        Ok(Response::new(event_feed::response_stream(
+            events,
+            crate::convert::partner_event,
+        )))
     }
 }

@@ -34,6 +34,7 @@ use pmp_common::auth::{
 };
 use pmp_common::bootstrap::{self, AuthenticatedBody, Context, PlatformService};
 use pmp_common::client::PeerChannel;
+use pmp_common::event_feed::{EventFeed, Outbox};
 use pmp_common::keys;
 use pmp_proto::partner::v1::partner_registry_server::PartnerRegistryServer;
 
@@ -103,8 +104,16 @@ impl PlatformService for PartnerRegistry {
         let signer =
             service_tokens::load_signer(SERVICE_NAME, &settings.service_identity, &settings.hsm)
                 .await?;
-        let mut repository: Arc<dyn PartnerRepository> =
-            Arc::new(SqlPartnerRepository::new(context.connection));
+        let outbox = Outbox::new(context.connection.clone());
+        let sql_repository =
+            Arc::new(SqlPartnerRepository::new(context.connection).notifying(outbox.changed()));
+        let events = EventFeed::new(
+            outbox,
+            Arc::clone(&sql_repository),
+            settings.events.clone(),
+            context.draining,
+        );
+        let mut repository: Arc<dyn PartnerRepository> = sql_repository;
         if let Some(wrap) = self.wrapper {
             repository = wrap(repository);
         }
@@ -127,6 +136,7 @@ impl PlatformService for PartnerRegistry {
             consistency.reconcile_batch_size,
         );
         tokio::spawn(reconciler.run(consistency.reconcile_interval(), context.stop));
+        tokio::spawn(events.clone().prune_task(Arc::clone(&clock)));
         let authenticator = Authenticator::new(
             SERVICE_NAME,
             {
@@ -148,6 +158,7 @@ impl PlatformService for PartnerRegistry {
             hasher,
             limits: Arc::new(Limits::new(&settings.limits)),
             admin_username: settings.admin.username.clone(),
+            events,
         })
         .await?;
         Ok(bootstrap::authenticated(

@@ -46,6 +46,7 @@ pub fn settings(
     settings.limits.registrations_per_address = 100_000;
     settings.limits.hashing_threads = 2;
     settings.limits.hashing_queue = 1_000;
+    settings.events = pmp_common::event_feed::testing_settings();
     Ok(settings)
 }
 
@@ -125,4 +126,25 @@ pub async fn spawn_with_clock(
         settings,
     )
     .await
+}
+
+/// A partner record to store directly (storage tests, bulk imports): IN_PROGRESS, of type
+/// `FTM_Provider` and organisation `ACME`, created now.
+pub fn partner_record(partner_id: &str, email: &str) -> crate::domain::Partner {
+    let now = chrono::Utc::now();
+    crate::domain::Partner {
+        partner_id: partner_id.into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        organization_name: "ACME".into(),
+        partner_type: "FTM_Provider".into(),
+        address: "1 Main St".into(),
+        email: email.into(),
+        phone: "12345".into(),
+        lang_code: "eng".into(),
+        status: crate::domain::PartnerStatus::InProgress,
+        certificate_id: None,
+        create_time: now,
+        update_time: now,
+    }
 }

@@ -5,7 +5,9 @@ use chrono::{SubsecRound, Utc};
 use pmp_common::lease::LeaseStore;
 use sea_orm_migration::MigratorTrait;
 
-use partner_registry::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
+use partner_registry::domain::{
+    AuditEvent, Partner, PartnerEvent, PartnerFilter, PartnerState, PartnerStatus,
+};
 use partner_registry::error::RegistryError;
 use partner_registry::storage::{
     PartnerRepository, SqlPartnerRepository, SqlTokenKeyRepository, TokenKeyRecord,
@@ -13,6 +15,7 @@ use partner_registry::storage::{
 };
 use partner_registry_migration::Migrator;
 use pmp_common::db::testing::{TestDatabase, backends};
+use pmp_common::event_feed::{FeedSource, Outbox, current_version};
 use pmp_common::signing::{KeyLocation, KeyState};
 
 async fn repository(backend: &str) -> (TestDatabase, SqlPartnerRepository) {
@@ -25,22 +28,7 @@ async fn repository(backend: &str) -> (TestDatabase, SqlPartnerRepository) {
 }
 
 fn partner(id: &str, email: &str) -> Partner {
-    let now = Utc::now();
-    Partner {
-        partner_id: id.into(),
-        first_name: "Ada".into(),
-        last_name: "Lovelace".into(),
-        organization_name: "ACME".into(),
-        partner_type: "FTM_Provider".into(),
-        address: "1 Main St".into(),
-        email: email.into(),
-        phone: "12345".into(),
-        lang_code: "eng".into(),
-        status: PartnerStatus::InProgress,
-        certificate_id: None,
-        create_time: now,
-        update_time: now,
-    }
+    partner_registry::testing::partner_record(id, email)
 }
 
 fn audit(action: &str, entity: &str, before: Option<&str>, after: &str) -> AuditEvent {
@@ -710,6 +698,194 @@ async fn token_keys_are_adopted_once_added_and_activated_one_at_a_time() {
         assert!(
             matches!(unknown, Err(RegistryError::KeyNotFound)),
             "{backend}: {unknown:?}"
+        );
+    }
+}
+
+// The outbox of `WatchPartnerEvents` (the stream itself: `tests/events.rs`).
+
+fn outbox(database: &TestDatabase) -> Outbox {
+    Outbox::new(database.connection.clone())
+}
+
+#[tokio::test]
+async fn each_change_records_its_events_in_order() {
+    for backend in backends() {
+        let (database, repository) = repository(backend).await;
+        create(&repository, "acme", "a@x.example")
+            .await
+            .expect("created");
+        let token = lease(&repository, "acme").await;
+        let change = || audit("CHANGE", "acme", None, "-");
+        repository
+            .attach_certificate("acme", "cert-1", change(), &token)
+            .await
+            .expect("attached");
+        // The same status twice: the second changes nothing and records nothing.
+        for status in [
+            PartnerStatus::Deactivated,
+            PartnerStatus::Deactivated,
+            PartnerStatus::Active,
+        ] {
+            repository
+                .set_status("acme", status, change(), &token)
+                .await
+                .expect("status set");
+        }
+        let events: Vec<(i64, PartnerEvent)> =
+            outbox(&database).all_events().await.expect("events");
+        let Some((
+            1,
+            PartnerEvent::Registered {
+                partner: registered,
+            },
+        )) = events.first()
+        else {
+            panic!("{backend}: {events:?}");
+        };
+        assert_eq!(
+            registered,
+            &PartnerState::from(&partner("acme", "a@x.example")),
+            "{backend}"
+        );
+        let activated = PartnerEvent::Activated {
+            partner_id: "acme".into(),
+            status: PartnerStatus::Active,
+        };
+        assert_eq!(
+            events[1..],
+            [
+                (
+                    2,
+                    PartnerEvent::CertificateUploaded {
+                        partner_id: "acme".into(),
+                        certificate_id: "cert-1".into(),
+                    }
+                ),
+                (3, activated.clone()),
+                (
+                    4,
+                    PartnerEvent::Deactivated {
+                        partner_id: "acme".into(),
+                    }
+                ),
+                (5, activated),
+            ],
+            "{backend}"
+        );
+        assert_eq!(
+            current_version(&database.connection)
+                .await
+                .expect("version"),
+            5,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_change_that_does_not_commit_records_no_event() {
+    for backend in backends() {
+        let (database, repository) = repository(backend).await;
+        create(&repository, "acme", "a@x.example")
+            .await
+            .expect("created");
+        // The user row is inserted, then the e-mail is refused: the transaction rolls back,
+        // its event with it.
+        assert!(
+            matches!(
+                create(&repository, "other", "A@X.example").await,
+                Err(RegistryError::DuplicateEmail)
+            ),
+            "{backend}"
+        );
+        // A step whose lease was taken over writes nothing.
+        let written = repository
+            .set_status(
+                "acme",
+                PartnerStatus::Deactivated,
+                audit("CHANGE", "acme", None, "-"),
+                "stale",
+            )
+            .await;
+        assert!(
+            matches!(written, Err(RegistryError::Interrupted)),
+            "{backend}"
+        );
+        assert_eq!(
+            current_version(&database.connection)
+                .await
+                .expect("version"),
+            1,
+            "{backend}: the failed change gave its version back"
+        );
+        // The next change takes the next version: no gap for a reader to take for a pruned
+        // row.
+        create(&repository, "other", "o@x.example")
+            .await
+            .expect("created");
+        let events: Vec<(i64, PartnerEvent)> =
+            outbox(&database).all_events().await.expect("events");
+        let versions: Vec<i64> = events.iter().map(|(version, _)| *version).collect();
+        assert_eq!(versions, [1, 2], "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_take_dense_increasing_versions() {
+    for backend in backends() {
+        let (database, repository) = repository(backend).await;
+        let repository = std::sync::Arc::new(repository);
+        let creations = (0..16).map(|index| {
+            let repository = std::sync::Arc::clone(&repository);
+            tokio::spawn(async move {
+                let id = format!("p{index}");
+                create(&repository, &id, &format!("{id}@x.example")).await
+            })
+        });
+        for created in futures::future::join_all(creations).await {
+            created
+                .expect("task")
+                .unwrap_or_else(|error| panic!("{backend}: {error}"));
+        }
+        let events: Vec<(i64, PartnerEvent)> =
+            outbox(&database).all_events().await.expect("events");
+        let versions: Vec<i64> = events.iter().map(|(version, _)| *version).collect();
+        assert_eq!(versions, (1..=16).collect::<Vec<_>>(), "{backend}");
+        let mut registered: Vec<String> = events
+            .into_iter()
+            .filter_map(|(_, event)| match event {
+                PartnerEvent::Registered { partner } => Some(partner.partner_id),
+                _ => None,
+            })
+            .collect();
+        registered.sort();
+        registered.dedup();
+        assert_eq!(registered.len(), 16, "{backend}: one event per partner");
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_holds_every_partner_at_its_version() {
+    for backend in backends() {
+        let (_database, repository) = repository(backend).await;
+        for (id, email) in [("beta", "b@x.example"), ("alpha", "a@x.example")] {
+            create(&repository, id, email).await.expect("created");
+        }
+        let snapshot = repository.snapshot().await.expect("snapshot");
+        assert_eq!(snapshot.version, 2, "{backend}");
+        let ids: Vec<&str> = snapshot
+            .states
+            .iter()
+            .map(|state| state.partner_id.as_str())
+            .collect();
+        assert_eq!(ids, ["alpha", "beta"], "{backend}: in partner-id order");
+        assert!(
+            snapshot
+                .states
+                .iter()
+                .all(|state| state.status == PartnerStatus::InProgress),
+            "{backend}"
         );
     }
 }

@@ -157,9 +157,6 @@ pub enum Command {
     TokenKey(TokenKeyCommand),
     /// Check whether a certificate (or PEM chain, leaf first) is trusted in a domain now.
     Verify(VerifyArgs),
-    /// Follow a change feed live, one line per change.
-    #[command(subcommand)]
-    Watch(WatchCommand),
     /// Revoke a CA or partner/FTM certificate for good (admin).
     Revoke(RevokeArgs),
     /// Certificate revocation lists of the platform-signed copies.
@@ -174,14 +171,9 @@ pub enum Command {
     Dev(DevCommand),
     /// gRPC health of the three services; exit 7 unless all are SERVING.
     Health(HealthArgs),
-}
-
-/// `pmpctl watch ...`.
-#[derive(Debug, Subcommand)]
-pub enum WatchCommand {
-    /// The certificate store's trust feed: a snapshot, then every trust change (platform
-    /// services and admins).
-    Trust(WatchTrustArgs),
+    /// Follow a change feed live, one line each (admin): partners, FTMs, or the trust store.
+    #[command(subcommand)]
+    Watch(crate::commands::watch::WatchCommand),
 }
 
 /// `pmpctl watch trust`.

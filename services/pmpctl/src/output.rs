@@ -57,8 +57,8 @@ impl Outcome {
         })
     }
 
-    /// An outcome that prints nothing: the command printed as it went (`watch`).
-    pub fn nothing() -> Self {
+    /// Nothing more to print (a command that printed its result as it went, like `watch`).
+    pub fn empty() -> Self {
         Outcome {
             json: String::new(),
             text: String::new(),

@@ -156,12 +156,7 @@ pub async fn stream<T, R>(
     message: T,
     send: impl AsyncFnOnce(Request<T>) -> Result<Response<tonic::Streaming<R>>, Status>,
 ) -> Result<tonic::Streaming<R>, CliError> {
-    let trace = TraceContext::generate();
-    let mut request = Request::new(message);
-    insert_metadata(&mut request, "traceparent", &trace.traceparent());
-    if let Some(token) = token {
-        insert_metadata(&mut request, "authorization", &format!("Bearer {token}"));
-    }
+    let request = streaming_request(message, token);
     let opened = tokio::time::timeout(options.timeout, send(request))
         .await
         .map_err(|_| {
@@ -174,8 +169,7 @@ pub async fn stream<T, R>(
     if options.verbose {
         let code = opened.as_ref().map_or_else(Status::code, |_| Code::Ok);
         eprintln!(
-            "pmpctl: trace_id={} {}/{method} {} (stream opened)",
-            trace.trace_id,
+            "pmpctl: {}/{method} {} (stream opened)",
             connection.service.grpc_name(),
             code_name(code),
         );
@@ -192,6 +186,21 @@ pub fn failure(connection: &Connection, status: Status) -> CliError {
         address: connection.address.clone(),
         status: Box::new(status),
     }
+}
+
+/// A request for a server stream: the trace context and the token, but no deadline (the
+/// stream lasts as long as the user watches).
+pub fn streaming_request<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    insert_metadata(
+        &mut request,
+        "traceparent",
+        &TraceContext::generate().traceparent(),
+    );
+    if let Some(token) = token {
+        insert_metadata(&mut request, "authorization", &format!("Bearer {token}"));
+    }
+    request
 }
 
 fn insert_metadata<T>(request: &mut Request<T>, key: &'static str, value: &str) {

@@ -49,7 +49,7 @@ pub(crate) struct TrustFeed {
     repository: Arc<dyn CertificateRepository>,
     trust: Arc<TrustStore>,
     settings: FeedSettings,
-    draining: tokio::sync::watch::Receiver<bool>,
+    draining: tokio::sync::watch::Receiver<()>,
 }
 
 /// Where a stream sends; `false` from [`Stream::send`] means the consumer left.
@@ -84,7 +84,7 @@ impl TrustFeed {
         repository: Arc<dyn CertificateRepository>,
         trust: Arc<TrustStore>,
         settings: FeedSettings,
-        draining: tokio::sync::watch::Receiver<bool>,
+        draining: tokio::sync::watch::Receiver<()>,
     ) -> Self {
         TrustFeed {
             repository,
@@ -111,7 +111,7 @@ impl TrustFeed {
             let mut draining = feed.draining.clone();
             let outcome = tokio::select! {
                 outcome = feed.follow(&mut stream, from_version) => outcome,
-                _ = draining.wait_for(|draining| *draining) => Err(StoreError::ShuttingDown),
+                _ = draining.changed() => Err(StoreError::ShuttingDown),
             };
             if let Err(error) = outcome {
                 tracing::debug!(%error, "trust feed stream ended");

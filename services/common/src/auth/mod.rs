@@ -183,6 +183,16 @@ impl Caller {
         }
     }
 
+    /// RPCs for administrators and the platform services allowed to call them (the
+    /// service's `SERVICE_CALLERS` says which), whoever they act for.
+    pub fn require_admin_or_service(&self) -> Result<(), AuthError> {
+        match self {
+            Caller::User(user) if user.is_admin() => Ok(()),
+            Caller::Service { .. } => Ok(()),
+            _ => Err(self.denied()),
+        }
+    }
+
     /// Internal RPCs that only platform services may call.
     pub fn require_service(&self) -> Result<(), AuthError> {
         if self.is_service() {

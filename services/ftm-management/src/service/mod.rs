@@ -81,20 +81,22 @@ mod lease;
 mod query;
 mod review;
 mod upload;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pmp_common::auth::Caller;
+use pmp_common::event_feed::EventFeed;
 use pmp_common::time::SharedClock;
 
 use crate::domain::{AuditAction, AuditEvent, FTM_PROVIDER_PARTNER_TYPE, Ftm, FtmStatus};
 use crate::error::FtmError;
-use crate::storage::FtmRepository;
+use crate::storage::{FtmRepository, SqlFtmRepository};
 use crate::upstream::{Provider, Upstream};
 
 /// The FTM management use cases over their dependencies, one module per group of RPCs:
-/// `create`, `upload`, `review` (approve, reject, deactivate) and `query`; `lease` holds
+/// `create`, `upload`, `review` (approve, reject, deactivate), `query` and `watch`; `lease` holds
 /// the consistency machinery the state-changing steps share.
 pub(crate) struct FtmService {
     repository: Arc<dyn FtmRepository>,
@@ -102,6 +104,7 @@ pub(crate) struct FtmService {
     lease: Duration,
     lease_wait: Duration,
     clock: SharedClock,
+    events: EventFeed<SqlFtmRepository>,
 }
 
 /// Dependencies of [`FtmService`].
@@ -114,6 +117,8 @@ pub(crate) struct FtmParts {
     pub(crate) lease_wait: Duration,
     /// Where lease times come from.
     pub(crate) clock: SharedClock,
+    /// The streams of `WatchFtmEvents`.
+    pub(crate) events: EventFeed<SqlFtmRepository>,
 }
 
 fn authorize_owner(caller: &Caller, ftm: &Ftm) -> Result<(), FtmError> {
@@ -158,6 +163,7 @@ impl FtmService {
             lease: parts.lease,
             lease_wait: parts.lease_wait,
             clock: parts.clock,
+            events: parts.events,
         }
     }
 

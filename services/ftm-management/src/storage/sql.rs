@@ -13,12 +13,18 @@ use sea_orm::{
     Set, Statement, TransactionTrait,
 };
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use pmp_common::event_feed::{self, FeedSource, Snapshot};
 use pmp_common::lease::{LeaseColumns, SqlLeases};
 
 use super::FtmRepository;
 use super::entities::ftms;
 use crate::domain::{
-    self, AuditEvent, Ftm, FtmChange, FtmFilter, FtmPage, FtmStatus, ListQuery, SortField,
+    self, AuditEvent, Ftm, FtmChange, FtmEvent, FtmFilter, FtmPage, FtmState, FtmStatus, ListQuery,
+    SortField,
 };
 use crate::error::FtmError;
 
@@ -31,12 +37,25 @@ const IMPORT_CHUNK: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqlFtmRepository {
     connection: DatabaseConnection,
+    /// Signalled after a transaction that recorded events commits (see
+    /// [`pmp_common::event_feed`]).
+    events_changed: Arc<Notify>,
 }
 
 impl SqlFtmRepository {
     /// Uses `connection` (already migrated).
     pub fn new(connection: DatabaseConnection) -> Self {
-        SqlFtmRepository { connection }
+        SqlFtmRepository {
+            connection,
+            events_changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Signals `changed` after each commit that recorded events, so that the streams of
+    /// this process read them at once (give it [`pmp_common::event_feed::Outbox::changed`]).
+    pub fn notifying(mut self, changed: Arc<Notify>) -> Self {
+        self.events_changed = changed;
+        self
     }
 
     /// The database's plan for the page query of `query` (SQLite `EXPLAIN QUERY PLAN`
@@ -194,11 +213,18 @@ impl FtmRepository for SqlFtmRepository {
             let transaction = self.connection.begin().await?;
             to_active_model(ftm).insert(&transaction).await?;
             pmp_common::audit::record(&transaction, audit).await?;
+            let created = FtmEvent::Created {
+                ftm: FtmState::from(ftm),
+            };
+            event_feed::append(&transaction, &created).await?;
             transaction.commit().await
         }
         .await;
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.events_changed.notify_waiters();
+                Ok(())
+            }
             Err(error) if pmp_common::db::is_unique_violation(&error) => {
                 Err(FtmError::DuplicateMakeModel)
             }
@@ -318,8 +344,14 @@ impl FtmRepository for SqlFtmRepository {
             .one(&transaction)
             .await?
             .ok_or_else(|| FtmError::Internal("updated FTM vanished".into()))?;
+        let ftm = to_domain(model)?;
+        // Last: the outbox's version row stays locked until the commit.
+        if let Some(event) = FtmEvent::of_action(&ftm) {
+            event_feed::append(&transaction, &event).await?;
+        }
         transaction.commit().await?;
-        to_domain(model).map(Some)
+        self.events_changed.notify_waiters();
+        Ok(Some(ftm))
     }
 
     #[cfg(feature = "testing")]
@@ -385,6 +417,28 @@ fn marker_of(model: ftms::Model) -> Option<pmp_common::lease::StaleLease> {
         token: model.sync_token?,
         expires_at: model.sync_expires_at?,
     })
+}
+
+/// FTM management's side of its event feed (`WatchFtmEvents`): snapshots of every FTM.
+#[async_trait]
+impl FeedSource for SqlFtmRepository {
+    type Event = FtmEvent;
+    type State = FtmState;
+    type Error = FtmError;
+
+    async fn snapshot(&self) -> Result<Snapshot<FtmState>, FtmError> {
+        let (transaction, version) = event_feed::begin_snapshot(&self.connection).await?;
+        let models = ftms::Entity::find()
+            .order_by_asc(ftms::Column::FtmId)
+            .all(&transaction)
+            .await?;
+        transaction.commit().await?;
+        let states = models
+            .into_iter()
+            .map(|model| to_domain(model).map(|ftm| FtmState::from(&ftm)))
+            .collect::<Result<_, _>>()?;
+        Ok(Snapshot { version, states })
+    }
 }
 
 #[cfg(test)]

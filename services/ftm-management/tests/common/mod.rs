@@ -143,6 +143,15 @@ impl Platform {
         &self.fake.as_ref().expect("fake store").store
     }
 
+    /// A token of platform service `service` for calls to FTM management.
+    pub fn service_token(&self, service: &str) -> String {
+        self.services
+            .service_keys
+            .signer(service)
+            .token_for("ftm-management")
+            .expect("service token")
+    }
+
     pub fn client(&self) -> FtmManagementClient<Channel> {
         self.client.clone()
     }

@@ -1,5 +1,6 @@
 //! Schema of the partner registry's own database: users (credentials and roles), partners,
-//! the partner-type seed list, the token signing keys (for rotation), and the audit trail.
+//! the partner-type seed list, the token signing keys (for rotation), the event outbox of
+//! `WatchPartnerEvents`, and the audit trail.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -7,6 +8,7 @@ mod m20261130_000001_initial;
 mod m20261202_000002_trust_sync;
 mod m20261207_000003_status_index;
 mod m20261209_000004_token_signing_keys;
+mod m20261210_000005_event_outbox;
 
 /// Applies the registry's migrations in order.
 pub struct Migrator;
@@ -19,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_trust_sync::Migration),
             Box::new(m20261207_000003_status_index::Migration),
             Box::new(m20261209_000004_token_signing_keys::Migration),
+            Box::new(m20261210_000005_event_outbox::Migration),
         ]
     }
 }

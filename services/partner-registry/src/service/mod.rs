@@ -2,7 +2,8 @@
 //! [`Caller`](pmp_common::auth::Caller)
 //! (when the RPC has one) and domain inputs, and answers domain values or a
 //! [`RegistryError`]. The gRPC adapter ([`crate::grpc`]) authenticates, decodes and encodes.
-//! Use cases live in their own modules; partner leases in [`lease`].
+//! Use cases live in their own modules; partner leases in [`lease`]; the event stream in
+//! [`watch`].
 //!
 //! # Consistency with the certificate store
 //!
@@ -34,19 +35,21 @@ mod query;
 mod registration;
 mod session;
 mod token_keys;
+mod watch;
 
 use pmp_common::time::SharedClock;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pmp_common::auth::TokenIssuer;
+use pmp_common::event_feed::EventFeed;
 
 use crate::config::RegistrationSettings;
 use crate::domain::{AuditEvent, Partner, PartnerStatus};
 use crate::error::RegistryError;
 use crate::limits::Limits;
 use crate::password::PasswordHasher;
-use crate::storage::PartnerRepository;
+use crate::storage::{PartnerRepository, SqlPartnerRepository};
 use crate::upstream::CertificateStore;
 
 pub(crate) use activation::Activation;
@@ -54,6 +57,7 @@ pub(crate) use certificate::{CertificateUpload, UploadedCertificate};
 pub(crate) use query::{PartnerList, PartnerLookup, PartnerQuery};
 pub(crate) use session::{AccessToken, Credentials, VerificationKeys};
 pub(crate) use token_keys::{TokenKeys, published_until};
+pub(crate) use watch::EventWatch;
 
 /// Everything the registry's use cases need.
 pub(crate) struct RegistryService {
@@ -68,6 +72,8 @@ pub(crate) struct RegistryService {
     limits: Arc<Limits>,
     /// The bootstrap admin's user name, which nobody may register.
     admin_username: String,
+    /// The streams of `WatchPartnerEvents`.
+    events: EventFeed<SqlPartnerRepository>,
     /// Hash checked when the user does not exist, so that a failed login takes as long
     /// whether or not the user name is known.
     dummy_hash: String,
@@ -89,6 +95,8 @@ pub(crate) struct RegistryParts {
     pub(crate) limits: Arc<Limits>,
     /// The bootstrap admin's user name (reserved).
     pub(crate) admin_username: String,
+    /// The streams of `WatchPartnerEvents`.
+    pub(crate) events: EventFeed<SqlPartnerRepository>,
 }
 
 impl RegistryService {
@@ -106,6 +114,7 @@ impl RegistryService {
             hasher: parts.hasher,
             limits: parts.limits,
             admin_username: parts.admin_username,
+            events: parts.events,
             dummy_hash,
         })
     }

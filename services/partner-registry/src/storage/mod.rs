@@ -1,6 +1,7 @@
 //! Persistence of the registry behind a repository trait; the service sees domain types only.
 
 pub mod entities;
+mod events;
 mod sql;
 mod token_keys;
 

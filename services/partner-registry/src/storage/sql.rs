@@ -8,13 +8,20 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use pmp_common::event_feed;
 use pmp_common::lease::{LeaseColumns, SqlLeases};
 
 #[cfg(feature = "testing")]
 use super::ImportedPartner;
 use super::entities::{partner_types, partners, users};
 use super::{PartnerPage, PartnerRepository, UserRecord};
-use crate::domain::{AuditEvent, Partner, PartnerFilter, PartnerStatus};
+use crate::domain::{
+    AuditEvent, Partner, PartnerEvent, PartnerFilter, PartnerState, PartnerStatus,
+};
 use crate::error::RegistryError;
 
 /// Rows per multi-row `INSERT` of `PartnerRepository::import` (well below both backends'
@@ -26,16 +33,34 @@ const IMPORT_CHUNK: usize = 500;
 #[derive(Debug, Clone)]
 pub struct SqlPartnerRepository {
     connection: DatabaseConnection,
+    /// Signalled after a transaction that recorded events commits (see
+    /// [`pmp_common::event_feed`]).
+    events_changed: Arc<Notify>,
 }
 
 impl SqlPartnerRepository {
     /// Uses `connection` (already migrated).
     pub fn new(connection: DatabaseConnection) -> Self {
-        SqlPartnerRepository { connection }
+        SqlPartnerRepository {
+            connection,
+            events_changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Signals `changed` after each commit that recorded events, so that the streams of
+    /// this process read them at once (give it [`pmp_common::event_feed::Outbox::changed`]).
+    pub fn notifying(mut self, changed: Arc<Notify>) -> Self {
+        self.events_changed = changed;
+        self
+    }
+
+    /// The connection (for the event feed's snapshots).
+    pub(super) fn connection(&self) -> &DatabaseConnection {
+        &self.connection
     }
 }
 
-fn to_domain(model: partners::Model) -> Result<Partner, RegistryError> {
+pub(super) fn to_domain(model: partners::Model) -> Result<Partner, RegistryError> {
     let status = PartnerStatus::parse(&model.status).ok_or_else(|| {
         RegistryError::Internal(format!("unknown stored status {}", model.status))
     })?;
@@ -177,7 +202,12 @@ impl SqlPartnerRepository {
         active.create_time = sea_orm::Unchanged(partner.create_time);
         active.update(&transaction).await?;
         pmp_common::audit::record(&transaction, audit).await?;
+        // Last: the outbox's version row stays locked until the commit.
+        for event in PartnerEvent::between(&before, &partner) {
+            event_feed::append(&transaction, &event).await?;
+        }
         transaction.commit().await?;
+        self.events_changed.notify_waiters();
         Ok(partner)
     }
 }
@@ -215,11 +245,18 @@ impl PartnerRepository for SqlPartnerRepository {
             .await?;
             to_active_model(partner).insert(&transaction).await?;
             pmp_common::audit::record(&transaction, audit).await?;
+            let registered = PartnerEvent::Registered {
+                partner: PartnerState::from(partner),
+            };
+            event_feed::append(&transaction, &registered).await?;
             transaction.commit().await
         }
         .await;
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.events_changed.notify_waiters();
+                Ok(())
+            }
             Err(error) if pmp_common::db::is_unique_violation(&error) => {
                 Err(self.duplicate_reason(partner).await?)
             }

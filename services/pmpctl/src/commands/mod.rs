@@ -11,6 +11,7 @@ mod platform_key;
 mod token_key;
 mod trust;
 mod verify;
+pub mod watch;
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 
-use crate::cli::{Cli, Command, GlobalOptions, PageArgs, PasswordSource, WatchCommand};
+use crate::cli::{Cli, Command, GlobalOptions, PageArgs, PasswordSource};
 use crate::failure::{CliError, EXIT_AUTH, Service};
 use crate::output::OutputMode;
 use crate::rpc::{self, Authentication, CallOptions, Connection};
@@ -40,12 +41,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::PlatformKey(command) => platform_key::run(&context, command).await?,
         Command::TokenKey(command) => token_key::run(&context, command).await?,
         Command::Verify(args) => verify::run(&context, args).await?,
-        Command::Watch(WatchCommand::Trust(args)) => trust::watch(&context, args).await?,
         Command::Revoke(args) => trust::revoke(&context, args).await?,
         Command::Crl(command) => trust::crl(&context, command).await?,
         Command::Expiring(args) => trust::expiring(&context, args).await?,
         Command::Dev(command) => dev::run(&context, command)?,
         Command::Health(args) => health::run(&context, args).await?,
+        Command::Watch(command) => watch::run(&context, command).await?,
     };
     outcome.finish(context.mode)
 }

@@ -143,7 +143,7 @@ pub async fn watch(context: &Context, args: WatchTrustArgs) -> Result<Outcome, C
     // The changes were printed as they came; only `--quiet` adds the version to resume from.
     Ok(match context.mode {
         OutputMode::Quiet => Outcome::new(&summary, String::new(), vec![last_version.to_string()])?,
-        _ => Outcome::nothing(),
+        _ => Outcome::empty(),
     })
 }
 
