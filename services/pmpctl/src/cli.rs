@@ -176,23 +176,6 @@ pub enum Command {
     Watch(crate::commands::watch::WatchCommand),
 }
 
-/// `pmpctl watch trust`.
-#[derive(Debug, Args)]
-pub struct WatchTrustArgs {
-    /// Domains to follow (repeatable); every domain when left out.
-    #[arg(long)]
-    pub domain: Vec<String>,
-    /// Resume after this version (the last one you saw) instead of starting with a snapshot.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
-    pub from_version: i64,
-    /// Stop after this many changes (snapshot parts included, heartbeats not).
-    #[arg(long)]
-    pub count: Option<usize>,
-    /// Print heartbeats too.
-    #[arg(long)]
-    pub heartbeats: bool,
-}
-
 /// An RFC 5280 revocation reason (certificateHold and removeFromCRL are not offered:
 /// revocation is for good).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

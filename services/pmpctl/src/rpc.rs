@@ -146,39 +146,6 @@ pub async fn unary<T, R>(
     result.map_err(|status| failure(connection, status))
 }
 
-/// Opens a server-streaming call: the same metadata as [`unary`], but no deadline (a feed
-/// runs for as long as it is read); the deadline applies to opening it only.
-pub async fn stream<T, R>(
-    connection: &Connection,
-    method: &str,
-    token: Option<&str>,
-    options: &CallOptions,
-    message: T,
-    send: impl AsyncFnOnce(Request<T>) -> Result<Response<tonic::Streaming<R>>, Status>,
-) -> Result<tonic::Streaming<R>, CliError> {
-    let request = streaming_request(message, token);
-    let opened = tokio::time::timeout(options.timeout, send(request))
-        .await
-        .map_err(|_| {
-            Status::deadline_exceeded(format!(
-                "no answer within the {} s deadline (--timeout)",
-                options.timeout.as_secs()
-            ))
-        })
-        .and_then(|result| result);
-    if options.verbose {
-        let code = opened.as_ref().map_or_else(Status::code, |_| Code::Ok);
-        eprintln!(
-            "pmpctl: {}/{method} {} (stream opened)",
-            connection.service.grpc_name(),
-            code_name(code),
-        );
-    }
-    opened
-        .map(Response::into_inner)
-        .map_err(|status| failure(connection, status))
-}
-
 /// The error of a call to `connection` that failed with `status`.
 pub fn failure(connection: &Connection, status: Status) -> CliError {
     CliError::Rpc {

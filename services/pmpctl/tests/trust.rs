@@ -62,21 +62,21 @@ async fn an_admin_watches_the_feed_revokes_a_chip_and_publishes_the_crl() {
         "approved chip trusted"
     );
 
-    // The feed starts with a snapshot; `--count` stops it.
+    // The feed starts with a snapshot; `--limit` stops it.
     let snapshot = admin
         .run(&[
-            "watch", "trust", "--domain", "FTM", "--count", "1", "-o", "json",
+            "watch", "trust", "--domain", "FTM", "--limit", "1", "-o", "json",
         ])
         .await;
     let snapshot = lines(snapshot.ok());
     assert_eq!(snapshot.len(), 1);
-    assert_eq!(snapshot[0]["kind"], "SNAPSHOT");
+    assert_eq!(snapshot[0]["kind"], "snapshot-end");
     let version = snapshot[0]["version"].as_i64().expect("version");
     assert!(version > 0);
     let table = admin
-        .run(&["watch", "trust", "--domain", "FTM", "--count", "1"])
+        .run(&["watch", "trust", "--domain", "FTM", "--limit", "1"])
         .await;
-    assert!(table.ok().contains("SNAPSHOT"), "{}", table.stdout);
+    assert!(table.ok().contains("snapshot-end"), "{}", table.stdout);
 
     // Only admins revoke; the revocation is on the feed at the version it reports.
     provider
@@ -105,14 +105,16 @@ async fn an_admin_watches_the_feed_revokes_a_chip_and_publishes_the_crl() {
             "trust",
             "--from-version",
             &version.to_string(),
-            "--count",
+            "--limit",
             "1",
             "-o",
             "json",
         ])
         .await;
     let resumed = lines(resumed.ok());
-    assert_eq!(resumed[0]["kind"], "CERTIFICATE_REVOKED");
+    assert_eq!(resumed[0]["kind"], "revoked");
+    assert_eq!(resumed[0]["id"], certificate_id.as_str());
+    assert_eq!(resumed[0]["reason"], "KEY_COMPROMISE");
     assert_eq!(resumed[0]["version"], revoked_version);
     assert!(!chip_trusted(&provider, &chip).await, "revoked chip");
     admin

@@ -200,26 +200,6 @@ impl Context {
         .await
     }
 
-    /// Opens a server-streaming call with the saved token (see [`rpc::stream`]).
-    pub async fn stream<T, R>(
-        &self,
-        connection: &Connection,
-        method: &str,
-        message: T,
-        send: impl AsyncFnOnce(Request<T>) -> Result<Response<tonic::Streaming<R>>, Status>,
-    ) -> Result<tonic::Streaming<R>, CliError> {
-        let token = self.token()?;
-        rpc::stream(
-            connection,
-            method,
-            token.as_deref(),
-            &self.call_options,
-            message,
-            send,
-        )
-        .await
-    }
-
     /// A call of an RPC that needs no token (registration, login, token keys).
     pub async fn call_anonymous<T, R>(
         &self,

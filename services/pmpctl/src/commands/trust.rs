@@ -1,24 +1,20 @@
-//! `pmpctl watch trust`, `pmpctl revoke`, `pmpctl crl get`, `pmpctl expiring`: the trust
-//! feed, revocation and expiry (see `WatchTrustChanges`, `RevokeCertificate`, `GetCrl`,
-//! `ListExpiringCertificates`).
+//! `pmpctl revoke`, `pmpctl crl get`, `pmpctl expiring`: revocation and expiry (see
+//! `RevokeCertificate`, `GetCrl`, `ListExpiringCertificates`; `watch trust` is in `watch`).
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 
 use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
-use pmp_proto::certstore::v1::trust_change::Change;
 use pmp_proto::certstore::v1::{
     CertificateKind, ExpiringCertificate, GetCrlRequest, ListExpiringCertificatesRequest,
-    RevocationReason, RevokeCertificateRequest, TrustChange, WatchTrustChangesRequest,
+    RevocationReason, RevokeCertificateRequest,
 };
 
 use super::Context;
-use super::verify::subject_of;
-use crate::cli::{CertificateKindArg, CrlCommand, ExpiringArgs, RevokeArgs, WatchTrustArgs};
+use crate::cli::{CertificateKindArg, CrlCommand, ExpiringArgs, RevokeArgs};
 use crate::failure::{CliError, Service};
-use crate::output::{Outcome, OutputMode, Table};
+use crate::output::{Outcome, Table};
 use crate::rpc;
 use crate::views::rfc3339;
 
@@ -28,149 +24,6 @@ fn client(context: &Context) -> Result<(rpc::Connection, Client), CliError> {
     let connection = context.connection(Service::CertificateStore)?;
     let client = CertificateStoreClient::new(connection.channel.clone());
     Ok((connection, client))
-}
-
-/// One feed message, as printed (one line of text, or one JSON object per line).
-#[derive(Debug, Serialize)]
-struct ChangeView {
-    version: i64,
-    time: Option<String>,
-    kind: &'static str,
-    detail: String,
-}
-
-fn change_view(message: &TrustChange) -> ChangeView {
-    let (kind, detail) = match &message.change {
-        Some(Change::Snapshot(part)) => (
-            "SNAPSHOT",
-            format!(
-                "{} CA certificates, {} stored certificates, {} deactivated partners, {} revocations{}",
-                part.ca_certificates.len(),
-                part.stored_certificates.len(),
-                part.deactivated_partner_ids.len(),
-                part.revocations.len(),
-                if part.last {
-                    ""
-                } else {
-                    " (more parts follow)"
-                }
-            ),
-        ),
-        Some(Change::CaCertificateAdded(ca)) => (
-            "CA_CERTIFICATE_ADDED",
-            format!("{} {}", ca.partner_domain, subject_of(&ca.certificate_pem)),
-        ),
-        Some(Change::StoredCertificate(stored)) => (
-            "CERTIFICATE_TRUST",
-            format!(
-                "{} {} partner={} trusted={}",
-                stored.partner_domain, stored.identity, stored.partner_id, stored.trusted
-            ),
-        ),
-        Some(Change::Partner(partner)) => (
-            if partner.deactivated {
-                "PARTNER_DEACTIVATED"
-            } else {
-                "PARTNER_ACTIVE"
-            },
-            partner.partner_id.clone(),
-        ),
-        Some(Change::CertificateRevoked(revocation)) => (
-            "CERTIFICATE_REVOKED",
-            format!(
-                "{} {} reason={}",
-                revocation.partner_domain,
-                revocation.certificate_id,
-                revocation.reason().as_str_name()
-            ),
-        ),
-        Some(Change::CertificateExpiring(expiring)) => (
-            "CERTIFICATE_EXPIRING",
-            format!(
-                "{} {} within {} days (at {})",
-                expiring.partner_domain,
-                expiring.certificate_id,
-                expiring.threshold_days,
-                rfc3339(expiring.expiry_time.as_ref()).unwrap_or_default()
-            ),
-        ),
-        Some(Change::Heartbeat(_)) => ("HEARTBEAT", String::new()),
-        None => ("UNKNOWN", String::new()),
-    };
-    ChangeView {
-        version: message.version,
-        time: rfc3339(message.time.as_ref()),
-        kind,
-        detail,
-    }
-}
-
-/// Prints the feed live until it ends, or after `--count` changes (heartbeats not counted
-/// and only shown with `--heartbeats`).
-pub async fn watch(context: &Context, args: WatchTrustArgs) -> Result<Outcome, CliError> {
-    let (connection, mut client) = client(context)?;
-    let request = WatchTrustChangesRequest {
-        partner_domains: args.domain,
-        from_version: args.from_version,
-    };
-    let mut stream = context
-        .stream(&connection, "WatchTrustChanges", request, async |request| {
-            client.watch_trust_changes(request).await
-        })
-        .await?;
-    let mut seen = 0;
-    let mut last_version = args.from_version;
-    while args.count.is_none_or(|count| seen < count) {
-        let message = stream
-            .message()
-            .await
-            .map_err(|status| rpc::failure(&connection, status))?;
-        let Some(message) = message else { break };
-        last_version = message.version;
-        let heartbeat = matches!(message.change, Some(Change::Heartbeat(_)));
-        if heartbeat && !args.heartbeats {
-            continue;
-        }
-        if !heartbeat {
-            seen += 1;
-        }
-        print_live(context.mode, &change_view(&message))?;
-    }
-    let summary = WatchSummary {
-        changes: seen,
-        last_version,
-    };
-    // The changes were printed as they came; only `--quiet` adds the version to resume from.
-    Ok(match context.mode {
-        OutputMode::Quiet => Outcome::new(&summary, String::new(), vec![last_version.to_string()])?,
-        _ => Outcome::empty(),
-    })
-}
-
-/// What `watch` ends with.
-#[derive(Debug, Serialize)]
-struct WatchSummary {
-    changes: usize,
-    last_version: i64,
-}
-
-fn print_live(mode: OutputMode, view: &ChangeView) -> Result<(), CliError> {
-    let line = match mode {
-        OutputMode::Json => serde_json::to_string(view)
-            .map_err(|error| CliError::Local(anyhow::anyhow!("cannot encode output: {error}")))?,
-        OutputMode::Table => format!(
-            "{:>8}  {}  {:<22} {}",
-            view.version,
-            view.time.as_deref().unwrap_or("-"),
-            view.kind,
-            view.detail
-        ),
-        OutputMode::Quiet => return Ok(()),
-    };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .map_err(|error| CliError::Local(anyhow::anyhow!("cannot write: {error}")))
 }
 
 /// JSON of `pmpctl revoke`.

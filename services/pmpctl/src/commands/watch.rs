@@ -13,6 +13,8 @@ use futures::StreamExt;
 use serde::Serialize;
 use tonic::Code;
 
+use pmp_proto::certstore::v1 as store;
+use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::ftm::v1 as ftm;
 use pmp_proto::ftm::v1::ftm_management_client::FtmManagementClient;
 use pmp_proto::partner::v1 as partner;
@@ -35,7 +37,17 @@ pub enum WatchCommand {
     /// The certificate store's trust feed (platform services and admins): a snapshot of
     /// the trust data, then every trust change (CA added, trust flags, partner states,
     /// revocations, expiry notices).
-    Trust(crate::cli::WatchTrustArgs),
+    Trust(TrustWatchArgs),
+}
+
+/// `pmpctl watch trust`.
+#[derive(Debug, Args)]
+pub struct TrustWatchArgs {
+    /// Domains to follow (repeatable); every domain when left out.
+    #[arg(long)]
+    pub domain: Vec<String>,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// Where a watch starts and when it stops.
@@ -232,7 +244,33 @@ fn ftm_lines(message: &ftm::FtmEvent) -> Vec<EventLine> {
 /// Runs one `watch` subcommand until the limit, the end of the stream or a failure.
 pub async fn run(context: &Context, command: WatchCommand) -> Result<Outcome, CliError> {
     match command {
-        WatchCommand::Trust(args) => super::trust::watch(context, args).await,
+        WatchCommand::Trust(args) => {
+            let connection = context.connection(Service::CertificateStore)?;
+            let client = CertificateStoreClient::new(connection.channel.clone());
+            let domains = args.domain;
+            follow(
+                context,
+                &connection,
+                args.watch,
+                async |from_version, token| {
+                    let request = rpc::streaming_request(
+                        store::WatchTrustChangesRequest {
+                            partner_domains: domains.clone(),
+                            from_version,
+                        },
+                        token.as_deref(),
+                    );
+                    let stream = client.clone().watch_trust_changes(request).await?;
+                    Ok(stream
+                        .into_inner()
+                        .map(|message| {
+                            message.map(|message| (message.version, trust_lines(&message)))
+                        })
+                        .boxed())
+                },
+            )
+            .await
+        }
         WatchCommand::Partners(args) => {
             let connection = context.connection(Service::Registry)?;
             let client = PartnerRegistryClient::new(connection.channel.clone());
@@ -268,6 +306,79 @@ pub async fn run(context: &Context, command: WatchCommand) -> Result<Outcome, Cl
             .await
         }
     }
+}
+
+/// The line of one trust feed message.
+fn trust_lines(message: &store::TrustChange) -> Vec<EventLine> {
+    use store::trust_change::Change;
+    let named = |kind| EventLine::new(message.version, message.time.as_ref(), kind);
+    let line = match &message.change {
+        Some(Change::Snapshot(part)) => named(if part.last {
+            "snapshot-end"
+        } else {
+            "snapshot"
+        })
+        .with(
+            String::new(),
+            vec![
+                ("ca_certificates", part.ca_certificates.len().to_string()),
+                (
+                    "stored_certificates",
+                    part.stored_certificates.len().to_string(),
+                ),
+                (
+                    "deactivated_partners",
+                    part.deactivated_partner_ids.len().to_string(),
+                ),
+                ("revocations", part.revocations.len().to_string()),
+            ],
+        ),
+        Some(Change::CaCertificateAdded(ca)) => named("ca-added").with(
+            super::verify::subject_of(&ca.certificate_pem),
+            vec![("partner_domain", ca.partner_domain.clone())],
+        ),
+        Some(Change::StoredCertificate(stored)) => named("certificate-trust").with(
+            stored.identity.clone(),
+            vec![
+                ("partner_domain", stored.partner_domain.clone()),
+                ("partner_id", stored.partner_id.clone()),
+                ("trusted", stored.trusted.to_string()),
+            ],
+        ),
+        Some(Change::Partner(partner)) => named(if partner.deactivated {
+            "partner-deactivated"
+        } else {
+            "partner-active"
+        })
+        .with(partner.partner_id.clone(), Vec::new()),
+        Some(Change::CertificateRevoked(revocation)) => named("revoked").with(
+            revocation.certificate_id.clone(),
+            vec![
+                ("partner_domain", revocation.partner_domain.clone()),
+                ("certificate_kind", revocation.kind().as_str_name().to_owned()),
+                ("reason", revocation.reason().as_str_name().to_owned()),
+            ],
+        ),
+        Some(Change::CertificateExpiring(expiring)) => named("expiring").with(
+            expiring.certificate_id.clone(),
+            vec![
+                ("partner_domain", expiring.partner_domain.clone()),
+                ("certificate_kind", expiring.kind().as_str_name().to_owned()),
+                ("threshold_days", expiring.threshold_days.to_string()),
+                (
+                    "expiry_time",
+                    expiring
+                        .expiry_time
+                        .as_ref()
+                        .map(format_time)
+                        .unwrap_or_default(),
+                ),
+            ],
+        ),
+        Some(Change::Heartbeat(_)) => named("heartbeat"),
+        None => named("unknown"),
+    };
+    vec![line]
 }
 
 /// Each message's version and lines.
