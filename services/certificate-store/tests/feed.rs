@@ -21,6 +21,10 @@ use pmp_proto::certstore::v1::trust_change::Change;
 use pmp_proto::certstore::v1::*;
 use pmp_trust_client::{MirrorError, MirrorSettings, TrustMirror};
 
+mod support;
+
+use support::{Pki, make_pki, manager, pem};
+
 const ORG: &str = "ACME Chips Ltd";
 
 struct Store {
@@ -180,40 +184,27 @@ impl Store {
     }
 }
 
-fn manager(owner_type: OwnerType) -> &'static str {
-    match owner_type {
-        OwnerType::Ftm => "ftm-management",
-        _ => "partner-registry",
-    }
-}
-
-fn pem(issued: &Issued) -> String {
-    issued.pem().expect("pem")
-}
-
-struct Pki {
-    root: Issued,
-    intermediate: Issued,
-}
-
-fn make_pki(name: &str) -> Pki {
-    let root = CertificateSpec::ca(&format!("{name} Root"))
-        .organisation(name)
-        .valid_for_days(3650)
-        .self_signed()
-        .expect("root");
-    let intermediate = CertificateSpec::ca(&format!("{name} Intermediate"))
-        .organisation(name)
-        .valid_for_days(1800)
-        .issued_by(&root)
-        .expect("intermediate");
-    Pki { root, intermediate }
-}
-
 fn chip(issuer: &Issued, name: &str) -> Issued {
     CertificateSpec::ftm_chip(name, ORG)
         .issued_by(issuer)
         .expect("chip")
+}
+
+/// A store holding the ACME CAs and one stored, not yet trusted chip certificate of FTM
+/// `ftm-1` of partner `p1`.
+async fn store_with_chip(
+    backend: &'static str,
+) -> (Store, Pki, Issued, UploadPartnerCertificateResponse) {
+    let store = Store::start(backend, TrustPolicy::Registered).await;
+    let pki = make_pki("ACME");
+    store.upload_ca(&pki.root, "FTM").await;
+    store.upload_ca(&pki.intermediate, "FTM").await;
+    let device = chip(&pki.intermediate, "chip-1");
+    let stored = store
+        .upload(OwnerType::Ftm, "ftm-1", "p1", &device)
+        .await
+        .expect("uploaded");
+    (store, pki, device, stored)
 }
 
 /// The next message that is not a heartbeat.
@@ -339,15 +330,7 @@ async fn the_feed_sends_a_snapshot_then_every_change_and_resumes() {
 #[tokio::test]
 async fn revocation_is_for_good_and_a_revoked_ca_untrusts_its_subtree() {
     for backend in backends() {
-        let store = Store::start(backend, TrustPolicy::Registered).await;
-        let pki = make_pki("ACME");
-        store.upload_ca(&pki.root, "FTM").await;
-        store.upload_ca(&pki.intermediate, "FTM").await;
-        let device = chip(&pki.intermediate, "chip-1");
-        let stored = store
-            .upload(OwnerType::Ftm, "ftm-1", "p1", &device)
-            .await
-            .expect("uploaded");
+        let (store, pki, device, stored) = store_with_chip(backend).await;
         store
             .set_trusted(OwnerType::Ftm, &stored.certificate_id, true)
             .await;
@@ -618,15 +601,7 @@ async fn the_crl_is_signed_by_the_platform_key_and_openssl_refuses_revoked_copie
 #[tokio::test]
 async fn expiring_certificates_are_listed_soonest_first_and_paged() {
     for backend in backends() {
-        let store = Store::start(backend, TrustPolicy::Registered).await;
-        let pki = make_pki("ACME");
-        store.upload_ca(&pki.root, "FTM").await;
-        store.upload_ca(&pki.intermediate, "FTM").await;
-        let device = chip(&pki.intermediate, "chip-1");
-        let stored = store
-            .upload(OwnerType::Ftm, "ftm-1", "p1", &device)
-            .await
-            .expect("uploaded");
+        let (store, _, _, stored) = store_with_chip(backend).await;
         let list = |days: i64, kind: CertificateKind, token: String| {
             let request = ListExpiringCertificatesRequest {
                 within: Some(prost_types::Duration {

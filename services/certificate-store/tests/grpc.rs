@@ -17,6 +17,10 @@ use pmp_proto::certstore::v1::certificate_store_client::CertificateStoreClient;
 use pmp_proto::certstore::v1::*;
 use pmp_proto::service_names::CERTIFICATE_STORE;
 
+mod support;
+
+use support::{Pki, make_pki, manager, pem};
+
 const ORG: &str = "ACME Chips Ltd";
 
 /// The store on the platform harness (`pmp_e2e::inprocess`), also accepting user tokens of
@@ -105,14 +109,6 @@ impl Store {
         self.token_of("partner-registry")
     }
 
-    /// The service that manages certificates of `owner_type`.
-    fn manager(owner_type: OwnerType) -> &'static str {
-        match owner_type {
-            OwnerType::Ftm => "ftm-management",
-            _ => "partner-registry",
-        }
-    }
-
     async fn upload_ca(
         &self,
         data: &str,
@@ -167,7 +163,7 @@ impl Store {
             owner_type: owner_type as i32,
             partner_id: partner.into(),
         };
-        let token = self.token_of(Self::manager(owner_type));
+        let token = self.token_of(manager(owner_type));
         let uploaded = self
             .client()
             .upload_partner_certificate(with_token(request, &token))
@@ -210,37 +206,11 @@ impl Store {
         };
         let owner_type = self.owners.lock().expect("owners")[certificate_id];
         self.client()
-            .set_certificate_trusted(with_token(
-                request,
-                &self.token_of(Self::manager(owner_type)),
-            ))
+            .set_certificate_trusted(with_token(request, &self.token_of(manager(owner_type))))
             .await
             .expect("set trusted")
             .into_inner()
     }
-}
-
-struct Pki {
-    root: Issued,
-    intermediate: Issued,
-}
-
-fn make_pki(name: &str) -> Pki {
-    let root = CertificateSpec::ca(&format!("{name} Root"))
-        .organisation(name)
-        .valid_for_days(3650)
-        .self_signed()
-        .expect("root");
-    let intermediate = CertificateSpec::ca(&format!("{name} Intermediate"))
-        .organisation(name)
-        .valid_for_days(1800)
-        .issued_by(&root)
-        .expect("intermediate");
-    Pki { root, intermediate }
-}
-
-fn pem(issued: &Issued) -> String {
-    issued.pem().expect("pem")
 }
 
 fn leaf(pki: &Pki, organisation: &str) -> Issued {

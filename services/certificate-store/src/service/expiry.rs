@@ -10,7 +10,7 @@ use prometheus::{IntGaugeVec, Opts};
 use pmp_common::auth::Caller;
 use pmp_common::pagination::{self, PageError};
 
-use super::{CertificateStoreService, ListExpiring, authorize};
+use super::{CertificateStoreService, ListExpiring, authorize, spawn_every};
 use crate::domain::{CertificateKind, ExpiringCertificate, ExpiringFilter, ExpiryNotice};
 use crate::error::StoreError;
 use crate::storage::CertificateRepository;
@@ -131,15 +131,11 @@ pub(crate) async fn sweep(repository: &dyn CertificateRepository) -> Result<usiz
 pub(crate) fn spawn_sweeper(
     repository: Arc<dyn CertificateRepository>,
     interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<()>,
+    stop: tokio::sync::watch::Receiver<()>,
 ) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => return,
-            }
+    spawn_every(interval, stop, move || {
+        let repository = Arc::clone(&repository);
+        async move {
             match sweep(repository.as_ref()).await {
                 Ok(0) => {}
                 Ok(announced) => tracing::info!(announced, "announced expiring certificates"),
@@ -155,7 +151,7 @@ pub(crate) fn spawn_gauges(
     repository: Arc<dyn CertificateRepository>,
     metrics: &pmp_common::metrics::Metrics,
     interval: Duration,
-    mut stop: tokio::sync::watch::Receiver<()>,
+    stop: tokio::sync::watch::Receiver<()>,
 ) -> Result<(), prometheus::Error> {
     let gauge = IntGaugeVec::new(
         Opts::new(
@@ -165,13 +161,10 @@ pub(crate) fn spawn_gauges(
         &["within_days", "partner_domain", "kind"],
     )?;
     metrics.registry().register(Box::new(gauge.clone()))?;
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => return,
-            }
+    spawn_every(interval, stop, move || {
+        let repository = Arc::clone(&repository);
+        let gauge = gauge.clone();
+        async move {
             if let Err(error) = recount(repository.as_ref(), &gauge).await {
                 tracing::warn!(%error, "counting expiring certificates failed");
             }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use pmp_common::auth::Caller;
 
-use super::{CertificateStoreService, WatchTrust, authorize};
+use super::{CertificateStoreService, WatchTrust, authorize, spawn_every};
 use crate::config::FeedSettings;
 use crate::domain::{RecordedTrustEvent, TrustData, TrustEvent, TrustPolicy};
 use crate::error::StoreError;
@@ -304,18 +304,15 @@ impl CertificateStoreService {
 pub(crate) fn spawn_pruner(
     repository: Arc<dyn CertificateRepository>,
     retention: Duration,
-    mut stop: tokio::sync::watch::Receiver<()>,
+    stop: tokio::sync::watch::Receiver<()>,
 ) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let Ok(retention) = chrono::Duration::from_std(retention) else {
-                return;
-            };
+    let Ok(retention) = chrono::Duration::from_std(retention) else {
+        tracing::warn!("feed.retention_hours is out of range: trust feed events are not pruned");
+        return;
+    };
+    spawn_every(Duration::from_secs(3600), stop, move || {
+        let repository = Arc::clone(&repository);
+        async move {
             match repository
                 .prune_trust_events(chrono::Utc::now() - retention)
                 .await

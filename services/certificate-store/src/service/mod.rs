@@ -25,6 +25,7 @@ mod revocation;
 mod verify;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pmp_common::auth::{AuthError, Caller, FTM_MANAGEMENT, PARTNER_REGISTRY};
 
@@ -119,6 +120,26 @@ pub(crate) struct ServiceParts {
     pub(crate) domains: Vec<String>,
     pub(crate) feed: Arc<TrustFeed>,
     pub(crate) crl_validity_hours: u64,
+}
+
+/// Runs `work` at once and then every `interval`, until `stop` changes: the store's
+/// background chores (feed pruning, expiry sweep and gauges).
+fn spawn_every<F, Fut>(interval: Duration, mut stop: tokio::sync::watch::Receiver<()>, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.changed() => return,
+            }
+            work().await;
+        }
+    });
 }
 
 /// Runs CPU-bound certificate work on the blocking pool, isolated from the OpenSSL errors

@@ -355,7 +355,10 @@ fn trust_lines(message: &store::TrustChange) -> Vec<EventLine> {
             revocation.certificate_id.clone(),
             vec![
                 ("partner_domain", revocation.partner_domain.clone()),
-                ("certificate_kind", revocation.kind().as_str_name().to_owned()),
+                (
+                    "certificate_kind",
+                    revocation.kind().as_str_name().to_owned(),
+                ),
                 ("reason", revocation.reason().as_str_name().to_owned()),
             ],
         ),
