@@ -1584,4 +1584,48 @@ async fn the_platform_signing_key_rotates_into_the_hsm_without_losing_earlier_co
         Code::NotFound,
         "KER-PCM-012",
     );
+
+    // The CRL is signed in the HSM too, and lists the revoked copies the HSM key issued.
+    let revoked = store
+        .upload_partner("partner-revoked", ORG, &pem(&leaf(&pki, ORG)))
+        .await
+        .expect("uploaded");
+    let request = RevokeCertificateRequest {
+        certificate_id: revoked.certificate_id.clone(),
+        reason: RevocationReason::KeyCompromise.into(),
+        comment: String::new(),
+    };
+    store
+        .client()
+        .revoke_certificate(with_token(request, &store.admin))
+        .await
+        .expect("revoked");
+    let crl = store
+        .client()
+        .get_crl(with_token(
+            GetCrlRequest {
+                partner_domain: "FTM".into(),
+            },
+            &store.admin,
+        ))
+        .await
+        .expect("CRL")
+        .into_inner();
+    let crl = openssl::x509::X509Crl::from_der(&crl.crl).expect("DER CRL");
+    assert!(
+        crl.verify(&new_public).expect("verify"),
+        "signed by the HSM key"
+    );
+    let copy = openssl::x509::X509::from_pem(revoked.platform_signed_certificate_pem.as_bytes())
+        .expect("copy");
+    let listed: Vec<_> = crl
+        .get_revoked()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| entry.serial_number().to_bn().expect("serial"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(listed, [copy.serial_number().to_bn().expect("serial")]);
 }
