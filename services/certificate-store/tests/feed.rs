@@ -808,6 +808,13 @@ impl Corpus {
             .issued_by(&pki.intermediate)
             .expect("expired");
         let foreign_chip = chip(&foreign.intermediate, "foreign");
+        let expired_ca = CertificateSpec::ca("expired sub-CA")
+            .organisation(ORG)
+            .valid_from_days(-400)
+            .valid_for_days(10)
+            .issued_by(&pki.intermediate)
+            .expect("expired CA");
+        let under_expired = chip(&expired_ca, "under an expired CA");
         for (issued, owner, partner, trusted) in [
             (&approved, "ftm-a", "p-approved", true),
             (&rejected, "ftm-r", "p-approved", false),
@@ -844,7 +851,8 @@ impl Corpus {
             &[&below_too_deep, &too_deep, &approved_ca],
         );
         add("issuer without CA:TRUE", &[&under_not_a_ca, &not_a_ca]);
-        add("expired link", &[&expired]);
+        add("expired leaf", &[&expired]);
+        add("expired intermediate link", &[&under_expired, &expired_ca]);
         add(
             "foreign root",
             &[&foreign_chip, &foreign.intermediate, &foreign.root],
