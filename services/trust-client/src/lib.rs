@@ -25,8 +25,8 @@
 
 mod data;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -111,22 +111,32 @@ impl TrustMirror {
             settings,
             versions,
         });
+        // The follower holds the mirror weakly: once the last handle is dropped, it stops at
+        // the next message (a heartbeat at the latest) or reconnection.
         let follower = Arc::downgrade(&mirror);
+        let domains = mirror.settings.domains.clone();
+        let delay = mirror.settings.reconnect_delay;
         let authorization: Arc<Authorization> = Arc::new(authorization);
         tokio::spawn(async move {
             let mut data = MirrorData::default();
             loop {
-                let Some(mirror) = follower.upgrade() else {
-                    return;
-                };
-                let delay = mirror.settings.reconnect_delay;
-                if let Err(error) = mirror
-                    .follow(channel.clone(), &authorization, &mut data)
-                    .await
+                match follow(
+                    &follower,
+                    &domains,
+                    channel.clone(),
+                    &authorization,
+                    &mut data,
+                )
+                .await
                 {
-                    tracing::warn!(%error, version = data.version(), "trust feed broken; reconnecting");
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, version = data.version(), "trust feed broken; reconnecting");
+                    }
                 }
-                drop(mirror);
+                if follower.strong_count() == 0 {
+                    return;
+                }
                 tokio::time::sleep(delay).await;
             }
         });
@@ -175,65 +185,76 @@ impl TrustMirror {
         Duration::from_millis(u64::try_from(elapsed).unwrap_or(0))
     }
 
-    /// One feed connection: resumes after the applied version, applies what comes.
-    async fn follow(
-        &self,
-        channel: Channel,
-        authorization: &Arc<Authorization>,
-        data: &mut MirrorData,
-    ) -> Result<(), String> {
-        let mut request = tonic::Request::new(proto::WatchTrustChangesRequest {
-            partner_domains: self.settings.domains.clone(),
-            from_version: data.version(),
-        });
-        let header = authorization()?;
-        request.metadata_mut().insert(
-            "authorization",
-            header
-                .parse()
-                .map_err(|_| "authorization is not a header value".to_owned())?,
-        );
-        let mut stream = CertificateStoreClient::new(channel)
-            .watch_trust_changes(request)
-            .await
-            .map_err(|status| format!("{}: {}", status.code(), status.message()))?
-            .into_inner();
-        let broken = |status: tonic::Status| format!("{}: {}", status.code(), status.message());
-        loop {
-            let message = stream
-                .message()
-                .await
-                .map_err(broken)?
-                .ok_or_else(|| "the store ended the feed".to_owned())?;
-            self.last_heard
-                .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
-            let mut changed = data.apply(message)?;
-            // Apply whatever else has already arrived before building a snapshot, so that a
-            // burst of changes costs one build, not one per change.
-            while let Some(next) = stream.message().now_or_never() {
-                let message = next
-                    .map_err(broken)?
-                    .ok_or_else(|| "the store ended the feed".to_owned())?;
-                changed |= data.apply(message)?;
-            }
-            if changed && !data.receiving_snapshot() {
-                self.publish(data)?;
-            }
-        }
-    }
-
-    /// Builds the snapshot of `data` and makes it the one verifications use.
-    fn publish(&self, data: &MirrorData) -> Result<(), String> {
+    /// Builds the snapshot of `data` (on the blocking pool: it parses every CA certificate)
+    /// and makes it the one verifications use.
+    async fn publish(&self, data: &MirrorData) -> Result<(), String> {
         let (trust_data, policies) = data.trust_data();
         let settings = TrustSettings {
             domains: policies.keys().cloned().collect(),
             policies,
             cache_bytes: self.settings.cache_bytes,
         };
-        let snapshot = TrustSnapshot::build(&trust_data, &settings)
-            .map_err(|error| format!("trust data from the store did not build: {error}"))?;
+        let version = trust_data.version;
+        let snapshot =
+            tokio::task::spawn_blocking(move || TrustSnapshot::build(&trust_data, &settings))
+                .await
+                .map_err(|error| format!("building the trust snapshot failed: {error}"))?
+                .map_err(|error| format!("trust data from the store did not build: {error}"))?;
         self.snapshot.store(Some(Arc::new(snapshot)));
-        self.versions.send_replace(trust_data.version);
+        self.versions.send_replace(version);
         Ok(())
+    }
+}
+
+/// One feed connection: resumes after the applied version and applies what comes, until
+/// the feed breaks (`Err`) or the mirror is dropped (`Ok`).
+async fn follow(
+    mirror: &Weak<TrustMirror>,
+    domains: &[String],
+    channel: Channel,
+    authorization: &Arc<Authorization>,
+    data: &mut MirrorData,
+) -> Result<(), String> {
+    let mut request = tonic::Request::new(proto::WatchTrustChangesRequest {
+        partner_domains: domains.to_vec(),
+        from_version: data.version(),
+    });
+    let header = authorization()?;
+    request.metadata_mut().insert(
+        "authorization",
+        header
+            .parse()
+            .map_err(|_| "authorization is not a header value".to_owned())?,
+    );
+    let broken = |status: tonic::Status| format!("{}: {}", status.code(), status.message());
+    let mut stream = CertificateStoreClient::new(channel)
+        .watch_trust_changes(request)
+        .await
+        .map_err(broken)?
+        .into_inner();
+    loop {
+        let message = stream
+            .message()
+            .await
+            .map_err(broken)?
+            .ok_or_else(|| "the store ended the feed".to_owned())?;
+        let Some(mirror) = mirror.upgrade() else {
+            return Ok(());
+        };
+        mirror
+            .last_heard
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        let mut changed = data.apply(message)?;
+        // Apply whatever else has already arrived before building a snapshot, so that a
+        // burst of changes costs one build, not one per change.
+        while let Some(next) = stream.message().now_or_never() {
+            let message = next
+                .map_err(broken)?
+                .ok_or_else(|| "the store ended the feed".to_owned())?;
+            changed |= data.apply(message)?;
+        }
+        if changed && !data.receiving_snapshot() {
+            mirror.publish(data).await?;
+        }
     }
 }
