@@ -480,7 +480,13 @@ async fn ca_id(store: &Store, issued: &Issued) -> String {
 
 #[tokio::test]
 async fn the_crl_is_signed_by_the_platform_key_and_openssl_refuses_revoked_copies() {
-    let store = Store::start("sqlite", TrustPolicy::Registered).await;
+    for backend in backends() {
+        crl_checked_by_openssl(backend).await;
+    }
+}
+
+async fn crl_checked_by_openssl(backend: &'static str) {
+    let store = Store::start(backend, TrustPolicy::Registered).await;
     let pki = make_pki("ACME");
     store.upload_ca(&pki.root, "FTM").await;
     store.upload_ca(&pki.intermediate, "FTM").await;
@@ -511,7 +517,7 @@ async fn the_crl_is_signed_by_the_platform_key_and_openssl_refuses_revoked_copie
         .await
         .expect("CRL")
         .into_inner();
-    assert_eq!(crl.revoked_count, 1);
+    assert_eq!(crl.revoked_count, 1, "{backend}");
     assert!(crl.next_update.expect("next").seconds > crl.this_update.expect("this").seconds);
 
     let keys = store
@@ -559,7 +565,7 @@ async fn the_crl_is_signed_by_the_platform_key_and_openssl_refuses_revoked_copie
         "-verify",
         "-text",
     ]);
-    assert!(ok && text.contains("verify OK"), "{text}");
+    assert!(ok && text.contains("verify OK"), "{backend}: {text}");
     assert!(text.contains("Key Compromise"), "{text}");
     let (_, _) = openssl(&[
         "crl",
