@@ -8,6 +8,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use certificate_store::domain::TrustPolicy;
+use certificate_store::storage::{SqlCertificateRepository, TrustFeedRepository};
 use certificate_store::trust::{
     REASON_ISSUER_REVOKED, REASON_NOT_REGISTERED, REASON_NOT_TRUSTED, REASON_REVOKED,
 };
@@ -294,6 +295,39 @@ async fn the_feed_sends_a_snapshot_then_every_change_and_resumes() {
         );
         assert!(matches!(again.change, Some(Change::StoredCertificate(_))));
         assert_eq!(next_change(&mut resumed).await.version, versions[3]);
+
+        // Once the events after a version are pruned, resuming from it starts with a snapshot.
+        let connection = store
+            .services
+            .store_database
+            .as_ref()
+            .expect("real store")
+            .connection
+            .clone();
+        let repository = SqlCertificateRepository::new(connection);
+        let pruned = repository
+            .prune_trust_events(chrono::Utc::now() + chrono::Duration::seconds(5))
+            .await
+            .expect("pruned");
+        assert!(pruned >= 3, "{backend}: {pruned} pruned");
+        let mut too_old = store.watch(versions[1]).await;
+        let fresh = next_change(&mut too_old).await;
+        assert!(
+            matches!(fresh.change, Some(Change::Snapshot(_))),
+            "{backend}: {fresh:?}"
+        );
+        assert_eq!(fresh.version, versions[3], "{backend}");
+        // Caught up, with nothing kept: it resumes without a snapshot.
+        let mut caught_up = store.watch(versions[3]).await;
+        let quiet = tokio::time::timeout(Duration::from_secs(5), caught_up.message())
+            .await
+            .expect("a heartbeat")
+            .expect("alive")
+            .expect("open");
+        assert!(
+            matches!(quiet.change, Some(Change::Heartbeat(_))),
+            "{backend}: {quiet:?}"
+        );
 
         // A consumer ahead of the store (a restored database) starts again from a snapshot.
         let mut ahead = store.watch(versions[3] + 100).await;
