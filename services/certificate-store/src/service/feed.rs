@@ -168,6 +168,13 @@ impl TrustFeed {
                     return Ok(());
                 }
             }
+            // A busy store whose changes all concern other domains still tells this
+            // consumer it is alive (and how far it has read).
+            if stream.last_sent.elapsed() >= heartbeat
+                && !stream.send(FeedMessage::Heartbeat { version }).await
+            {
+                return Ok(());
+            }
         }
     }
 
