@@ -345,7 +345,7 @@ async fn the_feed_sends_a_snapshot_then_every_change_and_resumes() {
             .watch_trust_changes(with_token(WatchTrustChangesRequest::default(), &partner))
             .await
             .map(|_| ());
-        assert_eq!(refused.expect_err("refused").code(), Code::PermissionDenied);
+        assert_error(refused, Code::PermissionDenied, "KER-ATH-403");
         let unknown = store
             .client()
             .watch_trust_changes(with_token(
@@ -444,10 +444,7 @@ async fn revocation_is_for_good_and_a_revoked_ca_untrusts_its_subtree() {
             .client()
             .revoke_certificate(with_token(by_partner, &partner_token))
             .await;
-        assert_eq!(
-            refused.expect_err("admins only").code(),
-            Code::PermissionDenied
-        );
+        assert_error(refused, Code::PermissionDenied, "KER-ATH-403");
 
         // A revoked intermediate CA untrusts what it issued, approved or not.
         let second = chip(&pki.intermediate, "chip-2");
@@ -478,6 +475,11 @@ async fn revocation_is_for_good_and_a_revoked_ca_untrusts_its_subtree() {
             .await;
         let status = under_revoked.expect_err("refused");
         assert_eq!(status.code(), Code::FailedPrecondition, "{backend}");
+        assert_eq!(
+            pmp_common::error::reason_of(&status).as_deref(),
+            Some("PMS_CERT_REVOKED"),
+            "{backend}"
+        );
         assert!(
             status.message().contains("on its chain is revoked"),
             "{}",

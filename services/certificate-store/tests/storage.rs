@@ -2309,16 +2309,12 @@ async fn the_outbox_holds_one_event_per_version_written_with_its_change() {
         assert!(
             matches!(&events[5].1, TrustEvent::Revoked(revocation) if revocation.certificate_id == chip.certificate_id && revocation.reason.code() == 1)
         );
+        let mut expected = revocation_of(&chip, 1);
+        expected.revoked_at = repository_revoked_at(&events[5].1);
         assert_eq!(
-            repository
-                .revocation("FTM", &chip.identity)
-                .await
-                .expect("read"),
-            Some(revocation_of(&chip, 1)).map(|mut expected| {
-                expected.revoked_at = repository_revoked_at(&events[5].1);
-                expected
-            }),
-            "{backend}"
+            repository.revoked_copies("FTM").await.expect("read"),
+            [(expected, chip.platform_signed_pem.clone())],
+            "{backend}: the first revocation is the one kept, with the copy a CRL lists"
         );
         let data = repository.trust_data().await.expect("data");
         assert_eq!(data.version, start + 6);

@@ -4,7 +4,7 @@ use pmp_common::pagination;
 use pmp_common::time::timestamp;
 use pmp_proto::certstore::v1 as proto;
 
-use super::required;
+use super::{invalid, required};
 use crate::domain::{
     CertificateKind, ExpiringCertificate, ExpiryNotice, RecordedTrustEvent, Revocation,
     RevocationReason, StoredTrustEntry, TrustEvent,
@@ -18,13 +18,6 @@ use crate::service::{
 const MAX_COMMENT_CHARS: usize = 1024;
 /// The furthest `ListExpiringCertificates` looks ahead.
 const MAX_WITHIN_DAYS: i64 = 3650;
-
-fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
-    StoreError::InvalidField {
-        field,
-        message: message.into(),
-    }
-}
 
 impl TryFrom<proto::RevokeCertificateRequest> for Revoke {
     type Error = StoreError;

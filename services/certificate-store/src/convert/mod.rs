@@ -21,6 +21,14 @@ use crate::trust::Verdict;
 mod feed;
 pub(crate) use feed::feed_message;
 
+/// `PMS_COR_001` naming `field`, with `message`.
+fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
+    StoreError::InvalidField {
+        field,
+        message: message.into(),
+    }
+}
+
 /// `PMS_COR_001` for a blank required field ("whichever other row might also fit").
 fn required(field: &'static str, value: &str) -> Result<(), StoreError> {
     if value.trim().is_empty() {
@@ -58,10 +66,6 @@ fn ca_type_filter(value: i32) -> Result<Option<CaType>, StoreError> {
 /// certificate belongs to its owner (a different `partner_id` is refused), a chip
 /// certificate to the partner named in `partner_id` (required).
 fn owner(request: &proto::UploadPartnerCertificateRequest) -> Result<Owner, StoreError> {
-    let invalid = |field: &'static str, message: &str| StoreError::InvalidField {
-        field,
-        message: message.to_owned(),
-    };
     let owner_id = request.owner_id.trim();
     let partner_id = request.partner_id.trim();
     match proto::OwnerType::try_from(request.owner_type) {

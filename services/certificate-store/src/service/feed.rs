@@ -297,11 +297,14 @@ impl CertificateStoreService {
         let domains = if request.partner_domains.is_empty() {
             self.domains.clone()
         } else {
-            request
+            let mut domains = request
                 .partner_domains
                 .iter()
                 .map(|domain| self.domain(domain))
-                .collect::<Result<Vec<_>, _>>()?
+                .collect::<Result<Vec<_>, _>>()?;
+            domains.sort_unstable();
+            domains.dedup();
+            domains
         };
         Ok(self.feed.watch(domains, request.from_version))
     }

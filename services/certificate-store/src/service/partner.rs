@@ -28,15 +28,6 @@ impl CertificateStoreService {
         let certificate = blocking(move || Ok(x509::parse_partner_certificate(&data)?)).await?;
         let domain = self.domain(&request.partner_domain)?;
         let facts = CertificateFacts::of(&certificate)?;
-        // Revocation is for good: nobody may bring a revoked certificate back.
-        if self
-            .repository
-            .revocation(&domain, &facts.identity)
-            .await?
-            .is_some()
-        {
-            return Err(StoreError::Revoked);
-        }
         // Every rule runs on every upload, a repeated one included: a certificate that has
         // expired, or whose CA left the store, since it was first accepted is refused now.
         let chain = self
@@ -62,9 +53,10 @@ impl CertificateStoreService {
         self.store_partner(caller, record).await
     }
 
-    /// The partner upload rules that need the trust store (after refreshing it): the chain to
-    /// a CA of the domain (KER-PCM-006) and the organisation (KER-PCM-008), after every
-    /// certificate-only rule. Returns the chain, leaf first.
+    /// The partner upload rules that need the trust store (after refreshing it): first not
+    /// revoked (PMS_CERT_REVOKED); then, after every certificate-only rule, the chain to a CA
+    /// of the domain (KER-PCM-006) and the organisation (KER-PCM-008); then no revoked CA on
+    /// the chain (PMS_CERT_REVOKED). Returns the chain, leaf first.
     async fn validate_partner(
         &self,
         certificate: &X509,
@@ -79,6 +71,11 @@ impl CertificateStoreService {
         let certificate = certificate.clone();
         blocking(move || {
             let trust = snapshot.domain(&domain).ok_or(StoreError::InvalidDomain)?;
+            // Revocation is for good: nobody may bring a revoked certificate back, nor add
+            // one under a revoked CA (it could never be trusted).
+            if trust.is_revoked(&x509::identity_of(&certificate)?) {
+                return Err(StoreError::Revoked);
+            }
             let chain = x509::validate_partner_upload(
                 &certificate,
                 &organization,
@@ -86,8 +83,6 @@ impl CertificateStoreService {
                 Utc::now(),
                 &policy,
             )?;
-            // A certificate under a revoked CA could never be trusted: refuse it now rather
-            // than store it for an approval that cannot take effect.
             for issuer in chain.iter().skip(1) {
                 if trust.is_revoked(&x509::identity_of(issuer)?) {
                     return Err(StoreError::RevokedIssuer);

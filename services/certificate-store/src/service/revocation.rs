@@ -121,20 +121,7 @@ impl CertificateStoreService {
     ) -> Result<Crl, StoreError> {
         authorize(caller, &request)?;
         let domain = self.domain(&request.partner_domain)?;
-        let revocations = self.repository.revocations(&domain).await?;
-        let mut copies = Vec::new();
-        for revocation in revocations
-            .into_iter()
-            .filter(|revocation| revocation.kind != CertificateKind::Ca)
-        {
-            if let Some(stored) = self
-                .repository
-                .find_partner_certificate(&revocation.certificate_id)
-                .await?
-            {
-                copies.push((stored.platform_signed_pem, revocation));
-            }
-        }
+        let copies = self.repository.revoked_copies(&domain).await?;
         let signer = self.platform.signer();
         let validity_hours = i64::try_from(self.crl_validity_hours).unwrap_or(24 * 365);
         let number = u64::try_from(self.repository.trust_version().await?).unwrap_or(0);
@@ -144,7 +131,7 @@ impl CertificateStoreService {
                 .public_key()
                 .map_err(crate::x509::CertError::from)?;
             let mut listed = Vec::new();
-            for (pem, revocation) in &copies {
+            for (revocation, pem) in &copies {
                 let copy = X509::from_pem(pem.as_bytes()).map_err(crate::x509::CertError::from)?;
                 // Only the active key's copies: a CRL speaks for one issuer.
                 if copy.verify(&signing_key).unwrap_or(false) {

@@ -19,6 +19,9 @@ use crate::domain::{
 };
 use crate::error::StoreError;
 
+/// Certificate ids per `IN (...)` list, well below every backend's bound on parameters.
+const COPIES_PER_QUERY: usize = 500;
+
 fn revocation_to_domain(model: revocations::Model) -> Result<Revocation, StoreError> {
     let kind = CertificateKind::parse(&model.certificate_kind).ok_or_else(|| {
         StoreError::Internal(format!(
@@ -95,27 +98,41 @@ impl TrustFeedRepository for SqlCertificateRepository {
         Ok(version)
     }
 
-    async fn revocation(
+    async fn revoked_copies(
         &self,
         partner_domain: &str,
-        identity: &str,
-    ) -> Result<Option<Revocation>, StoreError> {
-        revocations::Entity::find_by_id((partner_domain.to_owned(), identity.to_owned()))
-            .one(self.connection())
-            .await?
-            .map(revocation_to_domain)
-            .transpose()
-    }
-
-    async fn revocations(&self, partner_domain: &str) -> Result<Vec<Revocation>, StoreError> {
-        revocations::Entity::find()
+    ) -> Result<Vec<(Revocation, String)>, StoreError> {
+        let revoked: Vec<Revocation> = revocations::Entity::find()
             .filter(revocations::Column::PartnerDomain.eq(partner_domain.to_owned()))
+            .filter(revocations::Column::CertificateKind.ne(CertificateKind::Ca.as_str()))
             .order_by_asc(revocations::Column::RevokedAt)
             .all(self.connection())
             .await?
             .into_iter()
             .map(revocation_to_domain)
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // The copies in a few statements rather than one per revocation.
+        let mut copies = std::collections::HashMap::new();
+        for ids in revoked.chunks(COPIES_PER_QUERY) {
+            let ids: Vec<String> = ids.iter().map(|r| r.certificate_id.clone()).collect();
+            copies.extend(
+                partner_certificates::Entity::find()
+                    .select_only()
+                    .column(partner_certificates::Column::CertificateId)
+                    .column(partner_certificates::Column::PlatformSignedPem)
+                    .filter(partner_certificates::Column::CertificateId.is_in(ids))
+                    .into_tuple::<(String, String)>()
+                    .all(self.connection())
+                    .await?,
+            );
+        }
+        Ok(revoked
+            .into_iter()
+            .filter_map(|revocation| {
+                let copy = copies.remove(&revocation.certificate_id)?;
+                Some((revocation, copy))
+            })
+            .collect())
     }
 
     async fn trust_events_after(

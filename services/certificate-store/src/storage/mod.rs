@@ -41,15 +41,12 @@ pub trait TrustFeedRepository: Send + Sync {
     /// certificate was revoked before. Returns the trust-store version it moved to.
     async fn revoke(&self, revocation: &Revocation, audit: AuditEvent) -> Result<i64, StoreError>;
 
-    /// The revocation of the certificate with this identity in the domain, if any.
-    async fn revocation(
+    /// Every revoked partner/FTM certificate of a domain with its platform-signed copy (PEM),
+    /// oldest revocation first (what a CRL lists).
+    async fn revoked_copies(
         &self,
         partner_domain: &str,
-        identity: &str,
-    ) -> Result<Option<Revocation>, StoreError>;
-
-    /// Every revocation of a domain, oldest first.
-    async fn revocations(&self, partner_domain: &str) -> Result<Vec<Revocation>, StoreError>;
+    ) -> Result<Vec<(Revocation, String)>, StoreError>;
 
     /// Up to `limit` feed events after `version`, in version order.
     async fn trust_events_after(

@@ -6,7 +6,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend,
     EntityTrait, IsolationLevel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    TransactionTrait, TryIntoModel,
 };
 
 use super::entities::{
@@ -472,14 +472,7 @@ impl CertificateRepository for SqlCertificateRepository {
         let result: Result<(), sea_orm::DbErr> = async {
             let transaction = self.connection.begin().await?;
             let mut row = partner_to_active(certificate);
-            let event = TrustEvent::StoredCertificate(StoredTrustEntry {
-                partner_domain: certificate.partner_domain.clone(),
-                identity: certificate.identity.clone(),
-                partner_id: certificate.owner.partner_id.clone(),
-                trusted: certificate.trusted,
-                issuer_pem: (certificate.trusted && certificate.is_ca)
-                    .then(|| certificate.ca_signed_pem.clone()),
-            });
+            let event = stored_event(&row.clone().try_into_model()?);
             row.trust_version =
                 Set(record_trust_event(&transaction, certificate.is_ca, &event).await?);
             row.insert(&transaction).await?;

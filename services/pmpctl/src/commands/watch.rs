@@ -395,11 +395,7 @@ async fn follow(
     args: WatchArgs,
     open: impl AsyncFn(i64, Option<String>) -> Result<Lines, tonic::Status>,
 ) -> Result<Outcome, CliError> {
-    let failed = |status: tonic::Status| CliError::Rpc {
-        service: connection.service,
-        address: connection.address.clone(),
-        status: Box::new(status),
-    };
+    let failed = |status: tonic::Status| rpc::failure(connection, status);
     let mut position = args.from_version;
     let mut printed: u64 = 0;
     let mut stdout = std::io::stdout();
